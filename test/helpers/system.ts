@@ -1,0 +1,36 @@
+// System tests need root, the real kernel and Debian packages. In CI they are required
+// (POLYARCH_REQUIRE_SYSTEM=1, set by .ci/run): a missing prerequisite fails the test
+// instead of skipping it. Elsewhere a missing prerequisite skips with the reason.
+import { execFileSync } from 'node:child_process';
+import type { TestContext } from 'node:test';
+
+export const systemRequired = process.env.POLYARCH_REQUIRE_SYSTEM === '1';
+
+/** Why the system cannot run `what`, or undefined when it can. */
+export type Probe = () => string | undefined;
+
+export const isRoot: Probe = () => (process.getuid?.() === 0 ? undefined : 'needs root');
+
+export function hasCommand(name: string): Probe {
+  return () => {
+    try {
+      execFileSync('sh', ['-c', `command -v "$0"`, name], { stdio: 'ignore' });
+      return undefined;
+    } catch {
+      return `needs the ${name} command`;
+    }
+  };
+}
+
+/**
+ * Returns true when every probe passes. Otherwise fails the test in CI, or skips it
+ * elsewhere, and returns false so the caller can return early.
+ */
+export function requireSystem(t: TestContext, ...probes: Probe[]): boolean {
+  const missing = probes.map((p) => p()).filter((m): m is string => m !== undefined);
+  if (missing.length === 0) return true;
+  const why = missing.join('; ');
+  if (systemRequired) throw new Error(`system test prerequisites missing in CI: ${why}`);
+  t.skip(why);
+  return false;
+}
