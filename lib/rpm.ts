@@ -324,7 +324,7 @@ export async function decompressPayload(rpm: Rpm, label: string): Promise<Buffer
   } catch (e) {
     if (e instanceof RpmError) throw e;
     const msg = e instanceof Error ? e.message : String(e);
-    throw new RpmError(label, `${rpm.compressor} payload: ${/maxOutputLength|buffer length/i.test(msg) ? `decompresses past ${max} bytes` : msg}`);
+    throw new RpmError(label, `${rpm.compressor} payload: ${/maxOutputLength|buffer length|larger than/i.test(msg) ? `decompresses past ${max} bytes` : msg}`);
   }
   if (rpm.payloadSize !== undefined && out.length !== rpm.payloadSize) {
     throw new RpmError(label, `payload is ${out.length} bytes, package declares ${rpm.payloadSize}`);

@@ -1,0 +1,166 @@
+// Turns qemu-user-static RPMs into emulator binaries and their binfmt.d confs.
+// Only two kinds of path are taken; everything else in the payload is ignored, and output
+// names are built from validated CPU names, never from archive paths.
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { readCpio } from './cpio.ts';
+import { decompressPayload, readRpm, RpmError, type Rpm } from './rpm.ts';
+
+const EMULATOR_PATH = /^usr\/bin\/qemu-([a-z0-9_]+)-static$/;
+const CONF_PATH = /^usr\/lib\/binfmt\.d\/qemu-([a-z0-9_]+?)(?:-static)?\.conf$/;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+/** Largest emulator we accept; real ones are 5-30 MB. */
+export const MAX_EMULATOR_BYTES = 256 << 20;
+const MAX_CONF_BYTES = 4096;
+
+export const emulatorFile = (cpu: string) => `qemu-${cpu}-static`;
+export const confFile = (cpu: string) => `binfmt.d/qemu-${cpu}-static.conf`;
+
+const kind = (mode: number) =>
+  ({ 0o120000: 'a symlink', 0o040000: 'a directory', 0o020000: 'a character device', 0o060000: 'a block device', 0o010000: 'a fifo', 0o140000: 'a socket' })[mode & S_IFMT] ?? `mode ${mode.toString(8)}`;
+
+/** Archive or header path without a leading "./" or "/"; refuses traversal outright. */
+function normalize(name: string, label: string): string {
+  if (name.startsWith('/') && !name.startsWith('/usr/')) throw new RpmError(label, `absolute path outside /usr in payload: ${JSON.stringify(name)}`);
+  const rel = name.replace(/^\.?\//, '');
+  if (rel.split('/').some((s) => s === '..')) throw new RpmError(label, `path escapes the package root: ${JSON.stringify(name)}`);
+  return rel;
+}
+
+/** The CPUs whose emulators a package holds, from its header alone (no payload work). */
+export function emulatorsInHeader(rpm: Rpm, label: string): string[] {
+  const cpus: string[] = [];
+  for (const f of rpm.files) {
+    const m = EMULATOR_PATH.exec(normalize(f.path, label));
+    if (m?.[1]) cpus.push(m[1]);
+  }
+  return cpus.sort();
+}
+
+export interface Emulator {
+  cpu: string;
+  data: Buffer;
+  sha256: string;
+  /** The binfmt.d conf the package ships for this CPU, if any, byte for byte. */
+  conf?: Buffer;
+}
+
+export interface ExtractedRpm {
+  rpm: Rpm;
+  emulators: Emulator[];
+}
+
+/**
+ * Reads one RPM and returns its emulators, each checked against the header: regular file,
+ * ELF, sane size, content digest equal to the header's. `expect`, when given (from the
+ * lockfile), is the exact set of CPUs the package must hold.
+ */
+export async function extractRpm(buf: Buffer, label: string, expect?: readonly string[]): Promise<ExtractedRpm> {
+  const rpm = readRpm(buf, label);
+  const listed = new Map(rpm.files.map((f) => [normalize(f.path, label), f]));
+  const found = new Map<string, Emulator>();
+  const confs = new Map<string, Buffer>();
+  const cpio = await decompressPayload(rpm, label);
+
+  for (const entry of readCpio(cpio, label)) {
+    const rel = normalize(entry.name, label);
+    const emu = EMULATOR_PATH.exec(rel);
+    const conf = CONF_PATH.exec(rel);
+    if (!emu && !conf) continue;
+    if ((entry.mode & S_IFMT) !== S_IFREG) throw new RpmError(label, `${rel} is ${kind(entry.mode)}, not a regular file`);
+    const header = listed.get(rel);
+    if (!header) throw new RpmError(label, `${rel} is in the payload but not in the header`);
+    if ((header.mode & S_IFMT) !== S_IFREG) throw new RpmError(label, `${rel} is ${kind(header.mode)} in the header, not a regular file`);
+    if (header.digest) {
+      const got = createHash(rpm.fileDigestAlgo).update(entry.data).digest('hex');
+      if (got !== header.digest) throw new RpmError(label, `${rel}: ${rpm.fileDigestAlgo} mismatch: header says ${header.digest}, payload has ${got}`);
+    }
+    if (emu?.[1]) {
+      const cpu = emu[1];
+      if (entry.data.length === 0) throw new RpmError(label, `${rel} is empty`);
+      if (entry.data.length > MAX_EMULATOR_BYTES) throw new RpmError(label, `${rel} is ${entry.data.length} bytes, over the ${MAX_EMULATOR_BYTES}-byte bound`);
+      if (entry.data.readUInt32BE(0) !== 0x7f454c46) throw new RpmError(label, `${rel} is not an ELF executable`);
+      if (found.has(cpu)) throw new RpmError(label, `${rel} appears twice`);
+      found.set(cpu, { cpu, data: entry.data, sha256: createHash('sha256').update(entry.data).digest('hex') });
+    } else if (conf?.[1]) {
+      if (entry.data.length > MAX_CONF_BYTES) throw new RpmError(label, `${rel} is over ${MAX_CONF_BYTES} bytes`);
+      confs.set(conf[1], entry.data);
+    }
+  }
+
+  const inHeader = emulatorsInHeader(rpm, label);
+  const missing = inHeader.filter((cpu) => !found.has(cpu));
+  if (missing.length > 0) throw new RpmError(label, `payload lacks ${missing.map(emulatorFile).join(', ')} listed in the header`);
+  if (expect) {
+    const lacking = expect.filter((cpu) => !found.has(cpu));
+    if (lacking.length > 0) throw new RpmError(label, `lacks ${lacking.map(emulatorFile).join(', ')} that the lockfile pins`);
+    const extra = [...found.keys()].filter((cpu) => !expect.includes(cpu));
+    if (extra.length > 0) throw new RpmError(label, `holds ${extra.map(emulatorFile).join(', ')} that the lockfile does not pin`);
+  }
+  for (const [cpu, data] of confs) {
+    const e = found.get(cpu);
+    if (e) e.conf = data;
+  }
+  return { rpm, emulators: [...found.values()].sort((a, b) => a.cpu.localeCompare(b.cpu)) };
+}
+
+/** One line of the JSON manifest `polyarch extract` prints. */
+export interface ManifestEntry {
+  cpu: string;
+  /** Path relative to the output folder. */
+  file: string;
+  size: number;
+  sha256: string;
+  /** binfmt.d conf shipped by the RPM, relative to the output folder. */
+  conf?: string;
+  /** The RPM it came from (name-version-release.arch). */
+  rpm: string;
+}
+
+export interface ExtractInput {
+  buf: Buffer;
+  label: string;
+  expect?: readonly string[];
+}
+
+/**
+ * Extracts every input into `outDir`. All files are written into a staging folder inside
+ * `outDir` first and renamed into place only when every input was good, so a bad RPM
+ * leaves the folder as it was.
+ */
+export async function extractToDir(inputs: readonly ExtractInput[], outDir: string): Promise<ManifestEntry[]> {
+  const results = await Promise.all(inputs.map((i) => extractRpm(i.buf, i.label, i.expect)));
+  const manifest: ManifestEntry[] = [];
+  const seen = new Map<string, string>();
+  for (const { rpm, emulators } of results) {
+    const nevra = `${rpm.name}-${rpm.version}-${rpm.release}.${rpm.arch}`;
+    for (const e of emulators) {
+      const other = seen.get(e.cpu);
+      if (other) throw new Error(`${emulatorFile(e.cpu)} is in both ${other} and ${nevra}; extract one host's RPMs at a time`);
+      seen.set(e.cpu, nevra);
+      manifest.push({ cpu: e.cpu, file: emulatorFile(e.cpu), size: e.data.length, sha256: e.sha256, ...(e.conf !== undefined && { conf: confFile(e.cpu) }), rpm: nevra });
+    }
+  }
+
+  await fs.mkdir(outDir, { recursive: true });
+  const stage = path.join(outDir, `.polyarch-extract-${randomBytes(6).toString('hex')}`);
+  await fs.mkdir(path.join(stage, 'binfmt.d'), { recursive: true });
+  try {
+    for (const { emulators } of results) {
+      for (const e of emulators) {
+        await fs.writeFile(path.join(stage, emulatorFile(e.cpu)), e.data, { mode: 0o755 });
+        if (e.conf !== undefined) await fs.writeFile(path.join(stage, confFile(e.cpu)), e.conf, { mode: 0o644 });
+      }
+    }
+    if (manifest.some((m) => m.conf)) await fs.mkdir(path.join(outDir, 'binfmt.d'), { recursive: true });
+    for (const m of manifest) {
+      await fs.rename(path.join(stage, m.file), path.join(outDir, m.file));
+      if (m.conf) await fs.rename(path.join(stage, m.conf), path.join(outDir, m.conf));
+    }
+  } finally {
+    await fs.rm(stage, { recursive: true, force: true });
+  }
+  return manifest.sort((a, b) => a.cpu.localeCompare(b.cpu));
+}
