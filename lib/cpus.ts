@@ -1,0 +1,260 @@
+// The one table of CPUs that QEMU user mode emulates, and what binfmt_misc needs to know
+// about each: which ELF headers it claims, and which host "family" already runs them
+// natively (so the register step skips them there). Everything else (register lines,
+// the /register script, image tags) is derived from this table.
+//
+// Representation: `magic` and `mask` are lowercase hex strings, two digits per byte, no
+// separators, the same length, matching the file from byte `offset` on. This is the form
+// /proc/sys/fs/binfmt_misc/<entry> prints; lib/binfmt.ts turns it into `\xHH` escapes.
+//
+// The values are the ones QEMU's own binfmt generator produced for 7.2 as Debian bookworm
+// ships them (test/system/register.test.ts checks every CPU Debian ships against Debian's
+// files). QEMU adjusts masks between versions; when an RPM brings its own binfmt.d conf,
+// that conf wins (reconcileConf in lib/binfmt.ts) and the difference is reported.
+//
+// Most magics are the first 20 bytes of an ELF header: "\x7fELF", class (01 = 32-bit,
+// 02 = 64-bit), data (01 = little, 02 = big endian), version 01, OS ABI, ABI version,
+// padding, then e_type (ET_EXEC; the mask's fe lets ET_DYN through too) and e_machine.
+// MIPS reaches into e_flags to tell o32 from n32 (EF_MIPS_ABI2, 0x20).
+
+export interface Cpu {
+  /** QEMU's target name; the binfmt entry is `qemu-<name>`. */
+  readonly name: string;
+  /** The emulator binary is `qemu-<emulator>`; differs from `name` only for i486 (run by qemu-i386). */
+  readonly emulator: string;
+  /** Lowercase hex, two digits per byte (see the note at the top of this file). */
+  readonly magic: string;
+  /** Lowercase hex, same length as `magic`. */
+  readonly mask: string;
+  /** Byte offset of `magic` in the file. */
+  readonly offset: number;
+  /** CPUs of one family run natively on a host of that family, so they are not registered there. */
+  readonly family: string;
+  /** Docker/OCI platform, where one exists. */
+  readonly platform?: string;
+  /** Other names for this CPU (uname -m, Debian and Docker spellings); unique across the table. */
+  readonly aliases: readonly string[];
+  /** The QEMU version that dropped this CPU; such CPUs are only registered when named. */
+  readonly removedIn?: string;
+}
+
+// Masks shared by many rows, named after the header layout they accept.
+/** Little-endian ELF, OS ABI ignored. */
+const LE = 'ffffffffffffff00fffffffffffffffffeffffff';
+/** Big-endian ELF, OS ABI ignored. */
+const BE = 'ffffffffffffff00fffffffffffffffffffeffff';
+/** Little-endian ELF, OS ABI 0-3 (SysV, HP-UX, NetBSD, GNU/Linux). */
+const LE_ABI = 'fffffffffffffffcfffffffffffffffffeffffff';
+/** Big-endian ELF, OS ABI 0-3. */
+const BE_ABI = 'fffffffffffffffcfffffffffffffffffffeffff';
+/** x86: also tolerant of odd data/version bytes, as QEMU has always been. */
+const X86 = 'fffffffffffefefcfffffffffffffffffeffffff';
+/** MIPS: ABI version 0 or 1. */
+const MIPS_LE = 'ffffffffffffff00fefffffffffffffffeffffff';
+const MIPS_BE = 'ffffffffffffff00fefffffffffffffffffeffff';
+
+/** ELF ident + e_type for a class/endianness; append e_machine in file byte order. */
+function elf(bits: 32 | 64, endian: 'le' | 'be', machine: number): string {
+  const ident = `7f454c46${bits === 32 ? '01' : '02'}${endian === 'le' ? '01' : '02'}01${'00'.repeat(9)}`;
+  const hi = (machine >> 8).toString(16).padStart(2, '0');
+  const lo = (machine & 0xff).toString(16).padStart(2, '0');
+  return endian === 'le' ? `${ident}0200${lo}${hi}` : `${ident}0002${hi}${lo}`;
+}
+
+interface Row {
+  name: string;
+  magic: string;
+  mask: string;
+  family: string;
+  platform?: string;
+  aliases?: readonly string[];
+  emulator?: string;
+  removedIn?: string;
+}
+
+// e_machine values (ELF gABI / binutils): EM_386 3, EM_486 6, EM_X86_64 62, EM_ARM 40,
+// EM_AARCH64 183, EM_ALPHA 0x9026, EM_PARISC 15, EM_68K 4, EM_MIPS 8, EM_PPC 20,
+// EM_PPC64 21, EM_S390 22, EM_SH 42, EM_SPARC 2, EM_SPARC32PLUS 18, EM_SPARCV9 43,
+// EM_RISCV 243, EM_XTENSA 94, EM_MICROBLAZE 0xbaab, EM_OPENRISC 92, EM_QDSP6 164,
+// EM_LOONGARCH 258, EM_CRIS 76.
+const ROWS: readonly Row[] = [
+  { name: 'aarch64', magic: elf(64, 'le', 183), mask: LE, family: 'arm', platform: 'linux/arm64', aliases: ['arm64'] },
+  { name: 'aarch64_be', magic: elf(64, 'be', 183), mask: BE, family: 'armeb', aliases: ['arm64be'] },
+  { name: 'alpha', magic: elf(64, 'le', 0x9026), mask: LE, family: 'alpha' },
+  { name: 'arm', magic: elf(32, 'le', 40), mask: LE, family: 'arm', platform: 'linux/arm/v7', aliases: ['armhf', 'armel', 'armv7', 'armv7l', 'armv6l', 'armv5tel'] },
+  { name: 'armeb', magic: elf(32, 'be', 40), mask: BE, family: 'armeb' },
+  { name: 'cris', magic: elf(32, 'le', 76), mask: LE, family: 'cris', removedIn: '10.0' },
+  { name: 'hexagon', magic: elf(32, 'le', 164), mask: LE, family: 'hexagon' },
+  { name: 'hppa', magic: elf(32, 'be', 15), mask: BE, family: 'hppa', aliases: ['parisc'] },
+  { name: 'i386', magic: elf(32, 'le', 3), mask: X86, family: 'i386', platform: 'linux/386', aliases: ['386', 'x86', 'i586', 'i686'] },
+  { name: 'i486', emulator: 'i386', magic: elf(32, 'le', 6), mask: X86, family: 'i386' },
+  {
+    name: 'loongarch64',
+    magic: elf(64, 'le', 258),
+    // ABI version ignored, OS ABI 0-3.
+    mask: 'fffffffffffffffc00fffffffffffffffeffffff',
+    family: 'loongarch',
+    platform: 'linux/loong64',
+    aliases: ['loong64'],
+  },
+  { name: 'm68k', magic: elf(32, 'be', 4), mask: BE, family: 'm68k' },
+  { name: 'microblaze', magic: elf(32, 'be', 0xbaab), mask: BE, family: 'microblaze' },
+  { name: 'microblazeel', magic: elf(32, 'le', 0xbaab), mask: LE, family: 'microblazeel' },
+  {
+    name: 'mips',
+    // o32: the header plus e_flags, whose EF_MIPS_ABI2 bit must be clear.
+    magic: elf(32, 'be', 8) + '00'.repeat(20),
+    mask: MIPS_BE + '00'.repeat(19) + '20',
+    family: 'mips',
+    platform: 'linux/mips',
+  },
+  {
+    name: 'mipsel',
+    magic: elf(32, 'le', 8) + '00'.repeat(17),
+    mask: MIPS_LE + '00'.repeat(16) + '20',
+    family: 'mips',
+    platform: 'linux/mipsle',
+    aliases: ['mipsle'],
+  },
+  {
+    name: 'mipsn32',
+    // n32: as o32 but with EF_MIPS_ABI2 set.
+    magic: elf(32, 'be', 8) + '00'.repeat(19) + '20',
+    mask: MIPS_BE + '00'.repeat(19) + '20',
+    family: 'mips',
+  },
+  {
+    name: 'mipsn32el',
+    magic: elf(32, 'le', 8) + '00'.repeat(16) + '20',
+    mask: MIPS_LE + '00'.repeat(16) + '20',
+    family: 'mips',
+  },
+  { name: 'mips64', magic: elf(64, 'be', 8), mask: MIPS_BE, family: 'mips', platform: 'linux/mips64' },
+  { name: 'mips64el', magic: elf(64, 'le', 8), mask: MIPS_LE, family: 'mips', platform: 'linux/mips64le', aliases: ['mips64le'] },
+  { name: 'or1k', magic: elf(32, 'be', 92), mask: BE, family: 'or1k', aliases: ['openrisc'] },
+  { name: 'ppc', magic: elf(32, 'be', 20), mask: BE_ABI, family: 'ppc', aliases: ['powerpc'] },
+  { name: 'ppc64', magic: elf(64, 'be', 21), mask: BE_ABI, family: 'ppc', platform: 'linux/ppc64', aliases: ['powerpc64'] },
+  {
+    name: 'ppc64le',
+    magic: elf(64, 'le', 21),
+    // The last byte (high half of e_machine) is ignored, as QEMU does.
+    mask: 'fffffffffffffffcfffffffffffffffffeffff00',
+    family: 'ppcle',
+    platform: 'linux/ppc64le',
+    aliases: ['ppc64el', 'powerpc64le'],
+  },
+  { name: 'riscv32', magic: elf(32, 'le', 243), mask: LE, family: 'riscv32' },
+  { name: 'riscv64', magic: elf(64, 'le', 243), mask: LE, family: 'riscv64', platform: 'linux/riscv64' },
+  { name: 's390x', magic: elf(64, 'be', 22), mask: BE_ABI, family: 's390x', platform: 'linux/s390x' },
+  { name: 'sh4', magic: elf(32, 'le', 42), mask: LE_ABI, family: 'sh4' },
+  { name: 'sh4eb', magic: elf(32, 'be', 42), mask: BE_ABI, family: 'sh4' },
+  { name: 'sparc', magic: elf(32, 'be', 2), mask: BE_ABI, family: 'sparc' },
+  { name: 'sparc32plus', magic: elf(32, 'be', 18), mask: BE_ABI, family: 'sparc' },
+  { name: 'sparc64', magic: elf(64, 'be', 43), mask: BE_ABI, family: 'sparc' },
+  { name: 'x86_64', magic: elf(64, 'le', 62), mask: X86, family: 'i386', platform: 'linux/amd64', aliases: ['amd64', 'x86-64', 'x64'] },
+  { name: 'xtensa', magic: elf(32, 'le', 94), mask: LE, family: 'xtensa' },
+  { name: 'xtensaeb', magic: elf(32, 'be', 94), mask: BE, family: 'xtensaeb' },
+];
+
+export const CPUS: readonly Cpu[] = Object.freeze(
+  ROWS.map((r): Cpu =>
+    Object.freeze({
+      name: r.name,
+      emulator: r.emulator ?? r.name,
+      magic: r.magic,
+      mask: r.mask,
+      offset: 0,
+      family: r.family,
+      ...(r.platform === undefined ? {} : { platform: r.platform }),
+      aliases: Object.freeze([...(r.aliases ?? [])]),
+      ...(r.removedIn === undefined ? {} : { removedIn: r.removedIn }),
+    }),
+  ),
+);
+
+/** The host architectures we publish emulators for (Fedora's koji build arches). */
+export const HOST_ARCHES = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const;
+export type HostArch = (typeof HOST_ARCHES)[number];
+
+export function isHostArch(s: string): s is HostArch {
+  return (HOST_ARCHES as readonly string[]).includes(s);
+}
+
+/**
+ * `uname -m` spellings and the family they run natively, as shell glob patterns. The
+ * register script's `case` is generated from this list and hostFamily() matches the same
+ * patterns, so the two cannot drift. A machine matching none is its own family.
+ */
+export const HOST_FAMILY_PATTERNS: readonly { readonly family: string; readonly patterns: readonly string[] }[] = [
+  { family: 'i386', patterns: ['x86_64', 'amd64', 'i386', 'i486', 'i586', 'i686', 'i86pc'] },
+  { family: 'arm', patterns: ['aarch64', 'arm64', 'arm', 'armel', 'armhf', 'armv[4-9]*l'] },
+  { family: 'armeb', patterns: ['aarch64_be', 'armeb', 'armv[4-9]*b'] },
+  { family: 'ppc', patterns: ['ppc', 'ppc64', 'powerpc', 'powerpc64'] },
+  { family: 'ppcle', patterns: ['ppc64le', 'ppc64el', 'powerpc64le', 'ppcle'] },
+  { family: 'mips', patterns: ['mips*'] },
+  { family: 'sparc', patterns: ['sparc*'] },
+  { family: 'sh4', patterns: ['sh4*'] },
+  { family: 'hppa', patterns: ['parisc*', 'hppa*'] },
+  { family: 'loongarch', patterns: ['loongarch*'] },
+];
+
+/** Translate the small glob subset used above (`*`, `[a-b]`) to an anchored RegExp. */
+function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string;
+    if (c === '*') re += '.*';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i);
+      re += glob.slice(i, end + 1);
+      i = end;
+    } else re += c.replace(/[.+?^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** The family a machine (as `uname -m` prints it) runs natively. */
+export function hostFamily(machine: string): string {
+  for (const { family, patterns } of HOST_FAMILY_PATTERNS) {
+    if (patterns.some((p) => globToRegExp(p).test(machine))) return family;
+  }
+  return machine;
+}
+
+const byName = new Map<string, Cpu>();
+for (const cpu of CPUS) {
+  for (const key of [cpu.name, ...cpu.aliases]) {
+    if (byName.has(key)) throw new Error(`CPU table: "${key}" is used twice`);
+    byName.set(key, cpu);
+  }
+}
+
+/** The CPU with this name or alias (exact, case-sensitive as QEMU's names are). */
+export function findCpu(nameOrAlias: string): Cpu | undefined {
+  return byName.get(nameOrAlias);
+}
+
+/** Every CPU name in the table, in table order. */
+export function cpuNames(): string[] {
+  return CPUS.map((c) => c.name);
+}
+
+/**
+ * The CPUs to register on `host`. Without a list (or with 'all'): every current CPU outside
+ * the host's family. With a list: exactly those CPUs (aliases resolved, duplicates dropped,
+ * table order), so a caller can ask for anything by name. Unknown names throw.
+ */
+export function targetsFor(host: HostArch, targets: 'all' | readonly string[] = 'all'): Cpu[] {
+  if (!isHostArch(host)) throw new Error(`unknown host "${String(host)}" (valid: ${HOST_ARCHES.join(', ')})`);
+  if (targets === 'all') {
+    const family = hostFamily(host);
+    return CPUS.filter((c) => c.family !== family && c.removedIn === undefined);
+  }
+  const wanted = new Set<Cpu>();
+  for (const name of targets) {
+    const cpu = findCpu(name);
+    if (!cpu) throw new Error(`unknown CPU "${name}" (valid: ${cpuNames().join(', ')})`);
+    wanted.add(cpu);
+  }
+  return CPUS.filter((c) => wanted.has(c));
+}
