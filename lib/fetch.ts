@@ -49,7 +49,13 @@ export async function withResponse<T>(url: string, consume: (res: Response) => P
         if (transient(res.status)) throw err;
         throw new AbortError(err);
       }
-      return consume(res);
+      try {
+        return await consume(res);
+      } catch (e) {
+        if (e instanceof AbortError || e instanceof FetchError) throw e;
+        const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : e instanceof Error ? e.message : String(e);
+        throw new FetchError(`${url}: ${cause}`);
+      }
     },
     { retries: o.retries, minTimeout: o.minTimeout, factor: 2, randomize: true },
   );

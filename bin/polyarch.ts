@@ -1,0 +1,71 @@
+// The polyarch command line: thin wrappers over lib/. Any failure prints one line,
+// `error: ...`, on stderr and exits 1; commands write their output whole or not at all.
+import fs from 'node:fs/promises';
+import { Command, CommanderError } from 'commander';
+import { HOST_ARCHES, type HostArch } from '../lib/cpus.ts';
+import { extractToDir } from '../lib/extract.ts';
+import { RpmCache } from '../lib/fetch.ts';
+import { createLock, extractLocked, readLock, writeLock } from '../lib/lock.ts';
+
+const DEFAULT_CACHE = '.cache/rpms';
+
+function hostArch(value: string): HostArch {
+  if (!(HOST_ARCHES as readonly string[]).includes(value)) throw new Error(`unknown host arch "${value}" (valid: ${HOST_ARCHES.join(', ')})`);
+  return value as HostArch;
+}
+const hostList = (value: string): HostArch[] => [...new Set(value.split(',').map((h) => hostArch(h.trim())))];
+const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+
+const program = new Command('polyarch')
+  .description('Publish QEMU user-mode static emulators for multi-architecture containers')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+program
+  .command('lock')
+  .description('pin every qemu-user-static RPM of one Fedora build (url, size, sha256, emulators) into a lockfile')
+  .requiredOption('--qemu <version>', 'QEMU version as Fedora ships it, e.g. 9.2.4')
+  .requiredOption('--release <release>', 'Fedora release of the build, e.g. 1.fc42')
+  .option('--hosts <list>', `comma-separated host arches (${HOST_ARCHES.join(', ')})`, 'x86_64')
+  .option('--koji <url>', 'koji package root')
+  .option('--out <file>', 'lockfile to write', 'qemu.lock.json')
+  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE)
+  .action(async (o: { qemu: string; release: string; hosts: string; koji?: string; out: string; cache: string }) => {
+    const lock = await createLock({ version: o.qemu, release: o.release, hosts: hostList(o.hosts), koji: o.koji, cacheDir: o.cache });
+    await writeLock(o.out, lock);
+    json({ lockfile: o.out, qemu: lock.qemu, hosts: Object.fromEntries(Object.entries(lock.hosts).map(([h, rpms]) => [h, rpms.length])) });
+  });
+
+program
+  .command('extract')
+  .description('write the emulators and binfmt.d confs of RPMs (files or URLs) into a folder; print a JSON manifest')
+  .argument('[rpms...]', 'RPM files or http(s) URLs, all of one host arch')
+  .requiredOption('--out <dir>', 'output folder')
+  .option('--lock <file>', 'extract the RPMs this lockfile pins instead (fetched and verified)')
+  .option('--host <arch>', 'host arch to take from the lockfile', 'x86_64')
+  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE)
+  .action(async (rpms: string[], o: { out: string; lock?: string; host: string; cache: string }) => {
+    if (o.lock) {
+      if (rpms.length > 0) throw new Error('give either --lock or RPM files, not both');
+      json(await extractLocked(await readLock(o.lock), hostArch(o.host), o.cache, o.out));
+      return;
+    }
+    if (rpms.length === 0) throw new Error('no RPMs given (pass files or URLs, or --lock FILE)');
+    const cache = new RpmCache(o.cache);
+    const inputs = await Promise.all(
+      rpms.map(async (r) => ({ label: r, buf: /^https?:\/\//.test(r) ? (await cache.get(r)).buf : await fs.readFile(r).catch((e: Error) => { throw new Error(`${r}: ${e.message}`); }) })),
+    );
+    json(await extractToDir(inputs, o.out));
+  });
+
+try {
+  await program.parseAsync();
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // Commander already printed its message (or the help text) to stderr.
+    process.exitCode = e.exitCode;
+  } else {
+    process.stderr.write(`error: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}\n`);
+    process.exitCode = 1;
+  }
+}

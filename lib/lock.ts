@@ -1,0 +1,124 @@
+// qemu.lock.json: the exact Fedora RPMs (url, size, sha256, emulators) of one QEMU build,
+// per host arch. A pull request that bumps QEMU changes this file and nothing else.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { z } from 'zod';
+import { HOST_ARCHES, type HostArch } from './cpus.ts';
+import { emulatorsInHeader, extractToDir, type ManifestEntry } from './extract.ts';
+import { fetchText, RpmCache, type RetryOptions } from './fetch.ts';
+import { buildDirUrl, DEFAULT_KOJI, RELEASE_RE, selectRpms, VERSION_RE } from './koji.ts';
+import { readRpm } from './rpm.ts';
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256');
+const cpuName = z.string().regex(/^[a-z0-9_]+$/, 'must be a CPU name');
+
+const LockedRpm = z.strictObject({
+  name: z.string().regex(/^qemu-user-static(-[a-z0-9_]+)?$/, 'must be a qemu-user-static package name'),
+  url: z.url({ protocol: /^https?$/ }),
+  size: z.number().int().positive(),
+  sha256: sha256Hex,
+  emulators: z.array(cpuName).min(1, 'a locked RPM must hold at least one emulator'),
+});
+
+export const LockSchema = z.strictObject({
+  qemu: z.strictObject({
+    version: z.string().regex(VERSION_RE, 'malformed QEMU version (expected like 9.2.4)'),
+    release: z.string().regex(RELEASE_RE, 'malformed Fedora release (expected like 1.fc42)'),
+  }),
+  koji: z.url({ protocol: /^https?$/ }),
+  hosts: z
+    .partialRecord(z.enum(HOST_ARCHES), z.array(LockedRpm).min(1))
+    .refine((h) => Object.keys(h).length > 0, 'at least one host arch'),
+});
+
+export type Lock = z.infer<typeof LockSchema>;
+export type LockedRpm = z.infer<typeof LockedRpm>;
+
+/** Zod issues as one line: `path: problem; path: problem`. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+}
+
+export async function readLock(file: string): Promise<Lock> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const parsed = LockSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`${file}: ${formatIssues(parsed.error.issues)}`);
+  return parsed.data;
+}
+
+/** Writes the lockfile whole or not at all (temp file, then rename). */
+export async function writeLock(file: string, lock: Lock): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}`);
+  try {
+    await fs.writeFile(tmp, `${JSON.stringify(lock, null, 2)}\n`);
+    await fs.rename(tmp, file);
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+export interface LockOptions extends RetryOptions {
+  version: string;
+  release: string;
+  hosts: readonly HostArch[];
+  koji?: string;
+  cacheDir: string;
+  /** Parallel downloads. */
+  concurrency?: number;
+}
+
+/**
+ * Reads koji's directory index for each host arch, downloads every qemu-user-static RPM of
+ * the build into the cache, checks each one (headers, digests, name, version, arch) and
+ * records what it holds.
+ */
+export async function createLock(o: LockOptions): Promise<Lock> {
+  const koji = (o.koji ?? DEFAULT_KOJI).replace(/\/+$/, '');
+  const cache = new RpmCache(o.cacheDir);
+  const limit = pLimit(o.concurrency ?? 4);
+  const hosts: Lock['hosts'] = {};
+  for (const host of o.hosts) {
+    const dir = buildDirUrl(koji, o.version, o.release, host);
+    const listed = selectRpms(await fetchText(dir, o), dir, o.version, o.release, host);
+    if (listed.length === 0) throw new Error(`${dir}: no qemu-user-static RPMs for ${o.version}-${o.release} on ${host}`);
+    hosts[host] = await Promise.all(
+      listed.map((k) =>
+        limit(async () => {
+          const { buf, sha256 } = await cache.get(k.url, undefined, o);
+          const rpm = readRpm(buf, k.url);
+          const want = { name: k.name, version: o.version, release: o.release, arch: host };
+          const got = { name: rpm.name, version: rpm.version, release: rpm.release, arch: rpm.arch };
+          if (JSON.stringify(want) !== JSON.stringify(got)) {
+            throw new Error(`${k.url}: package is ${got.name}-${got.version}-${got.release}.${got.arch}, its file name says ${want.name}-${want.version}-${want.release}.${want.arch}`);
+          }
+          const emulators = emulatorsInHeader(rpm, k.url);
+          if (emulators.length === 0) throw new Error(`${k.url}: holds no qemu-*-static emulator`);
+          return { name: k.name, url: k.url, size: buf.length, sha256, emulators };
+        }),
+      ),
+    );
+  }
+  return { qemu: { version: o.version, release: o.release }, koji, hosts };
+}
+
+/**
+ * Fetches (or reads from the cache) every RPM the lockfile pins for `host` and extracts
+ * them into `outDir`. Each RPM must match its pinned digest and hold exactly its pinned emulators.
+ */
+export async function extractLocked(lock: Lock, host: HostArch, cacheDir: string, outDir: string, opts: RetryOptions = {}): Promise<ManifestEntry[]> {
+  const rpms = lock.hosts[host];
+  if (!rpms) throw new Error(`the lockfile pins no RPMs for host ${host} (it has: ${Object.keys(lock.hosts).join(', ')})`);
+  const cache = new RpmCache(cacheDir);
+  const limit = pLimit(4);
+  const inputs = await Promise.all(
+    rpms.map((r) => limit(async () => ({ buf: (await cache.get(r.url, { sha256: r.sha256, size: r.size }, opts)).buf, label: r.url, expect: r.emulators }))),
+  );
+  return extractToDir(inputs, outDir);
+}

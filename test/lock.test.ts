@@ -1,0 +1,219 @@
+// Lockfile, fetch and cache against a koji-shaped tree on loopback HTTP, with the failures
+// a real server has; and the `polyarch lock` / `polyarch extract` command line end to end.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { RpmCache, sha256 } from '../lib/fetch.ts';
+import { buildDirUrl, selectRpms } from '../lib/koji.ts';
+import { createLock, extractLocked, readLock, writeLock, type Lock } from '../lib/lock.ts';
+import { kojiTree, startKoji, type KojiServer } from './fixtures/koji.ts';
+import { buildFixtureRpms, SINGLE_BUILD, SPLIT_BUILD } from './fixtures/rpms.ts';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '..');
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-lock-'));
+const fast = { retries: 3, minTimeout: 10 };
+
+/** A loopback port with nothing listening on it. */
+async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+let koji: KojiServer;
+let splitX86: string[];
+let splitArm: string[];
+let single: string[];
+
+before(async () => {
+  splitX86 = buildFixtureRpms({ host: 'x86_64', layout: 'split', compression: 'zstd' });
+  splitArm = buildFixtureRpms({ host: 'aarch64', layout: 'split', compression: 'zstd' });
+  single = buildFixtureRpms({ host: 'x86_64', layout: 'single', compression: 'xz' });
+  const root = kojiTree(splitX86, SPLIT_BUILD, 'x86_64');
+  kojiTree(splitArm, SPLIT_BUILD, 'aarch64', root);
+  kojiTree(single, SINGLE_BUILD, 'x86_64', root);
+  koji = await startKoji(root);
+});
+after(() => koji.close());
+
+describe('koji directory index', () => {
+  test('split layout: subpackages only, no debuginfo, no empty meta package', () => {
+    const html = '<a href="qemu-user-static-9.2.4-1.fc42.x86_64.rpm">x</a><a href="qemu-user-static-arm-9.2.4-1.fc42.x86_64.rpm">x</a>'
+      + '<a href="qemu-user-static-arm-debuginfo-9.2.4-1.fc42.x86_64.rpm">x</a><a href="qemu-img-9.2.4-1.fc42.x86_64.rpm">x</a>'
+      + '<a href="qemu-user-static-arm-9.2.3-1.fc42.x86_64.rpm">x</a><a href="../">up</a>';
+    assert.deepEqual(selectRpms(html, 'http://k/d/', '9.2.4', '1.fc42', 'x86_64').map((r) => [r.name, r.url]), [
+      ['qemu-user-static-arm', 'http://k/d/qemu-user-static-arm-9.2.4-1.fc42.x86_64.rpm'],
+    ]);
+  });
+  test('old layout: the one RPM is the whole set', () => {
+    const html = '<a href="qemu-user-static-5.0.0-2.fc30.x86_64.rpm">x</a><a href="qemu-user-static-debuginfo-5.0.0-2.fc30.x86_64.rpm">x</a>';
+    assert.deepEqual(selectRpms(html, 'http://k/d/', '5.0.0', '2.fc30', 'x86_64').map((r) => r.name), ['qemu-user-static']);
+  });
+  test('versions and releases that would bend the URL are refused', () => {
+    assert.throws(() => buildDirUrl('http://k', '9.2.4/../..', '1.fc42', 'x86_64'), /malformed QEMU version "9\.2\.4\/\.\.\/\.\."/);
+    assert.throws(() => buildDirUrl('http://k', '9.2.4', '1.fc42/../../x', 'x86_64'), /malformed Fedora release/);
+  });
+});
+
+describe('lock and extract', () => {
+  let lock: Lock;
+  let cacheDir: string;
+  before(async () => {
+    cacheDir = tmp();
+    lock = await createLock({ version: '9.2.4', release: '1.fc42', hosts: ['x86_64', 'aarch64'], koji: koji.url, cacheDir, ...fast });
+  });
+
+  test('pins every subpackage per host with size, sha256 and the CPUs it holds', () => {
+    assert.deepEqual(lock.qemu, { version: '9.2.4', release: '1.fc42' });
+    for (const [host, files] of [['x86_64', splitX86], ['aarch64', splitArm]] as const) {
+      const pinned = lock.hosts[host]!;
+      assert.deepEqual(pinned.map((r) => r.name), ['qemu-user-static-aarch64', 'qemu-user-static-arm', 'qemu-user-static-ppc', 'qemu-user-static-riscv', 'qemu-user-static-s390x', 'qemu-user-static-x86']);
+      for (const r of pinned) {
+        const file = files.find((f) => path.basename(f) === path.basename(new URL(r.url).pathname))!;
+        const bytes = fs.readFileSync(file);
+        assert.equal(r.sha256, sha256(bytes));
+        assert.equal(r.size, bytes.length);
+      }
+      assert.deepEqual(pinned.find((r) => r.name === 'qemu-user-static-x86')!.emulators, ['i386', 'x86_64']);
+      assert.deepEqual(pinned.find((r) => r.name === 'qemu-user-static-aarch64')!.emulators, ['aarch64', 'aarch64_be']);
+    }
+  });
+
+  test('old single-RPM build', async () => {
+    const old = await createLock({ version: '5.0.0', release: '2.fc30', hosts: ['x86_64'], koji: koji.url, cacheDir, ...fast });
+    assert.deepEqual(old.hosts.x86_64!.map((r) => [r.name, r.emulators]), [['qemu-user-static', ['aarch64', 'arm', 's390x']]]);
+  });
+
+  test('the lockfile round-trips through its schema', async () => {
+    const file = path.join(tmp(), 'qemu.lock.json');
+    await writeLock(file, lock);
+    assert.deepEqual(await readLock(file), lock);
+  });
+
+  test('extracting a locked host uses the cache and no network', async () => {
+    const before = new Map(koji.hits);
+    const out = tmp();
+    const manifest = await extractLocked(lock, 'aarch64', cacheDir, out, fast);
+    assert.deepEqual(koji.hits, before, 'every RPM came from the cache');
+    assert.deepEqual(manifest.map((m) => m.cpu), ['aarch64', 'aarch64_be', 'arm', 'armeb', 'i386', 'ppc64le', 'riscv64', 's390x', 'x86_64']);
+    for (const m of manifest) assert.equal(sha256(fs.readFileSync(path.join(out, m.file))), m.sha256);
+  });
+
+  test('a damaged cache entry is not trusted: it is fetched again', async () => {
+    const r = lock.hosts.x86_64![0]!;
+    const cache = new RpmCache(cacheDir);
+    fs.writeFileSync(cache.pathOf(r.sha256), 'half a file');
+    const got = await cache.get(r.url, r, fast);
+    assert.equal(got.sha256, r.sha256);
+    assert.equal(sha256(fs.readFileSync(cache.pathOf(r.sha256))), r.sha256);
+  });
+
+  test('a digest mismatch names the url and both digests, and caches nothing', async () => {
+    const r = lock.hosts.x86_64![1]!;
+    const wrong = 'ab'.repeat(32);
+    const empty = tmp();
+    await assert.rejects(new RpmCache(empty).get(r.url, { sha256: wrong, size: r.size }, fast), (e: Error) => {
+      assert.equal(e.message, `${r.url}: sha256 mismatch: expected ${wrong}, got ${r.sha256}`);
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(empty), []);
+  });
+});
+
+describe('network failures', () => {
+  test('5xx answers are retried with backoff until the server recovers', async () => {
+    const dir = `/packages/qemu/9.2.4/1.fc42/x86_64/`;
+    const rpm = `${dir}qemu-user-static-s390x-9.2.4-1.fc42.x86_64.rpm`;
+    koji.failNext.set(dir, 2);
+    koji.failNext.set(rpm, 3);
+    const hitsBefore = koji.hits.get(rpm) ?? 0;
+    const lock = await createLock({ version: '9.2.4', release: '1.fc42', hosts: ['x86_64'], koji: koji.url, cacheDir: tmp(), ...fast });
+    assert.equal(lock.hosts.x86_64!.length, 6);
+    assert.equal(koji.hits.get(rpm)! - hitsBefore, 4, 'three 503s, then the RPM');
+  });
+  test('a connection dropped mid-body is retried, then reported; nothing is cached', async () => {
+    const name = 'qemu-user-static-riscv-9.2.4-1.fc42.x86_64.rpm';
+    const urlPath = `/packages/qemu/9.2.4/1.fc42/x86_64/${name}`;
+    koji.truncate.add(urlPath);
+    const cacheDir = tmp();
+    try {
+      await assert.rejects(new RpmCache(cacheDir).get(`${koji.url}${urlPath}`, undefined, { retries: 1, minTimeout: 10 }), (e: Error) => {
+        assert.match(e.message, new RegExp(`^${koji.url}${urlPath}: `));
+        return true;
+      });
+    } finally {
+      koji.truncate.delete(urlPath);
+    }
+    assert.deepEqual(fs.readdirSync(cacheDir).filter((f) => !f.startsWith('.tmp')), []);
+  });
+  test('a missing build is a clear 404, not retried', async () => {
+    const dir = `${koji.url}/packages/qemu/9.9.9/1.fc99/x86_64/`;
+    await assert.rejects(createLock({ version: '9.9.9', release: '1.fc99', hosts: ['x86_64'], koji: koji.url, cacheDir: tmp(), ...fast }), {
+      message: `${dir}: HTTP 404 Not Found`,
+    });
+    assert.equal(koji.hits.get('/packages/qemu/9.9.9/1.fc99/x86_64/'), 1);
+  });
+  test('an unreachable koji names the url', async () => {
+    const closed = await closedPort();
+    await assert.rejects(createLock({ version: '9.2.4', release: '1.fc42', hosts: ['x86_64'], koji: `http://127.0.0.1:${closed}`, cacheDir: tmp(), retries: 1, minTimeout: 10 }), (e: Error) => {
+      assert.equal(e.message.split(': ')[0], `http://127.0.0.1:${closed}/packages/qemu/9.2.4/1.fc42/x86_64/`);
+      assert.match(e.message, /ECONNREFUSED/);
+      return true;
+    });
+  });
+});
+
+describe('polyarch CLI', () => {
+  const cli = (args: string[]) => run('npx', ['--no-install', 'polyarch', ...args], { cwd: ROOT, maxBuffer: 16 << 20 });
+
+  test('lock then extract --lock against the fixture koji', async () => {
+    const dir = tmp();
+    const lockFile = path.join(dir, 'qemu.lock.json');
+    const cache = path.join(dir, 'cache');
+    const { stdout } = await cli(['lock', '--qemu', '9.2.4', '--release', '1.fc42', '--hosts', 'x86_64,aarch64', '--koji', koji.url, '--out', lockFile, '--cache', cache]);
+    assert.deepEqual(JSON.parse(stdout).hosts, { x86_64: 6, aarch64: 6 });
+    const lock = await readLock(lockFile);
+    assert.equal(lock.hosts.aarch64!.length, 6);
+
+    const out = path.join(dir, 'out');
+    const manifest = JSON.parse((await cli(['extract', '--out', out, '--lock', lockFile, '--host', 'x86_64', '--cache', cache])).stdout);
+    assert.equal(manifest.length, 9);
+    const arm = manifest.find((m: { cpu: string }) => m.cpu === 'arm');
+    assert.deepEqual(Object.keys(arm).sort(), ['conf', 'cpu', 'file', 'rpm', 'sha256', 'size']);
+    assert.equal(arm.rpm, 'qemu-user-static-arm-9.2.4-1.fc42.x86_64');
+    assert.equal(sha256(fs.readFileSync(path.join(out, arm.file))), arm.sha256);
+  });
+
+  test('extract from a file and from a URL', async () => {
+    const out = tmp();
+    const file = splitX86.find((f) => f.includes('-s390x-'))!;
+    const url = `${koji.url}/packages/qemu/9.2.4/1.fc42/x86_64/${path.basename(splitX86.find((f) => f.includes('-riscv-'))!)}`;
+    const manifest = JSON.parse((await cli(['extract', '--out', out, '--cache', path.join(out, '.c'), file, url])).stdout);
+    assert.deepEqual(manifest.map((m: { cpu: string }) => m.cpu), ['riscv64', 's390x']);
+  });
+
+  for (const [what, args, message] of [
+    ['unknown host arch', ['lock', '--qemu', '9.2.4', '--release', '1.fc42', '--hosts', 'arm64'], /^error: unknown host arch "arm64" \(valid: x86_64, aarch64, ppc64le, s390x\)\n$/],
+    ['malformed version', ['lock', '--qemu', 'latest', '--release', '1.fc42', '--koji', 'http://127.0.0.1:9'], /^error: malformed QEMU version "latest"/],
+    ['missing file', ['extract', '--out', '/tmp/x', '/nonexistent.rpm'], /^error: \/nonexistent\.rpm: ENOENT/],
+    ['not an RPM', ['extract', '--out', '/tmp/x', 'package.json'], /^error: package\.json: bad lead magic \(not an RPM\)\n$/],
+  ] as const) {
+    test(`one-line error: ${what}`, async () => {
+      await assert.rejects(cli([...args]), (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 1);
+        const lines = e.stderr.split('\n').filter((l) => l && !/^npm warn/.test(l));
+        assert.equal(lines.length, 1, e.stderr);
+        assert.match(`${lines[0]}\n`, message);
+        return true;
+      });
+    });
+  }
+});
