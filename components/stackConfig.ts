@@ -1,0 +1,25 @@
+// Reads this stack's `polyarch:*` config from Pulumi and validates it once with lib/config.
+// Secret values stay in Pulumi: only whether they are set is passed on.
+import * as pulumi from '@pulumi/pulumi';
+import { parseStackConfig, type StackConfig } from '../lib/config.ts';
+
+const NAMESPACE = 'polyarch:';
+// Present in the SDK's runtime but missing from its type declarations.
+const isConfigSecret = (pulumi.runtime as unknown as { isConfigSecret(key: string): boolean }).isConfigSecret;
+
+export function loadStackConfig(): StackConfig {
+  const raw: Record<string, string> = {};
+  const secretsSet = new Set<string>();
+  for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
+    if (!key.startsWith(NAMESPACE)) continue;
+    const name = key.slice(NAMESPACE.length);
+    if (isConfigSecret(key)) secretsSet.add(name);
+    else raw[name] = value;
+  }
+  return parseStackConfig(raw, secretsSet);
+}
+
+/** A secret config value as a Pulumi secret Output (never a plain string). */
+export function secretConfig(name: 'registryPassword' | 'sshPrivateKey'): pulumi.Output<string> {
+  return new pulumi.Config('polyarch').requireSecret(name);
+}

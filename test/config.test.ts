@@ -1,0 +1,58 @@
+// Stack config: defaults, and every problem reported at once on one line with valid values.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseStackConfig } from '../lib/config.ts';
+
+const none = new Set<string>();
+
+test('an empty stack gets the documented defaults', () => {
+  const c = parseStackConfig({}, none);
+  assert.deepEqual(
+    { lockFile: c.lockFile, releaseNumber: c.releaseNumber, hosts: c.hosts, targets: c.targets, buildHosts: c.buildHosts },
+    { lockFile: 'qemu.lock.json', releaseNumber: 1, hosts: ['x86_64'], targets: ['all'], buildHosts: [] },
+  );
+});
+
+test('values arrive as Pulumi holds them: JSON text for arrays and objects', () => {
+  const c = parseStackConfig({ hosts: '["x86_64","aarch64"]', targets: '["arm","riscv64"]', releaseNumber: '3', registry: '{"server":"localhost:5000","repository":"polyarch/qemu-user-static"}' }, none);
+  assert.deepEqual(c.hosts, ['x86_64', 'aarch64']);
+  assert.equal(c.releaseNumber, 3);
+  assert.equal(c.registry?.push, false);
+});
+
+test('every problem at once, one line, naming keys and valid values', () => {
+  const raw = {
+    hosts: '["x86_64","arm64","x86_64"]',
+    targets: '["aarch64","pdp11"]',
+    releaseNumber: '"v1"',
+    registry: '{"server":"docker.io","repository":"polyarch/qemu-user-static","push":true}',
+    buildHosts: '[{"name":"ci-1","address":"10.0.0.1","user":"root"},{"name":"ci-1","address":"10.0.0.2","user":"root"}]',
+    colour: '"blue"',
+  };
+  assert.throws(() => parseStackConfig(raw, none), (e: Error) => {
+    const m = e.message;
+    assert.ok(!m.includes('\n'));
+    assert.match(m, /^invalid stack config: /);
+    assert.match(m, /polyarch:hosts\.1: unknown host arch "arm64" \(valid: x86_64, aarch64, ppc64le, s390x\)/);
+    assert.match(m, /polyarch:hosts\.2: duplicate host arch "x86_64"/);
+    assert.match(m, /polyarch:targets\.1: unknown CPU "pdp11" \(valid: all, aarch64, /);
+    assert.match(m, /polyarch:releaseNumber: /);
+    assert.match(m, /polyarch:buildHosts\.1: duplicate build host name "ci-1"/);
+    assert.match(m, /unknown key\(s\) colour \(valid: lockFile, /);
+    return true;
+  });
+});
+
+test('a push registry without credentials is refused', () => {
+  const registry = '{"server":"ghcr.io","repository":"polyarch/qemu-user-static","push":true,"username":"bot"}';
+  assert.throws(() => parseStackConfig({ registry }, none), /polyarch:registry: pushes to ghcr\.io without credentials/);
+  assert.equal(parseStackConfig({ registry }, new Set(['registryPassword'])).secrets.registryPassword, true);
+});
+
+test('a secret set as plain text is refused without echoing it', () => {
+  assert.throws(() => parseStackConfig({ registryPassword: 'hunter2' }, none), (e: Error) => {
+    assert.match(e.message, /polyarch:registryPassword: must be set with `pulumi config set --secret`/);
+    assert.ok(!e.message.includes('hunter2'));
+    return true;
+  });
+});
