@@ -1,0 +1,33 @@
+// Debian packages as test inputs: `apt-get download` into a cache under the OS temp dir,
+// unpacked with `dpkg-deb -x`, never committed. Foreign architectures must have been added
+// with `dpkg --add-architecture` (.ci/run does it).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const DEB_CACHE = path.join(os.tmpdir(), 'polyarch-debs');
+
+/** Unpacks `pkg:arch` (downloading it once) and returns the folder holding its files. */
+export function debianPackage(pkg: string, arch: string): string {
+  if (!/^[a-z0-9][a-z0-9.+-]*$/.test(pkg) || !/^[a-z0-9]+$/.test(arch)) throw new Error(`bad package ${pkg}:${arch}`);
+  fs.mkdirSync(DEB_CACHE, { recursive: true });
+  const root = path.join(DEB_CACHE, `${pkg}_${arch}`);
+  const done = path.join(root, '.unpacked');
+  if (fs.existsSync(done)) return root;
+  const find = () => fs.readdirSync(DEB_CACHE).find((f) => f.startsWith(`${pkg}_`) && f.endsWith(`_${arch}.deb`));
+  if (!find()) {
+    try {
+      execFileSync('apt-get', ['download', '-q', `${pkg}:${arch}`], { cwd: DEB_CACHE, stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim() ?? '';
+      throw new Error(`apt-get download ${pkg}:${arch} failed (is the ${arch} architecture added and apt-get update run?): ${stderr}`);
+    }
+  }
+  const deb = find();
+  if (!deb) throw new Error(`apt-get download ${pkg}:${arch} left no .deb in ${DEB_CACHE}`);
+  fs.rmSync(root, { recursive: true, force: true });
+  execFileSync('dpkg-deb', ['-x', path.join(DEB_CACHE, deb), root]);
+  fs.writeFileSync(done, '');
+  return root;
+}
