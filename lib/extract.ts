@@ -73,8 +73,10 @@ export async function extractRpm(buf: Buffer, label: string, expect?: readonly s
     const header = listed.get(rel);
     if (!header) throw new RpmError(label, `${rel} is in the payload but not in the header`);
     if ((header.mode & S_IFMT) !== S_IFREG) throw new RpmError(label, `${rel} is ${kind(header.mode)} in the header, not a regular file`);
+    // Hash once: Fedora's file digests are sha256, the same digest the manifest reports.
+    const sha256 = createHash('sha256').update(entry.data).digest('hex');
     if (header.digest) {
-      const got = createHash(rpm.fileDigestAlgo).update(entry.data).digest('hex');
+      const got = rpm.fileDigestAlgo === 'sha256' ? sha256 : createHash(rpm.fileDigestAlgo).update(entry.data).digest('hex');
       if (got !== header.digest) throw new RpmError(label, `${rel}: ${rpm.fileDigestAlgo} mismatch: header says ${header.digest}, payload has ${got}`);
     }
     if (emu?.[1]) {
@@ -83,7 +85,7 @@ export async function extractRpm(buf: Buffer, label: string, expect?: readonly s
       if (entry.data.length > MAX_EMULATOR_BYTES) throw new RpmError(label, `${rel} is ${entry.data.length} bytes, over the ${MAX_EMULATOR_BYTES}-byte bound`);
       if (entry.data.readUInt32BE(0) !== 0x7f454c46) throw new RpmError(label, `${rel} is not an ELF executable`);
       if (found.has(cpu)) throw new RpmError(label, `${rel} appears twice`);
-      found.set(cpu, { cpu, data: entry.data, sha256: createHash('sha256').update(entry.data).digest('hex') });
+      found.set(cpu, { cpu, data: entry.data, sha256 });
     } else if (conf?.[1]) {
       if (entry.data.length > MAX_CONF_BYTES) throw new RpmError(label, `${rel} is over ${MAX_CONF_BYTES} bytes`);
       confs.set(conf[1], entry.data);

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { ZSTDDecoder } from 'zstddec/stream';
+import { decodeZstdInWorker } from './zstd-pool.ts';
 
 /** One line, naming the package, for anything wrong with an RPM. */
 export class RpmError extends Error {
@@ -243,28 +243,6 @@ export function readRpm(buf: Buffer, label: string): Rpm {
   };
 }
 
-let zstd: Promise<ZSTDDecoder> | undefined;
-function zstdDecoder(): Promise<ZSTDDecoder> {
-  zstd ??= (async () => {
-    const d = new ZSTDDecoder();
-    await d.init();
-    return d;
-  })();
-  return zstd;
-}
-
-/** Joins chunks while refusing to grow past `max` bytes (decompression bombs). */
-function collect(chunks: Iterable<Uint8Array>, max: number, fail: () => Error): Buffer {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (const c of chunks) {
-    total += c.length;
-    if (total > max) throw fail();
-    parts.push(c);
-  }
-  return Buffer.concat(parts, total);
-}
-
 /**
  * xz payloads (Fedora 30 and older) go through xz-utils: rpm writes them with a SHA-256
  * integrity check, which neither pure-JS/wasm xz decoder on npm supports. Output is
@@ -308,14 +286,7 @@ export async function decompressPayload(rpm: Rpm, label: string): Promise<Buffer
   let out: Buffer;
   try {
     if (rpm.compressor === 'zstd') {
-      const d = await zstdDecoder();
-      if (rpm.payloadSize !== undefined && rpm.payloadSize <= max) {
-        // Fast path: one exact-size output buffer; the decoder yields nothing on overflow.
-        out = Buffer.from(d.decode(rpm.payload, rpm.payloadSize));
-        if (out.length === 0 && rpm.payloadSize > 0) throw new Error('corrupt zstd stream or wrong declared size');
-      } else {
-        out = collect(d.decodeStreaming([rpm.payload]), max, tooBig);
-      }
+      out = await decodeZstdInWorker(rpm.payload, rpm.payloadSize, max);
     } else if (rpm.compressor === 'xz') {
       out = await xzDecompress(rpm.payload, max, tooBig);
     } else {
