@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job on the embedded default stack: local file backend, no cloud account.
+# The Pulumi CLI comes from the `pulumi` npm devDependency (it fetches itself on first use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .pulumi-state
+export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
+export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-dev}"
+if [ ! -f qemu.lock.json ]; then
+  # No lockfile yet: pin the default Fedora build (needs koji to be reachable).
+  npx polyarch lock --qemu "${QEMU_VERSION:-9.2.4}" --release "${QEMU_RELEASE:-1.fc42}" --hosts x86_64 --out qemu.lock.json
+fi
+npx pulumi stack select dev --create
+npx pulumi up --stack dev --yes "$@"
