@@ -3,6 +3,7 @@
 import fs from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
 import { HOST_ARCHES, type HostArch } from '../lib/cpus.ts';
+import { binfmtCommands } from './commands/binfmt.ts';
 import { extractToDir } from '../lib/extract.ts';
 import { RpmCache } from '../lib/fetch.ts';
 import { createLock, extractLocked, readLock, writeLock } from '../lib/lock.ts';
@@ -57,6 +58,8 @@ program
     );
     json(await extractToDir(inputs, o.out));
   });
+
+binfmtCommands(program);
 
 try {
   await program.parseAsync();
