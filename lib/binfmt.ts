@@ -49,6 +49,9 @@ export class BinfmtError extends Error {
   override name = 'BinfmtError';
 }
 
+/** Quotes a value for a message; JSON escapes keep the message on one line. */
+const q = (s: string): string => JSON.stringify(s);
+
 function fail(message: string): never {
   throw new BinfmtError(message);
 }
@@ -64,7 +67,7 @@ export function normalizeFlags(flags: string): string {
   const set = new Set<string>();
   for (const f of flags) {
     if (!FLAG_ORDER.includes(f)) {
-      fail(`unknown binfmt flag "${f}" (valid: P, O, C, F)`);
+      fail(`unknown binfmt flag ${q(f)} (valid: P, O, C, F)`);
     }
     set.add(f);
   }
@@ -74,8 +77,8 @@ export function normalizeFlags(flags: string): string {
 
 function validateName(name: string): void {
   if (name === '') fail('binfmt entry name is empty');
-  if (RESERVED_NAMES.has(name)) fail(`binfmt entry name "${name}" is reserved by binfmt_misc`);
-  if (name.includes('/')) fail(`binfmt entry name "${name}" contains "/"`);
+  if (RESERVED_NAMES.has(name)) fail(`binfmt entry name ${q(name)} is reserved by binfmt_misc`);
+  if (name.includes('/')) fail(`binfmt entry name ${q(name)} contains "/"`);
   if (name.length > NAME_MAX) fail(`binfmt entry name is ${name.length} characters long (at most ${NAME_MAX})`);
   if (!SAFE_NAME.test(name)) fail(`binfmt entry name ${JSON.stringify(name)} contains a space, control, ":" or "\\" character`);
 }
@@ -84,7 +87,7 @@ const HEX = /^(?:[0-9a-f]{2})*$/;
 
 function validateEntry(e: BinfmtEntry): void {
   validateName(e.name);
-  if (e.type !== 'M' && e.type !== 'E') fail(`binfmt type "${String(e.type)}" must be M (magic) or E (extension)`);
+  if (e.type !== 'M' && e.type !== 'E') fail(`binfmt type ${q(String(e.type))} must be M (magic) or E (extension)`);
   if (!Number.isSafeInteger(e.offset) || e.offset < 0) fail(`binfmt offset ${String(e.offset)} is not a non-negative integer`);
   if (e.type === 'M') {
     if (e.extension !== '') fail('a magic (M) entry has no extension');
@@ -108,7 +111,7 @@ function validateEntry(e: BinfmtEntry): void {
   if (!SAFE_PATH.test(e.interpreter)) {
     fail(`binfmt interpreter ${JSON.stringify(e.interpreter)} must be an absolute path without spaces, control, ":" or "\\" characters`);
   }
-  if (normalizeFlags(e.flags) !== e.flags) fail(`binfmt flags "${e.flags}" are not canonical (expected "${normalizeFlags(e.flags)}")`);
+  if (normalizeFlags(e.flags) !== e.flags) fail(`binfmt flags ${q(e.flags)} are not canonical (expected ${q(normalizeFlags(e.flags))})`);
 }
 
 function escapeHex(hex: string): string {
@@ -158,15 +161,15 @@ export function parseLine(input: string): BinfmtEntry {
   checkLength(line);
   if (line.length < 2) fail('binfmt line is too short');
   const delimiter = line[0] as string;
-  if (/[0-9A-Za-z\\\s]/.test(delimiter)) fail(`binfmt line must start with a delimiter such as ":" (got "${delimiter}")`);
+  if (/[0-9A-Za-z\\\s]/.test(delimiter)) fail(`binfmt line must start with a delimiter such as ":" (got ${q(delimiter)})`);
   const fields = line.slice(1).split(delimiter);
   if (fields.length !== 7) {
     fail(`binfmt line has ${fields.length} fields, expected 7 (:name:type:offset:magic:mask:interpreter:flags)`);
   }
   const [name, type, offsetText, magicField, maskField, interpreter, flags] = fields as [string, string, string, string, string, string, string];
   validateName(name);
-  if (type !== 'M' && type !== 'E') fail(`binfmt type "${type}" must be M (magic) or E (extension)`);
-  if (!/^\d*$/.test(offsetText)) fail(`binfmt offset "${offsetText}" is not a non-negative decimal number`);
+  if (type !== 'M' && type !== 'E') fail(`binfmt type ${q(type)} must be M (magic) or E (extension)`);
+  if (!/^\d*$/.test(offsetText)) fail(`binfmt offset ${q(offsetText)} is not a non-negative decimal number`);
   if (offsetText.length > 6) fail(`binfmt offset ${offsetText} is too large`);
   const offset = offsetText === '' ? 0 : Number(offsetText);
   const entry: BinfmtEntry =
@@ -213,10 +216,10 @@ export function parseProcEntry(name: string, text: string): ProcEntry {
     else if (raw.startsWith('extension .')) {
       extension = raw.slice('extension .'.length);
       type = 'E';
-    } else fail(`binfmt_misc entry "${name}": unexpected line ${JSON.stringify(raw)}`);
+    } else fail(`binfmt_misc entry ${q(name)}: unexpected line ${JSON.stringify(raw)}`);
   }
   if (enabled === undefined || interpreter === undefined || flags === undefined || type === undefined) {
-    fail(`binfmt_misc entry "${name}" is incomplete (needs enabled/disabled, interpreter, flags, and magic or extension)`);
+    fail(`binfmt_misc entry ${q(name)} is incomplete (needs enabled/disabled, interpreter, flags, and magic or extension)`);
   }
   const entry: ProcEntry = { name, type, offset, magic, mask, extension, interpreter, flags: normalizeFlags(flags), enabled };
   validateEntry(entry);
@@ -234,7 +237,7 @@ export interface RegisterOptions {
 
 /** The entry that registers `cpu`'s emulator. */
 export function cpuEntry(cpu: Cpu, { path = '/usr/bin', suffix = '-static', flags = 'F' }: RegisterOptions = {}): BinfmtEntry {
-  if (suffix.includes('/')) fail(`emulator suffix "${suffix}" contains "/"`);
+  if (suffix.includes('/')) fail(`emulator suffix ${q(suffix)} contains "/"`);
   const dir = path.length > 1 ? path.replace(/\/+$/, '') : path;
   const interpreter = `${dir === '/' ? '' : dir}/qemu-${cpu.emulator}${suffix}`;
   return {
@@ -275,7 +278,7 @@ function describeBytes(what: string, table: string, conf: string): string | unde
  */
 export function reconcileConf(cpu: Cpu, confLine: string): { line: string; differences: string[]; cpu: Cpu } {
   const conf = parseLine(confLine.trim());
-  if (conf.name !== `qemu-${cpu.name}`) fail(`conf line registers "${conf.name}", expected "qemu-${cpu.name}"`);
+  if (conf.name !== `qemu-${cpu.name}`) fail(`conf line registers ${q(conf.name)}, expected "qemu-${cpu.name}"`);
   if (conf.type !== 'M') fail(`conf line for qemu-${cpu.name} is not a magic (M) entry`);
   const mask = conf.mask === '' ? 'ff'.repeat(conf.magic.length / 2) : conf.mask;
   const differences = [

@@ -169,7 +169,9 @@ resolve_list() {
   IFS=', '
   set -f
   for t in $1; do
-    if [ "$t" = all ]; then
+    if [ -z "$t" ]; then
+      continue
+    elif [ "$t" = all ]; then
       for c in $2; do add_target "$c"; done
     elif canonical "$t"; then
       add_target "$cpu"
