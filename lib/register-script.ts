@@ -94,7 +94,7 @@ Usage: register [--reset] [-p yes|no] [-c yes|no] [-g yes|no] [--qemu-path DIR]
 
 Registers QEMU user-mode emulators with the kernel's binfmt_misc so that binaries for
 other CPUs run transparently. Mounts binfmt_misc when it is not mounted yet. CPUs of
-this machine's own family (by uname -m) are skipped. Running it again is safe: an equal
+this machine's own family (by uname -m, or $HOST_ARCH when set) are skipped. Running it again is safe: an equal
 entry is left alone, a changed one is replaced.
 
 Options:
@@ -501,7 +501,8 @@ if [ "$UNINSTALL" = yes ]; then
     unpersist "qemu-$c"
   done
 elif [ "$LIST" = no ]; then
-  host_family "$(uname -m 2>/dev/null || echo unknown)"
+  # HOST_ARCH overrides uname -m, as in QEMU's qemu-binfmt-conf.sh; it only picks a family.
+  host_family "\${HOST_ARCH:-$(uname -m 2>/dev/null || echo unknown)}"
   for c in $targets; do
     cpu_info "$c"
     if [ "$fam" = "$host_fam" ]; then

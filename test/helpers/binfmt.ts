@@ -109,6 +109,7 @@ let scriptPath: string | undefined;
 export function registerScript(): string {
   if (!scriptPath) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-register-'));
+    fs.chmodSync(dir, 0o755); // readable by the unprivileged user of the no-root test
     scriptPath = path.join(dir, 'register');
     fs.writeFileSync(scriptPath, generateRegisterScript(), { mode: 0o755 });
   }

@@ -1,0 +1,383 @@
+// The register script and the CPU table against the real kernel's binfmt_misc, with Debian's
+// qemu-user-static emulators and Debian's foreign busybox-static builds as the binaries.
+// binfmt_misc is global: every test snapshots it first and restores it afterwards, even when
+// it fails (guardBinfmt -> t.after). Nothing here registers an entry that could claim this
+// host's own binaries.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { binfmtConf } from '../../bin/commands/binfmt.ts';
+import { formatLine, parseLine, parseProcEntry, reconcileConf, registerLine } from '../../lib/binfmt.ts';
+import { CPUS, findCpu, hostFamily, type Cpu } from '../../lib/cpus.ts';
+import { REGISTER_EXIT_CODES as EXIT } from '../../lib/register-script.ts';
+import {
+  BINFMT,
+  SHELLS,
+  entriesMatching,
+  guardBinfmt,
+  hasBinfmtMisc,
+  readEntries,
+  registerRaw,
+  registerScript,
+  removeEntry,
+  runScript,
+  tmpDir,
+  type Shell,
+} from '../helpers/binfmt.ts';
+import { debianPackage } from '../helpers/debian.ts';
+import { hasCommand, isRoot, requireSystem, type Probe } from '../helpers/system.ts';
+
+const hasFile =
+  (file: string): Probe =>
+  () =>
+    fs.existsSync(file) ? undefined : `needs ${file}`;
+
+const DEBIAN_QEMU = hasFile('/usr/bin/qemu-aarch64-static');
+const kernel = (t: TestContext, ...more: Probe[]) =>
+  requireSystem(t, isRoot, hasBinfmtMisc, hasCommand('dash'), hasCommand('busybox'), DEBIAN_QEMU, ...more);
+
+const cpu = (name: string): Cpu => findCpu(name) ?? assert.fail(`no CPU ${name}`);
+const HOST_FAMILY = hostFamily(os.machine());
+
+// Debian architecture -> the CPU entry that must claim its busybox, and what `uname -m` says under QEMU.
+const FOREIGN: Record<string, { cpu: string; machine: string }> = {
+  arm64: { cpu: 'aarch64', machine: 'aarch64' },
+  armhf: { cpu: 'arm', machine: 'armv7l' },
+  armel: { cpu: 'arm', machine: 'armv7l' },
+  ppc64el: { cpu: 'ppc64le', machine: 'ppc64le' },
+  s390x: { cpu: 's390x', machine: 's390x' },
+  mips64el: { cpu: 'mips64el', machine: 'mips64' },
+  mipsel: { cpu: 'mipsel', machine: 'mips' },
+};
+
+const busybox = (arch: string): string => path.join(debianPackage('busybox-static', arch), 'bin', 'busybox');
+
+function exec(file: string, args: string[]) {
+  return spawnSync(file, args, { encoding: 'utf8', timeout: 60_000 });
+}
+
+/** The entry text for name, parsed and formatted back into a register line. */
+function lineOf(name: string): string {
+  return formatLine(parseProcEntry(name, fs.readFileSync(path.join(BINFMT, name), 'utf8')));
+}
+
+/** Removes every qemu-* entry (the guard puts them back afterwards). */
+function clearQemuEntries(): void {
+  for (const name of readEntries().keys()) if (name.startsWith('qemu-')) removeEntry(name);
+}
+
+function qemuEntries(): string[] {
+  return [...readEntries().keys()].filter((n) => n.startsWith('qemu-')).sort();
+}
+
+function ok(r: { code: number; stdout: string; stderr: string }, code: number = EXIT.ok): void {
+  assert.equal(r.code, code, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+}
+
+// A harmless magic no real file starts with, for entries that must survive --reset and --uninstall.
+const INERT = (name: string) => `:${name}:M::\\x00\\x50\\x4f\\x4c\\x59\\x41\\x52\\x43\\x48\\x00::/bin/false:`;
+
+test('the table agrees with Debian’s binfmt.d confs on magic and mask, for every CPU Debian ships', (t) => {
+  if (!requireSystem(t, hasCommand('apt-get'), hasCommand('dpkg-deb'), hasFile('/usr/lib/binfmt.d/qemu-aarch64.conf'))) return;
+  // The amd64 package leaves out the x86 family; the arm64 one has it (and leaves out arm).
+  const dirs = ['/usr/lib/binfmt.d', path.join(debianPackage('qemu-user-static', 'arm64'), 'usr/lib/binfmt.d')];
+  const checked = new Set<string>();
+  for (const dir of dirs) {
+    for (const file of fs.readdirSync(dir).filter((f) => /^qemu-.*\.conf$/.test(f))) {
+      const line = fs.readFileSync(path.join(dir, file), 'utf8').trim();
+      const name = parseLine(line).name.replace(/^qemu-/, '');
+      const entry = findCpu(name);
+      assert.ok(entry && entry.name === name, `Debian ships ${name}, the table does not`);
+      assert.deepEqual(reconcileConf(entry, line).differences, [], `${dir}/${file}`);
+      checked.add(name);
+    }
+  }
+  for (const name of ['aarch64', 'arm', 'i386', 'x86_64', 'mips', 'mipsn32el', 'ppc64le', 's390x', 'riscv64', 'loongarch64', 'hexagon']) {
+    assert.ok(checked.has(name), `Debian conf for ${name} not checked`);
+  }
+  assert.ok(checked.size >= 31, `only ${checked.size} CPUs checked`);
+});
+
+test('seed experiment: with no entry, a foreign binary fails with exec format error', (t) => {
+  if (!kernel(t, hasCommand('apt-get'), hasCommand('dpkg-deb'), hasCommand('bash'))) return;
+  guardBinfmt(t);
+  const bin = busybox('arm64');
+  for (const name of entriesMatching(bin)) removeEntry(name);
+  // Through bash, which reports execve's error; node and dash would retry the file as a script.
+  const r = spawnSync('bash', ['-c', '"$0" true', bin], { encoding: 'utf8' });
+  assert.equal(r.status, 126, r.stderr);
+  assert.match(r.stderr, /Exec format error/);
+});
+
+test('seed experiment: with F, a missing emulator is refused by the kernel at registration', (t) => {
+  if (!kernel(t)) return;
+  guardBinfmt(t);
+  clearQemuEntries();
+  const empty = tmpDir(t);
+  assert.throws(() => registerRaw(registerLine(cpu('aarch64'), { path: empty })), { code: 'ENOENT' });
+  assert.deepEqual(qemuEntries(), []);
+  // Without F the same line is accepted.
+  registerRaw(registerLine(cpu('aarch64'), { path: empty, flags: '' }));
+  assert.deepEqual(qemuEntries(), ['qemu-aarch64']);
+});
+
+for (const shell of SHELLS) {
+  const sh = shell.name;
+  const run = (args: string[], env?: NodeJS.ProcessEnv) => runScript(shell as Shell, args, env);
+  const needs = (t: TestContext, ...more: Probe[]) => kernel(t, hasCommand(shell.argv[0]), ...more);
+
+  test(`${sh}: -p yes registers every target with Debian’s emulators; /proc reads back as the generated lines; foreign busybox runs`, (t) => {
+    if (!needs(t, hasCommand('apt-get'), hasCommand('dpkg-deb'))) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    const r = run(['-p', 'yes', '--qemu-path', '/usr/bin']);
+    ok(r);
+    const expected = CPUS.filter(
+      (c) => c.removedIn === undefined && c.family !== HOST_FAMILY && fs.existsSync(`/usr/bin/qemu-${c.emulator}-static`),
+    );
+    assert.ok(expected.length >= 30, `only ${expected.length} Debian emulators`);
+    assert.deepEqual(qemuEntries(), expected.map((c) => `qemu-${c.name}`).sort());
+    for (const c of expected) {
+      assert.equal(lineOf(`qemu-${c.name}`), registerLine(c), c.name);
+      assert.ok(r.stdout.includes(`registered qemu-${c.name}: /usr/bin/qemu-${c.emulator}-static (flags F)\n`), c.name);
+    }
+    for (const [arch, { cpu: name, machine }] of Object.entries(FOREIGN)) {
+      const bin = busybox(arch);
+      assert.deepEqual(entriesMatching(bin), [`qemu-${name}`], `${arch} busybox is claimed by`);
+      const u = exec(bin, ['uname', '-m']);
+      assert.equal(u.error, undefined, `${arch}: ${String(u.error)}`);
+      assert.equal(u.stdout.trim(), machine, `${arch}: ${u.stderr}`);
+    }
+  });
+
+  test(`${sh}: the host’s own family is skipped (uname -m)`, (t) => {
+    if (!needs(t)) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    const x86 = run(['-p', 'yes', '--targets', 'x86_64,i386,i486']);
+    ok(x86);
+    if (HOST_FAMILY === 'i386') {
+      assert.match(x86.stdout, /^skipped qemu-x86_64: this machine runs x86_64 natively \(i386 family\)$/m);
+      assert.match(x86.stdout, /^skipped qemu-i486: /m);
+      assert.deepEqual(qemuEntries(), []);
+    }
+    // Pretend to be a MIPS machine (HOST_ARCH overrides uname -m, as in QEMU's own script):
+    // every mips* CPU is skipped, s390x is not.
+    const mips = run(['-p', 'yes', '--targets', 'mips,mipsel,mipsn32,mips64el,s390x'], { ...process.env, HOST_ARCH: 'mips64' });
+    ok(mips);
+    assert.match(mips.stdout, /^skipped qemu-mipsel: this machine runs mipsel natively \(mips family\)$/m);
+    assert.deepEqual(qemuEntries(), ['qemu-s390x']);
+  });
+
+  test(`${sh}: seed experiments through the script: empty flags + missing emulator fails at run time; F holds the emulator open`, (t) => {
+    if (!needs(t, hasCommand('apt-get'), hasCommand('dpkg-deb'))) return;
+    guardBinfmt(t);
+    const bin = busybox('arm64');
+    for (const name of entriesMatching(bin)) removeEntry(name);
+    clearQemuEntries();
+    const dir = tmpDir(t);
+    const emulator = path.join(dir, 'qemu-aarch64-static');
+
+    // No F: the kernel takes the entry and only looks for the emulator when a binary runs.
+    ok(run(['--targets', 'aarch64', '--qemu-path', dir]));
+    assert.equal(lineOf('qemu-aarch64'), registerLine(cpu('aarch64'), { path: dir, flags: '' }));
+    assert.equal((exec(bin, ['true']).error as NodeJS.ErrnoException | undefined)?.code, 'ENOENT');
+    fs.copyFileSync('/usr/bin/qemu-aarch64-static', emulator);
+    fs.chmodSync(emulator, 0o755);
+    assert.equal(exec(bin, ['uname', '-m']).stdout.trim(), 'aarch64');
+
+    // F: the kernel opens the emulator at registration and keeps it; removing the file changes nothing.
+    const withF = run(['-p', 'yes', '--targets', 'aarch64', '--qemu-path', dir]);
+    ok(withF);
+    assert.match(withF.stdout, /^replaced qemu-aarch64: .* \(flags F\)$/m);
+    fs.rmSync(emulator);
+    const u = exec(bin, ['uname', '-m']);
+    assert.equal(u.stdout.trim(), 'aarch64', String(u.error));
+
+    // And without F again, the removed emulator is missed at run time.
+    ok(run(['-p', 'no', '--targets', 'aarch64', '--qemu-path', dir]));
+    assert.equal((exec(bin, ['true']).error as NodeJS.ErrnoException | undefined)?.code, 'ENOENT');
+  });
+
+  test(`${sh}: F with a missing emulator: skipped by default, refused and explained when asked for, old entry kept`, (t) => {
+    if (!needs(t)) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    const empty = tmpDir(t);
+    const all = run(['-p', 'yes', '--qemu-path', empty]);
+    ok(all);
+    assert.match(all.stdout, new RegExp(`^skipped qemu-aarch64: no emulator at ${empty}/qemu-aarch64-static$`, 'm'));
+    assert.deepEqual(qemuEntries(), []);
+
+    const asked = run(['-p', 'yes', '--targets', 'aarch64', '--qemu-path', empty]);
+    ok(asked, EXIT.refused);
+    assert.equal(
+      asked.stderr,
+      `register: error: qemu-aarch64: the kernel refused flag F: fix-binary opens the emulator when registering, and ${empty}/qemu-aarch64-static does not exist\n`,
+    );
+    assert.deepEqual(qemuEntries(), [], 'the probe entry was removed');
+
+    const notFile = tmpDir(t);
+    fs.mkdirSync(path.join(notFile, 'qemu-arm-static'));
+    const dirAsEmulator = run(['-p', 'yes', '--targets', 'arm', '--qemu-path', notFile]);
+    ok(dirAsEmulator, EXIT.refused);
+    assert.match(dirAsEmulator.stderr, /refused flag F: .* is not an executable file/);
+
+    // A failed replacement puts the previous entry back.
+    ok(run(['-p', 'yes', '--targets', 'aarch64']));
+    const before = lineOf('qemu-aarch64');
+    const replace = run(['-p', 'yes', '--targets', 'aarch64', '--qemu-path', empty]);
+    ok(replace, EXIT.refused);
+    assert.match(replace.stderr, /kept the previous qemu-aarch64 entry/);
+    assert.equal(lineOf('qemu-aarch64'), before);
+  });
+
+  test(`${sh}: idempotent: equal entries left alone, a changed flag replaces, never "File exists"`, (t) => {
+    if (!needs(t)) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    const targets = ['aarch64', 'arm', 's390x'];
+    const args = ['-p', 'yes', '--targets', targets.join(',')];
+    ok(run(args));
+    const first = readEntries();
+    const again = run(args);
+    ok(again);
+    assert.equal(again.stdout, targets.map((n) => `unchanged qemu-${n}\n`).join(''));
+    assert.deepEqual(readEntries(), first);
+
+    const changed = run([...args, '-g', 'yes']);
+    ok(changed);
+    assert.equal(changed.stdout, targets.map((n) => `replaced qemu-${n}: /usr/bin/qemu-${n}-static (flags PF)\n`).join(''));
+    for (const n of targets) assert.equal(lineOf(`qemu-${n}`), registerLine(cpu(n), { flags: 'PF' }));
+
+    const credential = run(['--persistent=yes', '--credential=yes', '--preserve-argv0=yes', '--targets', 'aarch64']);
+    ok(credential);
+    assert.equal(lineOf('qemu-aarch64'), registerLine(cpu('aarch64'), { flags: 'POCF' }));
+
+    // A disabled entry is not "equal": it is replaced by an enabled one.
+    fs.writeFileSync(path.join(BINFMT, 'qemu-arm'), '0\n');
+    const enable = run(['-p', 'yes', '-g', 'yes', '--targets', 'arm']);
+    ok(enable);
+    assert.match(enable.stdout, /^replaced qemu-arm:/m);
+    assert.match(fs.readFileSync(path.join(BINFMT, 'qemu-arm'), 'utf8'), /^enabled$/m);
+    for (const r of [again, changed, credential, enable]) assert.doesNotMatch(r.stderr, /exists/i);
+  });
+
+  test(`${sh}: --reset removes every qemu-* entry and nothing else, then registers`, (t) => {
+    if (!needs(t)) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    ok(run(['-p', 'yes', '--targets', 'aarch64,arm,s390x']));
+    registerRaw(INERT('polyarch-test-keep'));
+    registerRaw(INERT('qemu-polyarch-test'));
+    const r = run(['--reset', '-p', 'yes', '--targets', 'riscv64']);
+    ok(r);
+    for (const n of ['qemu-aarch64', 'qemu-arm', 'qemu-s390x', 'qemu-polyarch-test']) assert.match(r.stdout, new RegExp(`^removed ${n}$`, 'm'));
+    assert.deepEqual(qemuEntries(), ['qemu-riscv64']);
+    assert.ok(readEntries().has('polyarch-test-keep'));
+    // multiarch's spelling, --reset anywhere on the line.
+    ok(run(['-p', 'yes', '--targets', 'ppc64le', '--reset']));
+    assert.deepEqual(qemuEntries(), ['qemu-ppc64le']);
+  });
+
+  test(`${sh}: --uninstall removes a subset, or every table CPU, and nothing else`, (t) => {
+    if (!needs(t)) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    registerRaw(INERT('polyarch-test-keep'));
+    ok(run(['-p', 'yes', '--targets', 'aarch64,arm,s390x,ppc64le']));
+    const some = run(['--uninstall', 'armhf,s390x']);
+    ok(some);
+    assert.equal(some.stdout, 'removed qemu-arm\nremoved qemu-s390x\n');
+    assert.deepEqual(qemuEntries(), ['qemu-aarch64', 'qemu-ppc64le']);
+    const nothing = run(['--uninstall=arm']);
+    ok(nothing);
+    assert.equal(nothing.stdout, '');
+    ok(run(['--uninstall']));
+    assert.deepEqual(qemuEntries(), []);
+    assert.ok(readEntries().has('polyarch-test-keep'));
+  });
+
+  test(`${sh}: --list shows name, state, flags and emulator of every qemu-* entry`, (t) => {
+    if (!needs(t)) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    ok(run(['-p', 'yes', '--targets', 'aarch64,s390x']));
+    ok(run(['-c', 'yes', '--targets', 'arm']));
+    fs.writeFileSync(path.join(BINFMT, 'qemu-s390x'), '0\n');
+    const before = readEntries();
+    const r = run(['--list']);
+    ok(r);
+    assert.equal(
+      r.stdout,
+      [
+        'qemu-aarch64 enabled F /usr/bin/qemu-aarch64-static',
+        'qemu-arm enabled OC /usr/bin/qemu-arm-static',
+        'qemu-s390x disabled F /usr/bin/qemu-s390x-static',
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(readEntries(), before, '--list changes nothing');
+    ok(run(['-g', 'yes', '--targets', 'aarch64']));
+    assert.match(run(['--list']).stdout, /^qemu-aarch64 enabled P \/usr\/bin\/qemu-aarch64-static$/m);
+    clearQemuEntries();
+    ok(run(['--targets', 'hppa']));
+    assert.equal(run(['--list']).stdout, 'qemu-hppa enabled - /usr/bin/qemu-hppa-static\n');
+  });
+
+  test(`${sh}: --persist-dir writes binfmt.d files equal to the conf lines, and --uninstall removes them`, (t) => {
+    if (!needs(t)) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    const dir = path.join(tmpDir(t), 'binfmt.d');
+    const targets = 'aarch64,arm,riscv64';
+    ok(run(['-p', 'yes', '-c', 'yes', '--targets', targets, '--persist-dir', dir]));
+    const conf = binfmtConf({ host: 'x86_64', targets, flags: 'CF', path: '/usr/bin', suffix: '-static' }).split('\n').filter(Boolean);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['qemu-aarch64.conf', 'qemu-arm.conf', 'qemu-riscv64.conf']);
+    for (const line of conf) {
+      const name = parseLine(line).name;
+      assert.equal(fs.readFileSync(path.join(dir, `${name}.conf`), 'utf8'), `${line}\n`);
+      assert.equal(lineOf(name), line);
+    }
+    // Unchanged entries are persisted too.
+    const again = path.join(tmpDir(t), 'again');
+    ok(run(['-p', 'yes', '-c', 'yes', '--targets', 'arm', '--persist-dir', again]));
+    assert.equal(fs.readFileSync(path.join(again, 'qemu-arm.conf'), 'utf8'), `${registerLine(cpu('arm'), { flags: 'OCF' })}\n`);
+    // Skipped emulators leave no file.
+    const none = path.join(tmpDir(t), 'none');
+    ok(run(['-p', 'yes', '--qemu-path', tmpDir(t), '--persist-dir', none]));
+    assert.deepEqual(fs.readdirSync(none), []);
+
+    ok(run(['--uninstall', 'arm', '--persist-dir', dir]));
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['qemu-aarch64.conf', 'qemu-riscv64.conf']);
+    assert.deepEqual(qemuEntries(), ['qemu-aarch64', 'qemu-riscv64']);
+  });
+
+  test(`${sh}: mounts binfmt_misc when missing, says plainly when the kernel has none, exits 2 without root`, (t) => {
+    if (!needs(t, hasCommand('unshare'), hasCommand('setpriv'), hasCommand('mount'))) return;
+    guardBinfmt(t);
+    const script = registerScript();
+    // A private mount namespace, so unmounting there leaves this machine's mount alone.
+    const inNamespace = (setup: string, args: string[]) =>
+      spawnSync('unshare', ['-m', '--', 'sh', '-c', `${setup} && exec "$@"`, 'sh', ...shell.argv, script, ...args], { encoding: 'utf8' });
+    const mounted = inNamespace(`umount ${BINFMT}`, ['--list']);
+    assert.equal(mounted.status, EXIT.ok, mounted.stderr);
+    assert.match(mounted.stdout, new RegExp(`^mounted binfmt_misc on ${BINFMT}$`, 'm'));
+
+    const fake = path.join(tmpDir(t), 'filesystems');
+    fs.writeFileSync(fake, fs.readFileSync('/proc/filesystems', 'utf8').split('\n').filter((l) => !l.includes('binfmt_misc')).join('\n'));
+    const none = inNamespace(`umount ${BINFMT} && mount --bind ${fake} /proc/filesystems`, ['-p', 'yes']);
+    assert.equal(none.status, EXIT.noBinfmt, none.stderr);
+    assert.match(none.stderr, /^register: error: this kernel has no binfmt_misc support \(it is not in \/proc\/filesystems\)/);
+
+    const user = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...shell.argv, script, '-p', 'yes'], { encoding: 'utf8' });
+    assert.equal(user.status, EXIT.noBinfmt, user.stderr);
+    assert.match(user.stderr, /register is not writable \(this needs root; in a container, run it with --privileged\)/);
+    // Listing needs no write access.
+    const list = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...shell.argv, script, '--list'], { encoding: 'utf8' });
+    assert.equal(list.status, EXIT.ok, list.stderr);
+  });
+}
