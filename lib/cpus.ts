@@ -79,7 +79,7 @@ interface Row {
 // EM_LOONGARCH 258, EM_CRIS 76.
 const ROWS: readonly Row[] = [
   { name: 'aarch64', magic: elf(64, 'le', 183), mask: LE, family: 'arm', platform: 'linux/arm64', aliases: ['arm64'] },
-  { name: 'aarch64_be', magic: elf(64, 'be', 183), mask: BE, family: 'armeb', aliases: ['arm64be'] },
+  { name: 'aarch64_be', magic: elf(64, 'be', 183), mask: BE, family: 'armeb' },
   { name: 'alpha', magic: elf(64, 'le', 0x9026), mask: LE, family: 'alpha' },
   { name: 'arm', magic: elf(32, 'le', 40), mask: LE, family: 'arm', platform: 'linux/arm/v7', aliases: ['armhf', 'armel', 'armv7', 'armv7l', 'armv6l', 'armv5tel'] },
   { name: 'armeb', magic: elf(32, 'be', 40), mask: BE, family: 'armeb' },

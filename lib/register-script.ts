@@ -47,6 +47,21 @@ function checkCpu(cpu: Cpu): void {
   for (const a of cpu.aliases) if (!ALIAS.test(a)) throw new Error(`CPU "${cpu.name}" has an alias the script cannot embed: "${a}"`);
 }
 
+/** Wraps a space-separated list into indented lines for the help text. */
+function wrap(words: string, width = 84): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words.split(' ')) {
+    if (line !== '' && line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = '';
+    }
+    line = line === '' ? w : `${line} ${w}`;
+  }
+  lines.push(line);
+  return lines.map((l) => `  ${l}`).join('\n');
+}
+
 export function generateRegisterScript(options: RegisterScriptOptions = {}): string {
   const cpus = options.cpus ?? CPUS;
   if (cpus.length === 0) throw new Error('the register script needs at least one CPU');
@@ -72,6 +87,10 @@ export function generateRegisterScript(options: RegisterScriptOptions = {}): str
     return `  ${patterns.join('|')}) host_fam=${family} ;;`;
   }).join('\n');
   const names = cpus.map((c) => c.name).join(' ');
+  const retired = cpus.filter((c) => !defaults.includes(c)).map((c) => c.name);
+  const aliases = cpus.flatMap((c) => c.aliases);
+  const aliasNote = aliases.length > 0 ? ` (aliases such as ${aliases.slice(0, 4).join(', ')} are accepted too)` : '';
+  const retiredNote = retired.length > 0 ? ` but ${retired.join(', ')}, which QEMU has dropped` : '';
   const E = REGISTER_EXIT_CODES;
 
   return `#!/bin/sh
@@ -94,26 +113,29 @@ Usage: register [--reset] [-p yes|no] [-c yes|no] [-g yes|no] [--qemu-path DIR]
 
 Registers QEMU user-mode emulators with the kernel's binfmt_misc so that binaries for
 other CPUs run transparently. Mounts binfmt_misc when it is not mounted yet. CPUs of
-this machine's own family (by uname -m, or $HOST_ARCH when set) are skipped. Running it again is safe: an equal
-entry is left alone, a changed one is replaced.
+this machine's own family (by uname -m, or $HOST_ARCH when set) are skipped. Running
+it again is safe: an equal entry is left alone, a changed one is replaced.
 
 Options:
   --reset                  first remove every registered qemu-* entry (and nothing else)
   -p, --persistent yes|no  flag F: the kernel opens the emulator now, so it also works in
                            containers and chroots; only emulators that exist are registered
+                           (CPUs named with --targets are tried, and a refusal explained)
   -c, --credential yes|no  flags O and C: run setuid binaries with their credentials
   -g, --preserve-argv0 yes|no
                            flag P: pass the original argv[0] (the emulator must support it)
   --qemu-path DIR          where the emulators are (default /usr/bin)
   --qemu-suffix SUFFIX     emulator name suffix (default -static): DIR/qemu-CPU-static
-  --targets LIST           CPUs to register, comma-separated, or "all" (default: all)
+  --targets LIST           CPUs to register, comma-separated, or "all" (the default: every
+                           CPU below${retiredNote})
   --uninstall [LIST]       remove the entries for LIST (default: every CPU below)
   --list                   show the registered qemu-* entries: name, state, flags, emulator
   --persist-dir DIR        also write DIR/qemu-CPU.conf (binfmt.d format, e.g. /etc/binfmt.d)
                            for every entry registered, or remove them with --uninstall
   -h, --help               show this help
 
-CPUs: ${names}
+CPUs${aliasNote}:
+${wrap(names)}
 
 Exit codes:
   ${E.ok}  success
