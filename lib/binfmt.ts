@@ -17,13 +17,6 @@ export const NAME_MAX = 255;
 /** The order the kernel prints flags in; formatting uses it so lines round-trip exactly. */
 export const FLAG_ORDER = 'POCF';
 
-export const FLAG_MEANINGS: Readonly<Record<string, string>> = {
-  P: 'preserve-argv0: pass the original argv[0] to the interpreter',
-  O: 'open-binary: pass an open file descriptor instead of a path',
-  C: 'credentials: use the binary’s setuid/setgid credentials (implies O)',
-  F: 'fix-binary: open the interpreter at registration time, so it works in containers and chroots',
-};
-
 export interface BinfmtEntry {
   /** Entry name; the file /proc/sys/fs/binfmt_misc/<name>. */
   readonly name: string;
