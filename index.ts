@@ -16,7 +16,8 @@ export const qemu = lock.qemu;
 export const emulators = Object.fromEntries(
   config.hosts.map((host) => {
     const pinned = new Set(lock.hosts[host]!.flatMap((r) => r.emulators));
-    const wanted = targetsFor(host, config.targets.includes('all') ? 'all' : config.targets).map((c) => c.name);
-    return [host, wanted.filter((cpu) => pinned.has(cpu))];
+    // Emulator names, not CPU names: an alias such as i486 runs on qemu-i386.
+    const wanted = new Set(targetsFor(host, config.targets.includes('all') ? 'all' : config.targets).map((c) => c.emulator));
+    return [host, [...wanted].filter((emulator) => pinned.has(emulator))];
   }),
 );

@@ -33,6 +33,9 @@ test('dev-like stack: release name and the emulators each host publishes', async
   const p = await program({ 'polyarch:lockFile': file, 'polyarch:hosts': '["x86_64","aarch64"]' });
   assert.equal(p.release, 'v9.2.4-1');
   assert.deepEqual(p.emulators, { x86_64: ['arm', 'armeb'], aarch64: ['i386', 'x86_64'] });
+  // Named targets resolve aliases to their emulator: i486 runs on qemu-i386.
+  const named = await program({ 'polyarch:lockFile': file, 'polyarch:hosts': '["aarch64"]', 'polyarch:targets': '["i486","x86_64"]' });
+  assert.deepEqual(named.emulators, { aarch64: ['i386', 'x86_64'] });
 });
 
 test('bad config stops the program before anything is declared', async () => {
