@@ -4,7 +4,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { reconcileConf } from './binfmt.ts';
 import { readCpio } from './cpio.ts';
+import { findCpu } from './cpus.ts';
 import { decompressPayload, readRpm, RpmError, type Rpm } from './rpm.ts';
 
 const EMULATOR_PATH = /^usr\/bin\/qemu-([a-z0-9_]+)-static$/;
@@ -45,6 +47,8 @@ export interface Emulator {
   sha256: string;
   /** The binfmt.d conf the package ships for this CPU, if any, byte for byte. */
   conf?: Buffer;
+  /** Where that conf's magic, mask or offset differ from the CPU table (the conf wins). */
+  confDifferences?: string[];
 }
 
 export interface ExtractedRpm {
@@ -103,7 +107,16 @@ export async function extractRpm(buf: Buffer, label: string, expect?: readonly s
   }
   for (const [cpu, data] of confs) {
     const e = found.get(cpu);
-    if (e) e.conf = data;
+    if (!e) continue;
+    e.conf = data;
+    const known = findCpu(cpu);
+    if (!known) continue;
+    try {
+      const { differences } = reconcileConf(known, data.toString('utf8'));
+      if (differences.length > 0) e.confDifferences = differences;
+    } catch (err) {
+      throw new RpmError(label, `usr/lib/binfmt.d conf for ${cpu}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
   return { rpm, emulators: [...found.values()].sort((a, b) => a.cpu.localeCompare(b.cpu)) };
 }
@@ -119,6 +132,8 @@ export interface ManifestEntry {
   conf?: string;
   /** The RPM it came from (name-version-release.arch). */
   rpm: string;
+  /** The shipped conf's differences from the CPU table, when there are any. */
+  confDifferences?: string[];
 }
 
 export interface ExtractInput {
@@ -142,7 +157,7 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
       const other = seen.get(e.cpu);
       if (other) throw new Error(`${emulatorFile(e.cpu)} is in both ${other} and ${nevra}; extract one host's RPMs at a time`);
       seen.set(e.cpu, nevra);
-      manifest.push({ cpu: e.cpu, file: emulatorFile(e.cpu), size: e.data.length, sha256: e.sha256, ...(e.conf !== undefined && { conf: confFile(e.cpu) }), rpm: nevra });
+      manifest.push({ cpu: e.cpu, file: emulatorFile(e.cpu), size: e.data.length, sha256: e.sha256, ...(e.conf !== undefined && { conf: confFile(e.cpu) }), rpm: nevra, ...(e.confDifferences && { confDifferences: e.confDifferences }) });
     }
   }
 
