@@ -2,7 +2,7 @@
 // `error: ...`, on stderr and exits 1; commands write their output whole or not at all.
 import fs from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
-import { HOST_ARCHES, type HostArch } from '../lib/cpus.ts';
+import { HOST_ARCHES, parseHostArch, type HostArch } from '../lib/cpus.ts';
 import { binfmtCommands } from './commands/binfmt.ts';
 import { extractToDir } from '../lib/extract.ts';
 import { RpmCache } from '../lib/fetch.ts';
@@ -10,11 +10,7 @@ import { createLock, extractLocked, readLock, writeLock } from '../lib/lock.ts';
 
 const DEFAULT_CACHE = '.cache/rpms';
 
-function hostArch(value: string): HostArch {
-  if (!(HOST_ARCHES as readonly string[]).includes(value)) throw new Error(`unknown host arch "${value}" (valid: ${HOST_ARCHES.join(', ')})`);
-  return value as HostArch;
-}
-const hostList = (value: string): HostArch[] => [...new Set(value.split(',').map((h) => hostArch(h.trim())))];
+const hostList = (value: string): HostArch[] => [...new Set(value.split(',').map((h) => parseHostArch(h.trim())))];
 const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 
 const program = new Command('polyarch')
@@ -48,7 +44,7 @@ program
   .action(async (rpms: string[], o: { out: string; lock?: string; host: string; cache: string }) => {
     if (o.lock) {
       if (rpms.length > 0) throw new Error('give either --lock or RPM files, not both');
-      json(await extractLocked(await readLock(o.lock), hostArch(o.host), o.cache, o.out));
+      json(await extractLocked(await readLock(o.lock), parseHostArch(o.host), o.cache, o.out));
       return;
     }
     if (rpms.length === 0) throw new Error('no RPMs given (pass files or URLs, or --lock FILE)');

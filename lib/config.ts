@@ -2,7 +2,7 @@
 // reported at once, on one line, with the valid values. Secret values never reach this
 // module: callers pass only which secrets are set.
 import { z } from 'zod';
-import { cpuNames, HOST_ARCHES, type HostArch } from './cpus.ts';
+import { cpuNames, isHostArch, unknownHostArch, type HostArch } from './cpus.ts';
 
 const unique = <T>(items: readonly T[], key: (t: T) => string, what: string, ctx: z.core.$RefinementCtx) => {
   const seen = new Set<string>();
@@ -14,7 +14,7 @@ const unique = <T>(items: readonly T[], key: (t: T) => string, what: string, ctx
 };
 
 const hostArch = z.string().superRefine((h, ctx) => {
-  if (!(HOST_ARCHES as readonly string[]).includes(h)) ctx.addIssue({ code: 'custom', message: `unknown host arch "${h}" (valid: ${HOST_ARCHES.join(', ')})` });
+  if (!isHostArch(h)) ctx.addIssue({ code: 'custom', message: unknownHostArch(h) });
 }).transform((h) => h as HostArch);
 
 const target = z.string().superRefine((t, ctx) => {

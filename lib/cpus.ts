@@ -180,6 +180,15 @@ export function isHostArch(s: string): s is HostArch {
   return (HOST_ARCHES as readonly string[]).includes(s);
 }
 
+/** The one wording for a bad host arch, wherever it is given (CLI, stack config, API). */
+export const unknownHostArch = (s: string) => `unknown host arch "${s}" (valid: ${HOST_ARCHES.join(', ')})`;
+
+/** `s` as a HostArch, or an Error naming it and the valid values. */
+export function parseHostArch(s: string): HostArch {
+  if (!isHostArch(s)) throw new Error(unknownHostArch(s));
+  return s;
+}
+
 /**
  * `uname -m` spellings and the family they run natively, as shell glob patterns. The
  * register script's `case` is generated from this list and hostFamily() matches the same
@@ -245,7 +254,7 @@ export function cpuNames(): string[] {
  * table order), so a caller can ask for anything by name. Unknown names throw.
  */
 export function targetsFor(host: HostArch, targets: 'all' | readonly string[] = 'all'): Cpu[] {
-  if (!isHostArch(host)) throw new Error(`unknown host "${String(host)}" (valid: ${HOST_ARCHES.join(', ')})`);
+  parseHostArch(String(host));
   if (targets === 'all') {
     const family = hostFamily(host);
     return CPUS.filter((c) => c.family !== family && c.removedIn === undefined);

@@ -26,7 +26,7 @@ test('binfmt conf: host, targets, flags, path and suffix', () => {
 });
 
 test('binfmt conf: errors are one line and nothing is printed', () => {
-  assert.throws(() => binfmtConf({ ...DEFAULTS, host: 'vax' }), /^Error: unknown host "vax" \(valid: x86_64, aarch64, ppc64le, s390x\)$/);
+  assert.throws(() => binfmtConf({ ...DEFAULTS, host: 'vax' }), /^Error: unknown host arch "vax" \(valid: x86_64, aarch64, ppc64le, s390x\)$/);
   assert.throws(() => binfmtConf({ ...DEFAULTS, targets: 'arm,pdp11' }), /^Error: unknown CPU "pdp11" \(valid: /);
   assert.throws(() => binfmtConf({ ...DEFAULTS, targets: ' , ' }), /--targets is empty/);
   assert.throws(() => binfmtConf({ ...DEFAULTS, flags: 'FZ' }), /unknown binfmt flag "Z"/);

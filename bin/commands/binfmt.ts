@@ -1,7 +1,7 @@
 // `polyarch binfmt conf|script`: register lines and the register script, from the CPU table.
 // Errors are thrown as one-line Errors; the caller prints `error: <message>` and exits 1.
 import type { Command } from 'commander';
-import { HOST_ARCHES, isHostArch, targetsFor } from '../../lib/cpus.ts';
+import { HOST_ARCHES, parseHostArch, targetsFor } from '../../lib/cpus.ts';
 import { registerLine } from '../../lib/binfmt.ts';
 import { generateRegisterScript } from '../../lib/register-script.ts';
 
@@ -15,10 +15,10 @@ export interface ConfOptions {
 
 /** The `binfmt conf` output: one register line per target, newline-terminated. */
 export function binfmtConf(o: ConfOptions): string {
-  if (!isHostArch(o.host)) throw new Error(`unknown host "${o.host}" (valid: ${HOST_ARCHES.join(', ')})`);
+  const host = parseHostArch(o.host);
   const list = o.targets.split(',').map((t) => t.trim()).filter((t) => t !== '');
   if (list.length === 0) throw new Error('--targets is empty (give CPU names or "all")');
-  const cpus = list.length === 1 && list[0] === 'all' ? targetsFor(o.host) : targetsFor(o.host, list);
+  const cpus = list.length === 1 && list[0] === 'all' ? targetsFor(host) : targetsFor(host, list);
   // Format every line before printing any, so a bad option prints nothing.
   const lines = cpus.map((cpu) => registerLine(cpu, { path: o.path, suffix: o.suffix, flags: o.flags }));
   return lines.map((l) => `${l}\n`).join('');
