@@ -200,13 +200,17 @@ describe('decompression bombs stop at the bound', () => {
   });
 });
 
+/** A repeatable pseudo-random sequence in [0, 1), so a fuzz failure reproduces. */
+function seeded(seed: number): () => number {
+  return () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+}
+
 describe('cpio reader, fuzzed', () => {
   test('random corruption never escapes as anything but a CpioError', async () => {
     const file = byName(split, 'qemu-user-static-s390x');
     const cpio = await decompressPayload(readRpm(fs.readFileSync(file), file), file);
     const head = cpio.subarray(0, 4096);
-    let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rand = seeded(42);
     for (let i = 0; i < 2000; i++) {
       const b = Buffer.from(head);
       for (let k = 0; k < 4; k++) b[Math.floor(rand() * 400)] = Math.floor(rand() * 256);
@@ -220,8 +224,7 @@ describe('cpio reader, fuzzed', () => {
   test('RPM reader: random header corruption is always an RpmError', () => {
     const file = byName(split, 'qemu-user-static-s390x');
     const rpm = fs.readFileSync(file);
-    let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rand = seeded(7);
     for (let i = 0; i < 500; i++) {
       const b = Buffer.from(rpm.subarray(0, 64 << 10));
       for (let k = 0; k < 3; k++) b[96 + Math.floor(rand() * 4000)] = Math.floor(rand() * 256);
