@@ -1,0 +1,67 @@
+// The emulators a stack publishes for one host arch, extracted once and reused. Every
+// component (release assets, images, build hosts) reads them from here, so the program
+// computes concrete digests at evaluation time and previews show real diffs.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { targetsFor, type HostArch } from './cpus.ts';
+import type { ManifestEntry } from './extract.ts';
+import { extractLocked, type Lock } from './lock.ts';
+
+/** One host's extracted emulators, limited to the stack's targets. */
+export interface HostEmulators {
+  host: HostArch;
+  /** Folder holding `qemu-<cpu>-static` files (and `binfmt.d/`). */
+  dir: string;
+  /** One entry per published emulator, sorted by cpu. */
+  emulators: ManifestEntry[];
+}
+
+export interface PrepareOptions {
+  /** RPM cache, keyed by sha256. */
+  cacheDir: string;
+  /** Where extracted emulators are kept, one folder per host and lockfile entry set. */
+  emulatorsDir: string;
+  /** 'all' or target CPU names (aliases resolve to their emulator). */
+  targets: 'all' | readonly string[];
+}
+
+const MANIFEST = 'manifest.json';
+
+/** Folder name for one host's pinned RPMs: a change to any pin is a new folder. */
+export function extractionKey(lock: Lock, host: HostArch): string {
+  const pins = (lock.hosts[host] ?? []).map((r) => `${r.sha256} ${r.name}`).sort().join('\n');
+  return `${host}-${createHash('sha256').update(pins).digest('hex').slice(0, 16)}`;
+}
+
+async function cachedManifest(dir: string): Promise<ManifestEntry[] | undefined> {
+  const text = await fs.readFile(path.join(dir, MANIFEST), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const manifest = JSON.parse(text) as ManifestEntry[];
+  // Sizes are a cheap guard against a folder someone edited; digests were checked on extraction.
+  for (const m of manifest) {
+    const st = await fs.stat(path.join(dir, m.file)).catch(() => undefined);
+    if (st?.size !== m.size) return undefined;
+  }
+  return manifest;
+}
+
+/**
+ * Extracts (or reuses) the emulators the lockfile pins for `host`, and returns those among
+ * the stack's targets that the host's RPMs hold.
+ */
+export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOptions): Promise<HostEmulators> {
+  const dir = path.resolve(o.emulatorsDir, extractionKey(lock, host));
+  let manifest = await cachedManifest(dir);
+  if (!manifest) {
+    await fs.rm(dir, { recursive: true, force: true });
+    manifest = await extractLocked(lock, host, o.cacheDir, dir);
+    // The manifest is written last: its presence means the folder is complete.
+    const tmp = path.join(dir, `.${MANIFEST}.tmp`);
+    await fs.writeFile(tmp, JSON.stringify(manifest, null, 2));
+    await fs.rename(tmp, path.join(dir, MANIFEST));
+  }
+  // Emulator names, not CPU names: an alias such as i486 runs on qemu-i386.
+  const wanted = new Set(targetsFor(host, o.targets).map((c) => c.emulator));
+  return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)) };
+}
