@@ -5,7 +5,8 @@ import { Command, CommanderError } from 'commander';
 import { HOST_ARCHES, parseHostArch, type HostArch } from '../lib/cpus.ts';
 import { binfmtCommands } from './commands/binfmt.ts';
 import { extractToDir } from '../lib/extract.ts';
-import { RpmCache } from '../lib/fetch.ts';
+import { fetchText, RpmCache } from '../lib/fetch.ts';
+import { DEFAULT_KOJI, newestBuild } from '../lib/koji.ts';
 import { createLock, extractLocked, readLock, writeLock } from '../lib/lock.ts';
 
 const DEFAULT_CACHE = '.cache/rpms';
@@ -21,14 +22,20 @@ const program = new Command('polyarch')
 program
   .command('lock')
   .description('pin every qemu-user-static RPM of one Fedora build (url, size, sha256, emulators) into a lockfile')
-  .requiredOption('--qemu <version>', 'QEMU version as Fedora ships it, e.g. 9.2.4')
-  .requiredOption('--release <release>', 'Fedora release of the build, e.g. 1.fc42')
+  .option('--qemu <version>', 'QEMU version as Fedora ships it, e.g. 9.2.4')
+  .option('--release <release>', 'Fedora release of the build, e.g. 1.fc42')
+  .option('--latest', "pin koji's newest finished Fedora build that has RPMs for every host (instead of --qemu/--release)")
   .option('--hosts <list>', `comma-separated host arches (${HOST_ARCHES.join(', ')})`, 'x86_64')
   .option('--koji <url>', 'koji package root')
   .option('--out <file>', 'lockfile to write', 'qemu.lock.json')
   .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE)
-  .action(async (o: { qemu: string; release: string; hosts: string; koji?: string; out: string; cache: string }) => {
-    const lock = await createLock({ version: o.qemu, release: o.release, hosts: hostList(o.hosts), koji: o.koji, cacheDir: o.cache });
+  .action(async (o: { qemu?: string; release?: string; latest?: boolean; hosts: string; koji?: string; out: string; cache: string }) => {
+    const hosts = hostList(o.hosts);
+    const koji = o.koji ?? DEFAULT_KOJI;
+    if (o.latest && (o.qemu || o.release)) throw new Error('give either --latest or --qemu and --release, not both');
+    if (!o.latest && !(o.qemu && o.release)) throw new Error('give --qemu and --release, or --latest');
+    const build = o.latest ? await newestBuild(koji, hosts, (url) => fetchText(url)) : { version: o.qemu!, release: o.release! };
+    const lock = await createLock({ ...build, hosts, koji, cacheDir: o.cache });
     await writeLock(o.out, lock);
     json({ lockfile: o.out, qemu: lock.qemu, hosts: Object.fromEntries(Object.entries(lock.hosts).map(([h, rpms]) => [h, rpms.length])) });
   });

@@ -7,7 +7,8 @@ import path from 'node:path';
 import pRetry, { AbortError } from 'p-retry';
 
 export class FetchError extends Error {
-  constructor(message: string) {
+  /** The HTTP status, when the server answered. */
+  constructor(message: string, readonly status?: number) {
     super(message);
     this.name = 'FetchError';
   }
@@ -45,7 +46,7 @@ export async function withResponse<T>(url: string, consume: (res: Response) => P
       }
       if (!res.ok) {
         await res.body?.cancel();
-        const err = new FetchError(`${url}: HTTP ${res.status} ${res.statusText}`.trim());
+        const err = new FetchError(`${url}: HTTP ${res.status} ${res.statusText}`.trim(), res.status);
         if (transient(res.status)) throw err;
         throw new AbortError(err);
       }

@@ -43,3 +43,68 @@ export function selectRpms(html: string, dirUrl: string, version: string, releas
   const split = rpms.some((r) => r.name !== 'qemu-user-static');
   return rpms.filter((r) => !split || r.name !== 'qemu-user-static').sort((a, b) => a.name.localeCompare(b.name));
 }
+
+/** Folder names an index lists (hrefs ending in `/`), without the parent link. */
+function subfolders(html: string): string[] {
+  const names = new Set<string>();
+  for (const m of html.matchAll(/href\s*=\s*"([^"?#]*)\/"/gi)) {
+    const name = decodeURIComponent(m[1] ?? '').split('/').pop() ?? '';
+    if (name && name !== '..' && name !== '.') names.add(name);
+  }
+  return [...names];
+}
+
+const numbers = (s: string) => s.split('.').map(Number);
+function compareNumbers(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? -1) - (b[i] ?? -1);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** A finished Fedora build: `<n>.fc<NN>` with an optional `.<m>` rebuild suffix; no rc, eln or el builds. */
+export const STABLE_RELEASE_RE = /^(\d+)\.fc(\d+)(?:\.(\d+))?$/;
+
+/** Newest first: the Fedora number decides, then the build number, then a rebuild suffix. */
+export function compareReleases(a: string, b: string): number {
+  const key = (r: string) => {
+    const [, n, fc, rebuild] = STABLE_RELEASE_RE.exec(r) ?? [];
+    return [Number(fc), Number(n), Number(rebuild ?? 0)];
+  };
+  return compareNumbers(key(b), key(a));
+}
+
+/** Newest first: QEMU versions compared number by number (10.0.0 after 9.2.4). */
+export const compareVersions = (a: string, b: string) => compareNumbers(numbers(b), numbers(a));
+
+export interface Build {
+  version: string;
+  release: string;
+}
+
+/**
+ * The newest finished qemu build in koji that has qemu-user-static RPMs for every one of
+ * `hosts`. Versions are tried newest first; within a version, stable Fedora releases newest
+ * first. `fetch` reads one directory index.
+ */
+export async function newestBuild(koji: string, hosts: readonly string[], fetch: (url: string) => Promise<string>): Promise<Build> {
+  const root = `${koji.replace(/\/+$/, '')}/packages/qemu/`;
+  const versions = subfolders(await fetch(root)).filter((v) => VERSION_RE.test(v)).sort(compareVersions);
+  for (const version of versions) {
+    const releases = subfolders(await fetch(`${root}${version}/`)).filter((r) => STABLE_RELEASE_RE.test(r)).sort(compareReleases);
+    for (const release of releases) {
+      const listings = await Promise.all(hosts.map(async (h) => {
+        const dir = buildDirUrl(koji, version, release, h);
+        // A host koji never built for is a 404; anything else is a real failure.
+        const html = await fetch(dir).catch((e: unknown) => {
+          if ((e as { status?: number }).status === 404) return '';
+          throw e;
+        });
+        return selectRpms(html, dir, version, release, h).length > 0;
+      }));
+      if (listings.every(Boolean)) return { version, release };
+    }
+  }
+  throw new Error(`${root}: no finished Fedora build of qemu has qemu-user-static RPMs for ${hosts.join(', ')}`);
+}

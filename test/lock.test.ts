@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { RpmCache, sha256 } from '../lib/fetch.ts';
-import { buildDirUrl, selectRpms } from '../lib/koji.ts';
+import { fetchText, RpmCache, sha256 } from '../lib/fetch.ts';
+import { buildDirUrl, compareReleases, compareVersions, newestBuild, selectRpms } from '../lib/koji.ts';
 import { createLock, extractLocked, readLock, writeLock, type Lock } from '../lib/lock.ts';
 import { kojiTree, startKoji, type KojiServer } from './fixtures/koji.ts';
 import { buildFixtureRpms, SINGLE_BUILD, SPLIT_BUILD } from './fixtures/rpms.ts';
@@ -40,6 +40,18 @@ before(async () => {
   const root = kojiTree(splitX86, SPLIT_BUILD, 'x86_64');
   kojiTree(splitArm, SPLIT_BUILD, 'aarch64', root);
   kojiTree(single, SINGLE_BUILD, 'x86_64', root);
+  // Decoys for the newest-build search: listed, never downloaded.
+  const decoy = (version: string, release: string, host: string) => {
+    const dir = path.join(root, 'packages/qemu', version, release, host);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `qemu-user-static-arm-${version}-${release}.${host}.rpm`), '');
+  };
+  decoy('10.1.0', '0.1.rc1.fc44', 'x86_64'); // a release candidate
+  decoy('10.1.0', '0.1.rc1.fc44', 'aarch64');
+  decoy('10.0.2', '1.eln150', 'x86_64'); // not a Fedora build
+  decoy('9.10.0', '1.fc43', 'x86_64'); // newer than 9.2.4, but built for x86_64 only
+  decoy('9.2.4', '1.fc41', 'x86_64'); // the same version for an older Fedora
+  decoy('9.2.4', '1.fc41', 'aarch64');
   koji = await startKoji(root);
 });
 after(() => koji.close());
@@ -60,6 +72,29 @@ describe('koji directory index', () => {
   test('versions and releases that would bend the URL are refused', () => {
     assert.throws(() => buildDirUrl('http://k', '9.2.4/../..', '1.fc42', 'x86_64'), /malformed QEMU version "9\.2\.4\/\.\.\/\.\."/);
     assert.throws(() => buildDirUrl('http://k', '9.2.4', '1.fc42/../../x', 'x86_64'), /malformed Fedora release/);
+  });
+});
+
+describe('newest build', () => {
+  const read = (url: string) => fetchText(url, fast);
+  test('versions compare by number, releases by Fedora then build', () => {
+    assert.deepEqual(['9.2.4', '10.0.0', '9.10.0', '9.2.10'].sort(compareVersions), ['10.0.0', '9.10.0', '9.2.10', '9.2.4']);
+    assert.deepEqual(['2.fc41', '1.fc42', '10.fc41', '1.fc42.1'].sort(compareReleases), ['1.fc42.1', '1.fc42', '10.fc41', '2.fc41']);
+  });
+  test('skips release candidates, non-Fedora builds and builds missing a host', async () => {
+    assert.deepEqual(await newestBuild(koji.url, ['x86_64', 'aarch64'], read), { version: '9.2.4', release: '1.fc42' });
+    assert.deepEqual(await newestBuild(koji.url, ['x86_64'], read), { version: '9.10.0', release: '1.fc43' });
+  });
+  test('no build for a host is one clear error', async () => {
+    await assert.rejects(newestBuild(koji.url, ['s390x'], read), { message: `${koji.url}/packages/qemu/: no finished Fedora build of qemu has qemu-user-static RPMs for s390x` });
+  });
+  test('a koji failure is not mistaken for a missing host', async () => {
+    koji.failNext.set('/packages/qemu/9.10.0/1.fc43/x86_64/', 99);
+    try {
+      await assert.rejects(newestBuild(koji.url, ['x86_64'], (url) => fetchText(url, { retries: 1, minTimeout: 5 })), /9\.10\.0\/1\.fc43\/x86_64\/: HTTP 503/);
+    } finally {
+      koji.failNext.delete('/packages/qemu/9.10.0/1.fc43/x86_64/');
+    }
   });
 });
 
@@ -192,6 +227,13 @@ describe('polyarch CLI', () => {
     assert.equal(sha256(fs.readFileSync(path.join(out, arm.file))), arm.sha256);
   });
 
+  test('lock --latest pins the newest build that every host has', async () => {
+    const lockFile = path.join(tmp(), 'qemu.lock.json');
+    const { stdout } = await cli(['lock', '--latest', '--hosts', 'x86_64,aarch64', '--koji', koji.url, '--out', lockFile, '--cache', path.join(tmp(), 'c')]);
+    assert.deepEqual(JSON.parse(stdout).qemu, { version: '9.2.4', release: '1.fc42' });
+    assert.deepEqual((await readLock(lockFile)).qemu, { version: '9.2.4', release: '1.fc42' });
+  });
+
   test('extract from a file and from a URL', async () => {
     const out = tmp();
     const file = splitX86.find((f) => f.includes('-s390x-'))!;
@@ -203,6 +245,8 @@ describe('polyarch CLI', () => {
   for (const [what, args, message] of [
     ['unknown host arch', ['lock', '--qemu', '9.2.4', '--release', '1.fc42', '--hosts', 'arm64'], /^error: unknown host arch "arm64" \(valid: x86_64, aarch64, ppc64le, s390x\)\n$/],
     ['malformed version', ['lock', '--qemu', 'latest', '--release', '1.fc42', '--koji', 'http://127.0.0.1:9'], /^error: malformed QEMU version "latest"/],
+    ['--latest with a version', ['lock', '--latest', '--qemu', '9.2.4'], /^error: give either --latest or --qemu and --release, not both\n$/],
+    ['no build named', ['lock', '--qemu', '9.2.4'], /^error: give --qemu and --release, or --latest\n$/],
     ['missing file', ['extract', '--out', '/tmp/x', '/nonexistent.rpm'], /^error: \/nonexistent\.rpm: ENOENT/],
     ['not an RPM', ['extract', '--out', '/tmp/x', 'package.json'], /^error: package\.json: bad lead magic \(not an RPM\)\n$/],
   ] as const) {
