@@ -91,14 +91,17 @@ async function resolveOutputs(mod: Record<string, unknown>): Promise<Record<stri
  * A lockfile over fixture RPMs served by a loopback koji, plus an RPM cache that already
  * holds them, so the program can extract without the server staying up.
  */
-export async function fixtureLock(hosts: readonly FixtureHost[] = ['x86_64', 'aarch64']): Promise<{ file: string; lock: Lock; cacheDir: string }> {
+export async function fixtureLock(
+  hosts: readonly FixtureHost[] = ['x86_64', 'aarch64'],
+  build: { version: string; release: string } = SPLIT_BUILD,
+): Promise<{ file: string; lock: Lock; cacheDir: string }> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-koji-'));
-  for (const host of hosts) kojiTree(buildFixtureRpms({ host, layout: 'split', compression: 'zstd' }), SPLIT_BUILD, host, root);
+  for (const host of hosts) kojiTree(buildFixtureRpms({ host, layout: 'split', compression: 'zstd', build }), build, host, root);
   const koji = await startKoji(root);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-prog-'));
   const cacheDir = path.join(FIXTURE_ROOT, 'program-rpms');
   try {
-    const lock = await createLock({ ...SPLIT_BUILD, hosts: [...hosts], koji: koji.url, cacheDir });
+    const lock = await createLock({ ...build, hosts: [...hosts], koji: koji.url, cacheDir });
     const file = path.join(dir, 'qemu.lock.json');
     await writeLock(file, lock);
     return { file, lock, cacheDir };
