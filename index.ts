@@ -1,6 +1,8 @@
 // The program: validated stack config -> components. Wiring only; work lives in lib/.
 import path from 'node:path';
-import { loadStackConfig } from './components/stackConfig.ts';
+import { BinfmtHost } from './components/binfmtHost.ts';
+import { loadStackConfig, secretConfig } from './components/stackConfig.ts';
+import { writeRegisterScript } from './lib/build-host.ts';
 import { prepareEmulators } from './lib/emulators.ts';
 import { readLock } from './lib/lock.ts';
 
@@ -26,3 +28,9 @@ export const release = `v${lock.qemu.version}-${config.releaseNumber}`;
 export const qemu = lock.qemu;
 /** Per host arch: the emulators published (qemu-<name>-static), from the lockfile's RPMs and the stack's targets. */
 export const emulators = Object.fromEntries(hostEmulators.map((h) => [h.host, h.emulators.map((e) => e.cpu)]));
+
+// --- Build hosts (issue 6): emulators and the register script over SSH, entries registered.
+const registerScript = await writeRegisterScript(path.join(config.cacheDir, 'scripts'));
+const binfmtHosts = config.buildHosts.map((b) => new BinfmtHost(b.name, { buildHost: b, hostEmulators, registerScript, privateKey: secretConfig('sshPrivateKey') }));
+/** Per build host: the binfmt entries registered and the folder holding their emulators. */
+export const buildHosts = Object.fromEntries(binfmtHosts.map((h) => [h.hostName, { entries: h.entries, folder: h.folder }]));

@@ -2,6 +2,7 @@
 // reported at once, on one line, with the valid values. Secret values never reach this
 // module: callers pass only which secrets are set.
 import { z } from 'zod';
+import { normalizeFlags } from './binfmt.ts';
 import { cpuNames, isHostArch, unknownHostArch, type HostArch } from './cpus.ts';
 
 const unique = <T>(items: readonly T[], key: (t: T) => string, what: string, ctx: z.core.$RefinementCtx) => {
@@ -40,6 +41,24 @@ const BuildHost = z.strictObject({
   sudo: z.boolean().default(false),
   persist: z.boolean().default(true),
   targets: z.array(target).optional(),
+  /** The build host's own arch (`uname -m`): it gets this host's emulators, so it must be one of `hosts`. */
+  arch: hostArch.default('x86_64' as HostArch),
+  /** The host's public key, `<type> <base64>` as in known_hosts; without it the host key is not checked. */
+  hostKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}$/, 'must be a public key "<type> <base64>" (e.g. a line of ssh-keyscan without the host name)').optional(),
+  /** binfmt flags for the entries: any of P, O, C, F; the register script sets O and C together. */
+  flags: z.string().default('F').transform((f, ctx) => {
+    let flags: string;
+    try {
+      flags = normalizeFlags(f);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+    if (flags.includes('O') !== flags.includes('C')) ctx.addIssue({ code: 'custom', message: 'flag O comes with C (the register script sets both with --credential yes)' });
+    return flags;
+  }),
+  /** Root-owned folder on the build host for the emulators, one subfolder per registration. */
+  emulatorDir: z.string().max(200).regex(/^(\/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+$/, 'must be an absolute path of letters, digits and . _ + - (no trailing /, no . or .. parts)').default('/usr/local/lib/polyarch'),
 });
 
 export const StackConfigSchema = z
@@ -89,6 +108,9 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
     if (c.registry?.push && (!c.registry.username || !secrets.registryPassword)) {
       ctx.addIssue({ code: 'custom', path: ['registry'], message: `pushes to ${c.registry.server} without credentials (set registry.username and the secret polyarch:registryPassword)` });
     }
+    c.buildHosts.forEach((b, i) => {
+      if (!c.hosts.includes(b.arch)) ctx.addIssue({ code: 'custom', path: ['buildHosts', i, 'arch'], message: `build host "${b.name}" is ${b.arch}, which is not among hosts (${c.hosts.join(', ')}), so no emulators are extracted for it` });
+    });
     if (c.buildHosts.length > 0 && !secrets.sshPrivateKey) {
       ctx.addIssue({ code: 'custom', path: ['buildHosts'], message: 'build hosts need the secret polyarch:sshPrivateKey' });
     }

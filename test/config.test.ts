@@ -56,3 +56,29 @@ test('a secret set as plain text is refused without echoing it', () => {
     return true;
   });
 });
+
+test('build hosts: arch, hostKey, flags and emulatorDir, with their defaults', () => {
+  const key = new Set(['sshPrivateKey']);
+  const host = (fields: Record<string, unknown>, hosts = '["x86_64","aarch64"]') =>
+    parseStackConfig({ hosts, buildHosts: JSON.stringify([{ name: 'ci-1', address: '10.0.0.1', user: 'root', ...fields }]) }, key).buildHosts[0]!;
+  const d = host({});
+  assert.equal(d.arch, 'x86_64');
+  assert.equal(d.flags, 'F');
+  assert.equal(d.emulatorDir, '/usr/local/lib/polyarch');
+  assert.equal(d.hostKey, undefined);
+  const h = host({ arch: 'aarch64', flags: 'FCP', emulatorDir: '/opt/qemu-static', hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKr0r9Xw' });
+  assert.equal(h.arch, 'aarch64');
+  assert.equal(h.flags, 'POCF', 'normalized to the kernel order, C brings O');
+  assert.equal(h.emulatorDir, '/opt/qemu-static');
+  assert.equal(h.hostKey, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKr0r9Xw');
+  assert.equal(host({ flags: '' }).flags, '');
+
+  assert.throws(() => host({ arch: 'aarch64' }, '["x86_64"]'), /polyarch:buildHosts\.0\.arch: build host "ci-1" is aarch64, which is not among hosts \(x86_64\)/);
+  assert.throws(() => host({ arch: 'arm64' }), /polyarch:buildHosts\.0\.arch: unknown host arch "arm64"/);
+  assert.throws(() => host({ flags: 'OF' }), /polyarch:buildHosts\.0\.flags: flag O comes with C/);
+  assert.throws(() => host({ flags: 'FX' }), /polyarch:buildHosts\.0\.flags: unknown binfmt flag "X"/);
+  for (const dir of ['relative/dir', '/usr/../etc', '/opt/qemu/', '/opt/with space', "/opt/it's", '/']) {
+    assert.throws(() => host({ emulatorDir: dir }), /polyarch:buildHosts\.0\.emulatorDir: must be an absolute path/, dir);
+  }
+  assert.throws(() => host({ hostKey: '[10.0.0.1]:22 ssh-ed25519 AAAA' }), /polyarch:buildHosts\.0\.hostKey: must be a public key/);
+});

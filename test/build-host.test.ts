@@ -1,0 +1,163 @@
+// lib/build-host: what a build host gets (files, upload paths, registration key, triggers)
+// and the shell strings (quoting, POSIX syntax, shellcheck, behaviour that needs no kernel).
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { planBuildHost, registerFlags, shellQuote, writeRegisterScript, type BuildHost, type BuildHostPlan } from '../lib/build-host.ts';
+import { parseStackConfig } from '../lib/config.ts';
+import type { HostEmulators } from '../lib/emulators.ts';
+import { generateRegisterScript } from '../lib/register-script.ts';
+import { hasCommand, isRoot, requireSystem } from './helpers/system.ts';
+
+const digest = (s: string) => createHash('sha256').update(s).digest('hex');
+const SCRIPT = { path: '/cache/scripts/register-0123456789abcdef', sha256: digest('script') };
+
+function emulators(host: HostEmulators['host'], cpus: string[]): HostEmulators {
+  return { host, dir: `/cache/emulators/${host}`, emulators: cpus.map((cpu) => ({ cpu, file: `qemu-${cpu}-static`, size: 1, sha256: digest(`${host}/${cpu}`), rpm: 'qemu-user-static-x' })) };
+}
+const HOSTS = [emulators('x86_64', ['aarch64', 'arm', 'i386', 's390x']), emulators('aarch64', ['i386', 'x86_64', 'riscv64'])];
+
+function buildHost(fields: Record<string, unknown> = {}): BuildHost {
+  const raw = { buildHosts: JSON.stringify([{ name: 'ci-1', address: '10.0.0.1', user: 'root', ...fields }]), hosts: '["x86_64","aarch64"]' };
+  return parseStackConfig(raw, new Set(['sshPrivateKey'])).buildHosts[0]!;
+}
+const plan = (fields: Record<string, unknown> = {}, hosts = HOSTS) => planBuildHost(buildHost(fields), hosts, SCRIPT);
+
+/** The script inside a plan's (non-sudo) command string: what `sh -c` gets. */
+function innerScript(command: string): string {
+  assert.ok(command.startsWith('sh -c '));
+  const r = spawnSync('sh', ['-c', command.replace(/^sh -c /, 'printf %s ')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+test('shellQuote: any string comes back unchanged through sh', () => {
+  for (const s of ["it's", '$(id) `id` $HOME ${x}', 'a\nb\tc\\d', "''", '', '-n', '*', '"quoted"', "'; rm -rf / #"]) {
+    const r = spawnSync('sh', ['-c', `printf %s ${shellQuote(s)}`], { encoding: 'utf8' });
+    assert.equal(r.stdout, s);
+  }
+});
+
+test('registerFlags: binfmt flags as the register script’s options', () => {
+  assert.deepEqual(registerFlags('F'), ['--persistent', 'yes', '--credential', 'no', '--preserve-argv0', 'no']);
+  assert.deepEqual(registerFlags('POCF'), ['--persistent', 'yes', '--credential', 'yes', '--preserve-argv0', 'yes']);
+  assert.deepEqual(registerFlags(''), ['--persistent', 'no', '--credential', 'no', '--preserve-argv0', 'no']);
+});
+
+test('by default a build host gets every emulator published for its own arch, plus the script', () => {
+  const amd = plan();
+  assert.deepEqual(amd.targets, ['aarch64', 'arm', 's390x']);
+  assert.deepEqual(amd.entries, ['qemu-aarch64', 'qemu-arm', 'qemu-s390x']);
+  assert.deepEqual(amd.files.map((f) => f.name), ['qemu-aarch64-static', 'qemu-arm-static', 'qemu-s390x-static', 'register']);
+  const first = amd.files[0]!;
+  assert.equal(first.local, '/cache/emulators/x86_64/qemu-aarch64-static');
+  assert.equal(first.sha256, digest('x86_64/aarch64'));
+  // Uploads go straight into the home folder, named by content.
+  assert.equal(first.remote, `.polyarch-qemu-aarch64-static.${digest('x86_64/aarch64').slice(0, 16)}`);
+  assert.equal(amd.files[3]!.remote, `.polyarch-register.${SCRIPT.sha256.slice(0, 16)}`);
+  assert.equal(amd.folder, `/usr/local/lib/polyarch/${amd.key}`);
+
+  const arm = plan({ arch: 'aarch64' });
+  assert.deepEqual(arm.targets, ['i386', 'i486', 'riscv64', 'x86_64']);
+  assert.equal(arm.files[0]!.local, '/cache/emulators/aarch64/qemu-i386-static');
+});
+
+test('named targets: i486 registers qemu-i486 with the i386 emulator', () => {
+  const p = plan({ arch: 'aarch64', targets: ['x86_64', 'i486'] });
+  assert.deepEqual(p.targets, ['i486', 'x86_64']);
+  assert.deepEqual(p.entries, ['qemu-i486', 'qemu-x86_64']);
+  assert.deepEqual(p.files.map((f) => f.name), ['qemu-i386-static', 'qemu-x86_64-static', 'register']);
+  assert.match(p.delete, /qemu-i486:qemu-i386-static/);
+});
+
+test('targets the stack does not publish, or that the host runs natively, are refused naming the host', () => {
+  assert.throws(() => plan({ targets: ['riscv64'] }), /build host "ci-1" targets riscv64, but the stack publishes no such emulator for x86_64 \(published: aarch64, arm, i386, s390x\)/);
+  assert.throws(() => plan({ targets: ['x86_64', 'aarch64'] }), /build host "ci-1" \(x86_64\) runs x86_64 natively/);
+  assert.throws(() => plan({}, [HOSTS[1]!]), /build host "ci-1" is x86_64, but no emulators were extracted for x86_64/);
+});
+
+test('the registration key covers what lands on the host; the triggers add the address', () => {
+  const base = plan();
+  const keyOf = (p: BuildHostPlan) => p.key;
+  assert.equal(keyOf(plan()), base.key, 'stable');
+  for (const change of [{ flags: 'OCF' }, { persist: false }, { targets: ['aarch64'] }]) assert.notEqual(keyOf(plan(change)), base.key, JSON.stringify(change));
+  const rebuilt = { ...HOSTS[0]!, emulators: HOSTS[0]!.emulators.map((e, i) => (i === 0 ? { ...e, sha256: digest('rebuilt') } : e)) };
+  assert.notEqual(planBuildHost(buildHost(), [rebuilt], SCRIPT).key, base.key, 'an emulator digest');
+  assert.notEqual(planBuildHost(buildHost(), HOSTS, { ...SCRIPT, sha256: digest('other script') }).key, base.key, 'the script digest');
+  // How the host is reached is not part of what it holds.
+  for (const change of [{ user: 'ci', sudo: true }, { port: 2222 }, { hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA' }]) assert.equal(keyOf(plan(change)), base.key, JSON.stringify(change));
+  assert.notEqual(plan({ emulatorDir: '/opt/q' }).folder, base.folder);
+
+  assert.deepEqual(base.triggers.slice(0, 6), ['address=10.0.0.1:22', 'arch=x86_64', `folder=${base.folder}`, 'flags=F', 'persist=true', 'targets=aarch64,arm,s390x']);
+  assert.deepEqual(base.triggers.slice(6), base.files.map((f) => `${f.name}=${f.sha256}`));
+  assert.ok(plan({ port: 2222 }).triggers.includes('address=10.0.0.1:2222'));
+});
+
+test('the command strings: valid POSIX sh (dash -n), the inner scripts pass shellcheck, sudo wraps them', (t) => {
+  if (!requireSystem(t, hasCommand('dash'), hasCommand('shellcheck'))) return;
+  for (const fields of [{}, { user: 'ci', sudo: true, persist: false, flags: 'POCF', emulatorDir: '/opt/qemu' }]) {
+    const p = plan(fields);
+    for (const op of ['create', 'update', 'delete'] as const) {
+      const r = spawnSync('dash', ['-n', '-c', p[op]], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${op}: ${r.stderr}`);
+    }
+  }
+  const p = plan({ persist: true, flags: 'OCF' });
+  for (const op of ['create', 'delete'] as const) {
+    const r = spawnSync('shellcheck', ['-s', 'sh', '-'], { input: innerScript(p[op]), encoding: 'utf8' });
+    assert.equal(r.status, 0, `${op}: ${r.stdout}`);
+  }
+  const create = innerScript(p.create);
+  assert.match(create, /^options='--persistent yes --credential yes --preserve-argv0 no --persist-dir \/etc\/binfmt\.d'$/m);
+  assert.match(create, /^targets='aarch64,arm,s390x'$/m);
+  assert.match(create, /^mode=create$/m);
+  assert.match(innerScript(p.update), /^mode=update$/m);
+  assert.doesNotMatch(innerScript(plan({ persist: false }).create), /persist-dir/);
+
+  const sudo = plan({ user: 'ci', sudo: true });
+  for (const op of ['create', 'update', 'delete'] as const) assert.match(sudo[op], /^sudo -n true 2>\/dev\/null \|\| \{ echo 'polyarch: build host ci-1: user ci cannot run sudo without a password \(sudo -n\)' >&2; exit 1; \}; sudo -n sh -c '/);
+});
+
+test('run as a user who is not root, every string stops before touching anything and names the host', (t) => {
+  if (!requireSystem(t, isRoot, hasCommand('setpriv'))) return;
+  const p = plan();
+  for (const op of ['create', 'update', 'delete'] as const) {
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', p[op]], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'polyarch: build host ci-1: must run as root: log in as root, or set sudo: true for a user with passwordless sudo\n');
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('delete of a registration that is not there drops its leftover uploads and says so', (t) => {
+  if (!requireSystem(t, isRoot)) return;
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-home-'));
+  t.after(() => fs.rmSync(home, { recursive: true, force: true }));
+  const p = plan({ emulatorDir: path.join(home, 'emulators') });
+  for (const f of p.files) fs.writeFileSync(path.join(home, f.remote), 'leftover');
+  fs.writeFileSync(path.join(home, '.polyarch-unrelated'), 'not ours');
+  const r = spawnSync('sh', ['-c', p.delete], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: home } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `polyarch: ci-1: nothing to remove: ${p.folder} does not exist\n`);
+  assert.deepEqual(fs.readdirSync(home), ['.polyarch-unrelated']);
+});
+
+test('writeRegisterScript: the generated script, once per content, named by its digest', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-scripts-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const a = await writeRegisterScript(dir);
+  const text = generateRegisterScript();
+  assert.equal(a.sha256, digest(text));
+  assert.equal(a.path, path.join(dir, `register-${a.sha256.slice(0, 16)}`));
+  assert.equal(fs.readFileSync(a.path, 'utf8'), text);
+  assert.equal(fs.statSync(a.path).mode & 0o777, 0o755);
+  // A damaged copy is rewritten; a good one is reused.
+  fs.writeFileSync(a.path, 'damaged');
+  assert.deepEqual(await writeRegisterScript(dir), a);
+  assert.equal(fs.readFileSync(a.path, 'utf8'), text);
+  assert.deepEqual(fs.readdirSync(dir), [path.basename(a.path)]);
+});
