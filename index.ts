@@ -1,7 +1,12 @@
 // The program: validated stack config -> components. Wiring only; work lives in lib/.
 import path from 'node:path';
-import { loadStackConfig } from './components/stackConfig.ts';
+import * as pulumi from '@pulumi/pulumi';
+import { LocalRegistry } from './components/localRegistry.ts';
+import { QemuImages } from './components/qemuImages.ts';
+import { loadStackConfig, secretConfig } from './components/stackConfig.ts';
+import { imageLabels, writeContexts } from './lib/contexts.ts';
 import { prepareEmulators } from './lib/emulators.ts';
+import { imageTarget, planForStack } from './lib/image-plan.ts';
 import { readLock } from './lib/lock.ts';
 
 const config = loadStackConfig();
@@ -26,3 +31,18 @@ export const release = `v${lock.qemu.version}-${config.releaseNumber}`;
 export const qemu = lock.qemu;
 /** Per host arch: the emulators published (qemu-<name>-static), from the lockfile's RPMs and the stack's targets. */
 export const emulators = Object.fromEntries(hostEmulators.map((h) => [h.host, h.emulators.map((e) => e.cpu)]));
+
+// ---- Images (issue 5): the tag scheme is lib/image-plan.ts, the build contexts lib/contexts.ts.
+const imageRegistry = imageTarget(config);
+let images: QemuImages | undefined;
+if (imageRegistry) {
+  const plan = planForStack(config, lock.qemu, hostEmulators, imageRegistry);
+  const contexts = await writeContexts(plan, hostEmulators, { outDir: path.join(config.cacheDir, 'contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
+  const registry = config.localRegistry && new LocalRegistry('registry', config.localRegistry);
+  const password = config.secrets.registryPassword ? secretConfig('registryPassword') : undefined;
+  images = new QemuImages('images', { plan, contexts, username: imageRegistry.username, password }, { dependsOn: registry ? [registry.container] : [] });
+}
+/** Every tag this stack publishes (empty without a registry). */
+export const imageTags = images?.tags ?? [];
+/** Image and index name -> pushed tag with digest. */
+export const imageRefs = images && pulumi.all([images.refs, images.indexRefs]).apply(([i, x]) => ({ ...i, ...x }));
