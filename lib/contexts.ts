@@ -77,9 +77,10 @@ const text = (p: string, mode: ContextFile['mode'], data: string): ContextFile =
 const emulatorFile = (p: string, hostDir: string, m: ManifestEntry): ContextFile => ({ path: p, mode: 0o755, from: path.join(hostDir, m.file), sha256: m.sha256, size: m.size });
 
 function labelLines(l: ImageLabels): string {
-  if (!LABEL_SOURCE.test(l.source)) throw new Error(`image source label "${l.source}" must be an http(s) URL`);
-  if (!LABEL_REVISION.test(l.revision)) throw new Error(`image revision label "${l.revision}" may only hold letters, digits and . _ + -`);
-  if (!LABEL_REVISION.test(l.version)) throw new Error(`image version label "${l.version}" may only hold letters, digits and . _ + -`);
+  // JSON.stringify keeps a hostile value on one line in the message.
+  if (!LABEL_SOURCE.test(l.source)) throw new Error(`image source label ${JSON.stringify(l.source)} must be an http(s) URL`);
+  if (!LABEL_REVISION.test(l.revision)) throw new Error(`image revision label ${JSON.stringify(l.revision)} may only hold letters, digits and . _ + -`);
+  if (!LABEL_REVISION.test(l.version)) throw new Error(`image version label ${JSON.stringify(l.version)} may only hold letters, digits and . _ + -`);
   return [
     `LABEL org.opencontainers.image.source="${l.source}" \\`,
     `      org.opencontainers.image.version="${l.version}" \\`,
@@ -122,7 +123,7 @@ async function contextFiles(image: PlannedImage, hosts: readonly HostEmulators[]
     const dockerfile = ['# One emulator, nothing else: for COPY --from=<image> in other builds.', 'FROM scratch', `COPY ${file} /usr/bin/${file}`, labels, ''].join('\n');
     return [text('Dockerfile', 0o644, dockerfile), emulatorFile(file, h.dir, m)];
   }
-  if (!PINNED_IMAGE.test(o.baseImage)) throw new Error(`base image "${o.baseImage}" must be pinned by digest (name@sha256:<64 hex>)`);
+  if (!PINNED_IMAGE.test(o.baseImage)) throw new Error(`base image ${JSON.stringify(o.baseImage)} must be pinned by digest (name@sha256:<64 hex>)`);
   if (image.kind === 'register') {
     const dockerfile = ['# busybox and /register: registers emulators that are installed on the host.', `FROM ${o.baseImage}`, 'COPY register /register', labels, 'ENTRYPOINT ["/register"]', ''].join('\n');
     return [text('Dockerfile', 0o644, dockerfile), text('register', 0o755, generateRegisterScript())];
