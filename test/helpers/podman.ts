@@ -59,6 +59,8 @@ export class Podman {
   }
 
   run(cmd: 'podman' | 'skopeo', args: readonly string[], input?: string): Run {
+    // skopeo 1.9 ignores registries.conf's `insecure`; the test's registries are all plain HTTP.
+    if (cmd === 'skopeo') args = [args[0] ?? '', '--tls-verify=false', ...args.slice(1)];
     const r = spawnSync(cmd, args, { env: this.env, input, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
     if (r.error) throw r.error;
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };

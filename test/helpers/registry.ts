@@ -95,10 +95,14 @@ export async function startRegistry(t: TestContext): Promise<Registry> {
     fs.writeFileSync(path.join(dir, 'config.yml'), config);
     // The registry reads REGISTRY_* variables as configuration: give it none of ours.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
-    const proc = spawn('/usr/bin/docker-registry', ['serve', path.join(dir, 'config.yml')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    // Its log goes to a file, not a pipe: tests block in spawnSync for minutes, and a registry
+    // whose pipe fills up stalls every client.
+    const log = path.join(dir, `registry-${attempt}.log`);
+    const fd = fs.openSync(log, 'w');
+    const proc = spawn('/usr/bin/docker-registry', ['serve', path.join(dir, 'config.yml')], { env, stdio: ['ignore', 'ignore', fd] });
+    fs.closeSync(fd);
     child = proc;
-    let stderr = '';
-    proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const stderr = () => fs.readFileSync(log, 'utf8');
     let exited = false;
     proc.once('exit', () => (exited = true));
     for (let i = 0; i < 100 && !exited; i++) {
@@ -107,7 +111,7 @@ export async function startRegistry(t: TestContext): Promise<Registry> {
       await new Promise((r) => setTimeout(r, 100));
     }
     proc.kill();
-    if (!/address already in use/.test(stderr)) throw new Error(`docker-registry did not start: ${stderr.trim()}`);
+    if (!/address already in use/.test(stderr())) throw new Error(`docker-registry did not start: ${stderr().trim().split('\n').slice(-3).join(' | ')}`);
   }
   throw new Error('docker-registry found no free port in 5 attempts');
 }
