@@ -133,7 +133,9 @@ async function contextFiles(image: PlannedImage, hosts: readonly HostEmulators[]
   for (const [i, host] of image.hosts.entries()) {
     const h = hostOf(hosts, host);
     const arch = platformArch(image.platforms[i] as string);
-    files.push(text(`register/${arch}`, 0o755, generateRegisterScript({ cpus: await shippedCpus(h) })));
+    const cpus = await shippedCpus(h);
+    if (cpus.length === 0) throw new Error(`host ${host}: the :latest image would register nothing (it ships only emulators of the host's own family)`);
+    files.push(text(`register/${arch}`, 0o755, generateRegisterScript({ cpus })));
     for (const m of h.emulators) files.push(emulatorFile(`emulators/${arch}/qemu-${m.cpu}-static`, h.dir, m));
   }
   const dockerfile = [

@@ -144,6 +144,8 @@ test('the base image and labels are part of the content; the base must be pinned
   );
   await assert.rejects(writeContexts(planFor(hosts), hosts, { ...o, labels: { ...o.labels, revision: 'a b' } }), /image revision label "a b"/);
   await assert.rejects(writeContexts(planFor(hosts), [hosts[0]!], o), /no emulators were prepared for host aarch64/);
+  const own = [fakeHost(tmp(t), 'x86_64', { x86_64: undefined })];
+  await assert.rejects(writeContexts(planFor(own), own, o), /host x86_64: the :latest image would register nothing/);
 });
 
 test('a damaged context folder is rewritten whole; emulators are linked only when their mode fits', async (t) => {
