@@ -1,9 +1,14 @@
 // The program: validated stack config -> components. Wiring only; work lives in lib/.
 import path from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
 import { BinfmtHost } from './components/binfmtHost.ts';
+import { LocalRegistry } from './components/localRegistry.ts';
+import { QemuImages } from './components/qemuImages.ts';
 import { loadStackConfig, secretConfig } from './components/stackConfig.ts';
 import { writeRegisterScript } from './lib/build-host.ts';
+import { imageLabels, writeContexts } from './lib/contexts.ts';
 import { prepareEmulators } from './lib/emulators.ts';
+import { imageTarget, planForStack } from './lib/image-plan.ts';
 import { readLock } from './lib/lock.ts';
 
 const config = loadStackConfig();
@@ -34,3 +39,17 @@ const registerScript = await writeRegisterScript(path.join(config.cacheDir, 'scr
 const binfmtHosts = config.buildHosts.map((b) => new BinfmtHost(b.name, { buildHost: b, hostEmulators, registerScript, privateKey: secretConfig('sshPrivateKey') }));
 /** Per build host: the binfmt entries registered and the folder holding their emulators. */
 export const buildHosts = Object.fromEntries(binfmtHosts.map((h) => [h.hostName, { entries: h.entries, folder: h.folder }]));
+// ---- Images (issue 5): the tag scheme is lib/image-plan.ts, the build contexts lib/contexts.ts.
+const imageRegistry = imageTarget(config);
+let images: QemuImages | undefined;
+if (imageRegistry) {
+  const plan = planForStack(config, lock.qemu, hostEmulators, imageRegistry);
+  const contexts = await writeContexts(plan, hostEmulators, { outDir: path.join(config.cacheDir, 'contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
+  const registry = config.localRegistry && new LocalRegistry('registry', config.localRegistry);
+  const password = config.secrets.registryPassword ? secretConfig('registryPassword') : undefined;
+  images = new QemuImages('images', { plan, contexts, username: imageRegistry.username, password }, { dependsOn: registry ? [registry.container] : [] });
+}
+/** Every tag this stack publishes (empty without a registry). */
+export const imageTags = images?.tags ?? [];
+/** Image and index name -> pushed tag with digest. */
+export const imageRefs = images && pulumi.all([images.refs, images.indexRefs]).apply(([i, x]) => ({ ...i, ...x }));

@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
 import { HOST_ARCHES, parseHostArch, type HostArch } from '../lib/cpus.ts';
 import { binfmtCommands } from './commands/binfmt.ts';
+import { imageCommands } from './commands/images.ts';
 import { extractToDir } from '../lib/extract.ts';
 import { fetchText, RpmCache } from '../lib/fetch.ts';
 import { DEFAULT_KOJI, newestBuild } from '../lib/koji.ts';
@@ -63,6 +64,7 @@ program
   });
 
 binfmtCommands(program);
+imageCommands(program);
 
 try {
   await program.parseAsync();

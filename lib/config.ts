@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { normalizeFlags } from './binfmt.ts';
 import { cpuNames, isHostArch, unknownHostArch, type HostArch } from './cpus.ts';
+import { DEFAULT_BASE_IMAGE, DEFAULT_IMAGE_SOURCE, LABEL_REVISION, LABEL_SOURCE, PINNED_IMAGE } from './contexts.ts';
 
 const unique = <T>(items: readonly T[], key: (t: T) => string, what: string, ctx: z.core.$RefinementCtx) => {
   const seen = new Set<string>();
@@ -30,6 +31,13 @@ const Registry = z.strictObject({
   username: z.string().min(1).optional(),
   /** Push the images (false builds them only). */
   push: z.boolean().default(false),
+});
+
+const LocalRegistry = z.strictObject({
+  /** Loopback port of the registry container the program starts (images go to localhost:<port>). */
+  port: z.number().int().min(1).max(65535).default(5000),
+  /** The registry image, pinned by digest. */
+  image: z.string().regex(PINNED_IMAGE, 'must be pinned by digest (name@sha256:<64 hex>)').optional(),
 });
 
 const BuildHost = z.strictObject({
@@ -74,6 +82,14 @@ export const StackConfigSchema = z
     cacheDir: z.string().min(1).default('.cache/rpms'),
     registry: Registry.optional(),
     buildHosts: z.array(BuildHost).default([]).superRefine((b, ctx) => unique(b, (x) => x.name, 'build host name', ctx)),
+    /** Base of the :latest and :register images; must list every host's platform. */
+    baseImage: z.string().regex(PINNED_IMAGE, 'must be pinned by digest (name@sha256:<64 hex>)').default(DEFAULT_BASE_IMAGE),
+    /** OCI label org.opencontainers.image.source. */
+    imageSource: z.string().regex(LABEL_SOURCE, 'must be an http(s) URL').default(DEFAULT_IMAGE_SOURCE),
+    /** OCI label org.opencontainers.image.revision; default: the QEMU build, <version>-<release>. */
+    imageRevision: z.string().regex(LABEL_REVISION, 'may only hold letters, digits and . _ + -').optional(),
+    /** Start a local registry container and publish there (the dev stack). */
+    localRegistry: LocalRegistry.optional(),
   });
 
 export type StackConfig = z.infer<typeof StackConfigSchema> & {
@@ -111,6 +127,9 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
     c.buildHosts.forEach((b, i) => {
       if (!c.hosts.includes(b.arch)) ctx.addIssue({ code: 'custom', path: ['buildHosts', i, 'arch'], message: `build host "${b.name}" is ${b.arch}, which is not among hosts (${c.hosts.join(', ')}), so no emulators are extracted for it` });
     });
+    if (c.registry && c.localRegistry) {
+      ctx.addIssue({ code: 'custom', path: ['localRegistry'], message: 'set either registry or localRegistry, not both' });
+    }
     if (c.buildHosts.length > 0 && !secrets.sshPrivateKey) {
       ctx.addIssue({ code: 'custom', path: ['buildHosts'], message: 'build hosts need the secret polyarch:sshPrivateKey' });
     }

@@ -82,3 +82,23 @@ test('build hosts: arch, hostKey, flags and emulatorDir, with their defaults', (
   }
   assert.throws(() => host({ hostKey: '[10.0.0.1]:22 ssh-ed25519 AAAA' }), /polyarch:buildHosts\.0\.hostKey: must be a public key/);
 });
+
+// Image keys (issue 5): base image, OCI labels, the dev stack's local registry.
+test('image keys: defaults, a base pinned by digest, label characters, one registry at a time', () => {
+  const c = parseStackConfig({}, none);
+  assert.match(c.baseImage, /^docker\.io\/library\/busybox:1\.36\.1@sha256:[0-9a-f]{64}$/);
+  assert.equal(c.imageSource, 'https://github.com/polyarch/qemu-user-static');
+  assert.equal(c.imageRevision, undefined);
+  assert.equal(c.localRegistry, undefined);
+
+  const ok = parseStackConfig({ baseImage: `localhost:5000/busybox@sha256:${'0'.repeat(64)}`, imageRevision: 'a1b2c3d', localRegistry: '{}' }, none);
+  assert.equal(ok.imageRevision, 'a1b2c3d');
+  assert.deepEqual(ok.localRegistry, { port: 5000 });
+
+  assert.throws(
+    () => parseStackConfig({ baseImage: 'busybox:latest', imageSource: 'ftp://x', imageRevision: 'a b', localRegistry: '{"port":70000}' }, none),
+    /polyarch:baseImage: must be pinned by digest.*polyarch:imageSource: must be an http\(s\) URL.*polyarch:imageRevision: may only hold.*polyarch:localRegistry\.port: /,
+  );
+  const registry = '{"server":"ghcr.io","repository":"polyarch/qemu-user-static"}';
+  assert.throws(() => parseStackConfig({ registry, localRegistry: '{"port":5000}' }, none), /polyarch:localRegistry: set either registry or localRegistry, not both/);
+});

@@ -1,0 +1,64 @@
+// `polyarch plan` and `polyarch contexts`: the images a stack publishes, and their build
+// contexts, computed exactly as the program computes them (lib/image-plan.ts, lib/contexts.ts)
+// from the stack's files (Pulumi.yaml defaults, then Pulumi.<stack>.yaml).
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { StackConfig } from '../../lib/config.ts';
+import { imageLabels, writeContexts, type BuildContext } from '../../lib/contexts.ts';
+import { prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
+import { DEFAULT_REPOSITORY, DEFAULT_SERVER, imageTarget, planForStack, type ImagePlan } from '../../lib/image-plan.ts';
+import { readLock, type Lock } from '../../lib/lock.ts';
+import { readStackConfig } from '../../lib/stack-file.ts';
+
+const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+
+interface StackImages {
+  config: StackConfig;
+  lock: Lock;
+  hosts: HostEmulators[];
+  plan: ImagePlan;
+}
+
+/** The stack's plan, over the emulators its lockfile pins (extracted into the cache once). */
+async function stackImages(stack: string | undefined): Promise<StackImages> {
+  const config = readStackConfig(process.cwd(), stack);
+  const lock = await readLock(config.lockFile);
+  const missing = config.hosts.filter((h) => !lock.hosts[h]);
+  if (missing.length > 0) throw new Error(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}`);
+  const hosts = await Promise.all(
+    config.hosts.map((host) =>
+      prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: path.join(config.cacheDir, 'emulators'), targets: config.targets.includes('all') ? 'all' : config.targets }),
+    ),
+  );
+  // A stack without a registry publishes no images; show where they would go by default.
+  const target = imageTarget(config) ?? { server: DEFAULT_SERVER, repository: DEFAULT_REPOSITORY, push: false };
+  return { config, lock, hosts, plan: planForStack(config, lock.qemu, hosts, target) };
+}
+
+const STACK_HELP = 'stack whose Pulumi.<name>.yaml to read over the Pulumi.yaml defaults';
+
+export function imageCommands(program: Command): void {
+  program
+    .command('plan')
+    .description('print every image of the stack as JSON: platforms and tags, and the indexes over per-host images')
+    .option('--stack <name>', STACK_HELP)
+    .action(async (o: { stack?: string }) => {
+      json((await stackImages(o.stack)).plan);
+    });
+
+  program
+    .command('contexts')
+    .description('write every image\'s build context (Dockerfile and files, one content-addressed folder each) and plan.json into a folder')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--stack <name>', STACK_HELP)
+    .action(async (o: { out: string; stack?: string }) => {
+      const { config, lock, hosts, plan } = await stackImages(o.stack);
+      const contexts: Record<string, BuildContext> = await writeContexts(plan, hosts, { outDir: o.out, baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
+      // plan.json last, whole: its presence means every context it names is there.
+      const tmp = path.join(o.out, `.plan.json.${process.pid}.tmp`);
+      await fs.writeFile(tmp, `${JSON.stringify({ ...plan, contexts }, null, 2)}\n`);
+      await fs.rename(tmp, path.join(o.out, 'plan.json'));
+      json({ plan: path.join(o.out, 'plan.json'), contexts });
+    });
+}

@@ -1,0 +1,215 @@
+// Build contexts (a Dockerfile plus the files it copies) for every image of a plan.
+//
+// Each context is content-addressed: its folder is `<image>-<digest>`, where the digest
+// covers every file's path, mode and sha256. An unchanged image therefore keeps its folder
+// (and the builder's context hash), so Pulumi sees no diff and does not rebuild it; a changed
+// one gets a new folder. Folders are written under a temporary name and renamed into place,
+// so a folder that exists is complete. Nothing here depends on the machine: paths are kept
+// as given (relative stays relative), modes are set explicitly, and no timestamps are used.
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { reconcileConf } from './binfmt.ts';
+import { CPUS, hostFamily, type Cpu, type HostArch } from './cpus.ts';
+import type { HostEmulators } from './emulators.ts';
+import type { ManifestEntry } from './extract.ts';
+import { platformArch, type ImagePlan, type PlannedImage } from './image-plan.ts';
+import { generateRegisterScript } from './register-script.ts';
+
+/** busybox 1.36.1 (the multi-platform index), the default base of `:latest` and `:register`. */
+export const DEFAULT_BASE_IMAGE = 'docker.io/library/busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662';
+/** An image reference pinned by digest: name[:tag]@sha256:<64 hex>. */
+export const PINNED_IMAGE = /^[a-z0-9]+([._-][a-z0-9]+)*(:\d{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$/;
+/** Where the program that builds the images lives (label org.opencontainers.image.source). */
+export const DEFAULT_IMAGE_SOURCE = 'https://github.com/polyarch/qemu-user-static';
+/** Label values land in a Dockerfile: keep them to characters that need no quoting rules. */
+export const LABEL_SOURCE = /^https?:\/\/[A-Za-z0-9._~:/@%+-]+$/;
+export const LABEL_REVISION = /^[A-Za-z0-9._+-]{1,128}$/;
+
+/** The OCI labels every image carries. */
+export interface ImageLabels {
+  /** org.opencontainers.image.source: where the program that built the image lives. */
+  source: string;
+  /** org.opencontainers.image.version: `<qemu>-<n>`. */
+  version: string;
+  /** org.opencontainers.image.revision. */
+  revision: string;
+}
+
+/**
+ * The labels for a stack: its source and revision settings, or by default the QEMU build the
+ * emulators come from as the revision (so images change only when their content does).
+ */
+export function imageLabels(c: { imageSource: string; imageRevision?: string | undefined }, qemu: { version: string; release: string }, version: string): ImageLabels {
+  return { source: c.imageSource, version, revision: c.imageRevision ?? `${qemu.version}-${qemu.release}` };
+}
+
+export interface ContextOptions {
+  /** Parent folder of the context folders. */
+  outDir: string;
+  /** Base of `:latest` and `:register`, pinned by digest; must list every host's platform. */
+  baseImage: string;
+  labels: ImageLabels;
+}
+
+/** A written build context. */
+export interface BuildContext {
+  /** The context folder: `<outDir>/<image>-<digest16>`. */
+  dir: string;
+  /** `<dir>/Dockerfile` */
+  dockerfile: string;
+  /** sha256 over the context's listing (path, mode and sha256 of every file). */
+  digest: string;
+}
+
+/** One file of a context: written from `data` or linked/copied from `from`. */
+interface ContextFile {
+  path: string;
+  mode: 0o644 | 0o755;
+  sha256: string;
+  size: number;
+  data?: string;
+  from?: string;
+}
+
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+const text = (p: string, mode: ContextFile['mode'], data: string): ContextFile => ({ path: p, mode, data, sha256: sha256(data), size: Buffer.byteLength(data) });
+const emulatorFile = (p: string, hostDir: string, m: ManifestEntry): ContextFile => ({ path: p, mode: 0o755, from: path.join(hostDir, m.file), sha256: m.sha256, size: m.size });
+
+function labelLines(l: ImageLabels): string {
+  // JSON.stringify keeps a hostile value on one line in the message.
+  if (!LABEL_SOURCE.test(l.source)) throw new Error(`image source label ${JSON.stringify(l.source)} must be an http(s) URL`);
+  if (!LABEL_REVISION.test(l.revision)) throw new Error(`image revision label ${JSON.stringify(l.revision)} may only hold letters, digits and . _ + -`);
+  if (!LABEL_REVISION.test(l.version)) throw new Error(`image version label ${JSON.stringify(l.version)} may only hold letters, digits and . _ + -`);
+  return [
+    `LABEL org.opencontainers.image.source="${l.source}" \\`,
+    `      org.opencontainers.image.version="${l.version}" \\`,
+    `      org.opencontainers.image.revision="${l.revision}"`,
+  ].join('\n');
+}
+
+/**
+ * The CPUs a host's `:latest` image registers: every CPU outside the host's family whose
+ * emulator the image ships, with the magic and mask of the RPM's own binfmt.d conf where
+ * there is one (QEMU adjusts them between versions).
+ */
+export async function shippedCpus(h: HostEmulators): Promise<Cpu[]> {
+  const byEmulator = new Map(h.emulators.map((m) => [m.cpu, m]));
+  const family = hostFamily(h.host);
+  const out: Cpu[] = [];
+  for (const cpu of CPUS) {
+    const m = byEmulator.get(cpu.emulator);
+    if (!m || cpu.family === family) continue;
+    if (m.conf && m.cpu === cpu.name) out.push(reconcileConf(cpu, await fs.readFile(path.join(h.dir, m.conf), 'utf8')).cpu);
+    else out.push(cpu);
+  }
+  return out;
+}
+
+function hostOf(hosts: readonly HostEmulators[], host: HostArch): HostEmulators {
+  const h = hosts.find((x) => x.host === host);
+  if (!h) throw new Error(`no emulators were prepared for host ${host}`);
+  return h;
+}
+
+/** The files of one image's context, Dockerfile included. */
+async function contextFiles(image: PlannedImage, hosts: readonly HostEmulators[], o: ContextOptions): Promise<ContextFile[]> {
+  const labels = labelLines(o.labels);
+  if (image.kind === 'emulator') {
+    const h = hostOf(hosts, image.hosts[0] as HostArch);
+    const m = h.emulators.find((e) => e.cpu === image.target);
+    if (!m) throw new Error(`host ${h.host} has no emulator for ${image.target}`);
+    const file = `qemu-${m.cpu}-static`;
+    const dockerfile = ['# One emulator, nothing else: for COPY --from=<image> in other builds.', 'FROM scratch', `COPY ${file} /usr/bin/${file}`, labels, ''].join('\n');
+    return [text('Dockerfile', 0o644, dockerfile), emulatorFile(file, h.dir, m)];
+  }
+  if (!PINNED_IMAGE.test(o.baseImage)) throw new Error(`base image ${JSON.stringify(o.baseImage)} must be pinned by digest (name@sha256:<64 hex>)`);
+  if (image.kind === 'register') {
+    const dockerfile = ['# busybox and /register: registers emulators that are installed on the host.', `FROM ${o.baseImage}`, 'COPY register /register', labels, 'ENTRYPOINT ["/register"]', ''].join('\n');
+    return [text('Dockerfile', 0o644, dockerfile), text('register', 0o755, generateRegisterScript())];
+  }
+  // `emulators`: one folder of files per platform, picked by the builder's TARGETARCH.
+  const files: ContextFile[] = [];
+  for (const [i, host] of image.hosts.entries()) {
+    const h = hostOf(hosts, host);
+    const arch = platformArch(image.platforms[i] as string);
+    const cpus = await shippedCpus(h);
+    if (cpus.length === 0) throw new Error(`host ${host}: the :latest image would register nothing (it ships only emulators of the host's own family)`);
+    files.push(text(`register/${arch}`, 0o755, generateRegisterScript({ cpus })));
+    for (const m of h.emulators) files.push(emulatorFile(`emulators/${arch}/qemu-${m.cpu}-static`, h.dir, m));
+  }
+  const dockerfile = [
+    '# busybox, the emulators for the target platform (a host arch) and /register as the entrypoint.',
+    `FROM ${o.baseImage}`,
+    'ARG TARGETARCH',
+    'COPY emulators/${TARGETARCH}/ /usr/bin/',
+    'COPY register/${TARGETARCH} /register',
+    labels,
+    'ENTRYPOINT ["/register"]',
+    '',
+  ].join('\n');
+  return [text('Dockerfile', 0o644, dockerfile), ...files];
+}
+
+function listingDigest(files: readonly ContextFile[]): string {
+  const listing = [...files].sort((a, b) => (a.path < b.path ? -1 : 1)).map((f) => `${f.mode.toString(8)} ${f.sha256} ${f.path}\n`);
+  return sha256(listing.join(''));
+}
+
+async function isComplete(dir: string, files: readonly ContextFile[]): Promise<boolean> {
+  for (const f of files) {
+    const st = await fs.stat(path.join(dir, f.path)).catch(() => undefined);
+    if (!st?.isFile() || st.size !== f.size || (st.mode & 0o777) !== f.mode) return false;
+  }
+  return true;
+}
+
+/** Emulators are hard-linked from the extraction folder when the mode already fits, else copied. */
+async function place(f: ContextFile, dest: string): Promise<void> {
+  if (f.data !== undefined) {
+    await fs.writeFile(dest, f.data);
+  } else {
+    const src = f.from as string;
+    const st = await fs.stat(src);
+    if (st.size !== f.size) throw new Error(`${src} changed since extraction (size ${st.size}, expected ${f.size})`);
+    const linked = (st.mode & 0o777) === f.mode && (await fs.link(src, dest).then(() => true, () => false));
+    if (!linked) await fs.copyFile(src, dest);
+  }
+  await fs.chmod(dest, f.mode);
+}
+
+async function writeContext(name: string, files: readonly ContextFile[], outDir: string): Promise<BuildContext> {
+  const digest = listingDigest(files);
+  const dir = path.join(outDir, `${name}-${digest.slice(0, 16)}`);
+  const result = { dir, dockerfile: path.join(dir, 'Dockerfile'), digest };
+  if (await isComplete(dir, files)) return result;
+  const tmp = path.join(outDir, `.${name}-${digest.slice(0, 16)}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    for (const f of files) {
+      const dest = path.join(tmp, f.path);
+      await fs.mkdir(path.dirname(dest), { recursive: true });
+      await place(f, dest);
+    }
+    // A stale or damaged folder of the same name is replaced whole.
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
+      // Another writer of the same content won the race: theirs is as good as ours.
+      if ((e.code === 'ENOTEMPTY' || e.code === 'EEXIST') && (await isComplete(dir, files))) return;
+      throw e;
+    });
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/**
+ * Writes (or reuses) the build context of every image in the plan and returns them by
+ * image name. `hosts` are the prepared emulators of every host in the plan.
+ */
+export async function writeContexts(plan: ImagePlan, hosts: readonly HostEmulators[], o: ContextOptions): Promise<Record<string, BuildContext>> {
+  await fs.mkdir(o.outDir, { recursive: true });
+  const out: Record<string, BuildContext> = {};
+  for (const image of plan.images) out[image.name] = await writeContext(image.name, await contextFiles(image, hosts, o), o.outDir);
+  return out;
+}

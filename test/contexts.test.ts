@@ -1,0 +1,198 @@
+// Build contexts: the Dockerfile and files of every image, content-addressed so that an
+// unchanged image keeps its folder, written whole or not at all; `polyarch contexts`.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { DEFAULT_BASE_IMAGE, imageLabels, writeContexts, type ContextOptions } from '../lib/contexts.ts';
+import type { HostEmulators } from '../lib/emulators.ts';
+import type { ManifestEntry } from '../lib/extract.ts';
+import { planImages, type ImagePlan } from '../lib/image-plan.ts';
+import { fixtureLock } from './helpers/program.ts';
+
+function tmp(t: TestContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-ctx-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A host's extraction folder with small stand-in emulators (and binfmt.d confs where given). */
+function fakeHost(root: string, host: 'x86_64' | 'aarch64', cpus: Record<string, string | undefined>, mode = 0o755): HostEmulators {
+  const dir = path.join(root, `emu-${host}`);
+  fs.mkdirSync(path.join(dir, 'binfmt.d'), { recursive: true });
+  const emulators: ManifestEntry[] = Object.entries(cpus).map(([cpu, conf]) => {
+    const data = `stand-in qemu-${cpu}-static for ${host}\n`;
+    fs.writeFileSync(path.join(dir, `qemu-${cpu}-static`), data, { mode });
+    fs.chmodSync(path.join(dir, `qemu-${cpu}-static`), mode);
+    if (conf) fs.writeFileSync(path.join(dir, `binfmt.d/qemu-${cpu}-static.conf`), conf);
+    return { cpu, file: `qemu-${cpu}-static`, size: Buffer.byteLength(data), sha256: createHash('sha256').update(data).digest('hex'), rpm: 'x', ...(conf ? { conf: `binfmt.d/qemu-${cpu}-static.conf` } : {}) };
+  });
+  return { host, dir, emulators };
+}
+
+const planFor = (hosts: HostEmulators[]): ImagePlan =>
+  planImages({ server: 'localhost:5000', repository: 'polyarch/qemu-user-static', push: true, version: '9.2.4-1', hosts: hosts.map((h) => ({ host: h.host, targets: h.emulators.map((e) => e.cpu) })) });
+
+// QEMU's own line for aarch64, with a mask that differs from the table's in one byte (ABI version ignored).
+const AARCH64_CONF = ':qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:F\n';
+
+function setup(t: TestContext, overrides: Partial<ContextOptions> = {}) {
+  const root = tmp(t);
+  const hosts = [fakeHost(root, 'x86_64', { aarch64: AARCH64_CONF, arm: undefined, x86_64: undefined }), fakeHost(root, 'aarch64', { i386: undefined, x86_64: undefined })];
+  const o: ContextOptions = { outDir: path.join(root, 'contexts'), baseImage: DEFAULT_BASE_IMAGE, labels: imageLabels({ imageSource: 'https://example.org/polyarch' }, { version: '9.2.4', release: '1.fc42' }, '9.2.4-1'), ...overrides };
+  return { root, hosts, o };
+}
+
+const files = (dir: string): string[] =>
+  fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
+const mode = (f: string) => fs.statSync(f).mode & 0o777;
+
+test('what each context holds: Dockerfile, files, modes, labels, per-platform folders', async (t) => {
+  const { hosts, o } = setup(t);
+  const ctx = await writeContexts(planFor(hosts), hosts, o);
+  assert.deepEqual(Object.keys(ctx), ['emulators', 'register', 'x86_64-aarch64', 'x86_64-arm', 'x86_64-x86_64', 'aarch64-i386', 'aarch64-x86_64']);
+
+  const labels = [
+    'LABEL org.opencontainers.image.source="https://example.org/polyarch" \\',
+    '      org.opencontainers.image.version="9.2.4-1" \\',
+    '      org.opencontainers.image.revision="9.2.4-1.fc42"',
+  ];
+  const e = ctx['x86_64-aarch64']!;
+  assert.equal(e.dockerfile, path.join(e.dir, 'Dockerfile'));
+  assert.deepEqual(files(e.dir), ['Dockerfile', 'qemu-aarch64-static']);
+  assert.deepEqual(fs.readFileSync(e.dockerfile, 'utf8').split('\n').slice(1), ['FROM scratch', 'COPY qemu-aarch64-static /usr/bin/qemu-aarch64-static', ...labels, '']);
+  assert.equal(fs.readFileSync(path.join(e.dir, 'qemu-aarch64-static'), 'utf8'), 'stand-in qemu-aarch64-static for x86_64\n');
+  assert.equal(mode(path.join(e.dir, 'qemu-aarch64-static')), 0o755);
+  assert.equal(mode(e.dockerfile), 0o644);
+
+  const r = ctx.register!;
+  assert.deepEqual(files(r.dir), ['Dockerfile', 'register']);
+  assert.deepEqual(fs.readFileSync(r.dockerfile, 'utf8').split('\n').slice(1), [`FROM ${DEFAULT_BASE_IMAGE}`, 'COPY register /register', ...labels, 'ENTRYPOINT ["/register"]', '']);
+  assert.match(fs.readFileSync(path.join(r.dir, 'register'), 'utf8'), /^#!\/bin\/sh\n/);
+  assert.equal(mode(path.join(r.dir, 'register')), 0o755);
+
+  const l = ctx.emulators!;
+  assert.deepEqual(files(l.dir), [
+    'Dockerfile',
+    'emulators/amd64/qemu-aarch64-static',
+    'emulators/amd64/qemu-arm-static',
+    'emulators/amd64/qemu-x86_64-static',
+    'emulators/arm64/qemu-i386-static',
+    'emulators/arm64/qemu-x86_64-static',
+    'register/amd64',
+    'register/arm64',
+  ]);
+  assert.deepEqual(fs.readFileSync(l.dockerfile, 'utf8').split('\n').slice(1), [
+    `FROM ${DEFAULT_BASE_IMAGE}`,
+    'ARG TARGETARCH',
+    'COPY emulators/${TARGETARCH}/ /usr/bin/',
+    'COPY register/${TARGETARCH} /register',
+    ...labels,
+    'ENTRYPOINT ["/register"]',
+    '',
+  ]);
+  // Each host's /register registers what its image ships, outside the host's own family;
+  // i486 comes along with qemu-i386, and the RPM's conf wins over the table (mask byte 8).
+  const amd64 = fs.readFileSync(path.join(l.dir, 'register/amd64'), 'utf8');
+  const arm64 = fs.readFileSync(path.join(l.dir, 'register/arm64'), 'utf8');
+  assert.match(amd64, /^DEFAULT_TARGETS='aarch64 arm'$/m);
+  assert.match(arm64, /^DEFAULT_TARGETS='i386 i486 x86_64'$/m);
+  assert.match(amd64, /aarch64\) emu=aarch64 fam=arm off=0 magic=7f454c460201010000000000000000000200b700 mask=ffffffffffffff0000fffffffffffffffeffffff/);
+});
+
+test('unchanged input keeps every folder untouched; a changed emulator moves only the contexts holding it', async (t) => {
+  const { root, hosts, o } = setup(t);
+  const first = await writeContexts(planFor(hosts), hosts, o);
+  const stamp = (d: string) => files(d).map((f) => `${f} ${fs.statSync(path.join(d, f)).ino} ${fs.statSync(path.join(d, f)).mtimeMs}`);
+  const before = Object.fromEntries(Object.entries(first).map(([k, c]) => [k, stamp(c.dir)]));
+  const again = await writeContexts(planFor(hosts), hosts, o);
+  assert.deepEqual(again, first);
+  for (const [k, c] of Object.entries(again)) assert.deepEqual(stamp(c.dir), before[k], `${k} was rewritten`);
+
+  // A new qemu-x86_64 for the aarch64 host.
+  const arm = fakeHost(path.join(root, 'v2'), 'aarch64', { i386: undefined, x86_64: undefined });
+  fs.appendFileSync(path.join(arm.dir, 'qemu-x86_64-static'), 'patched\n');
+  const x = arm.emulators.find((m) => m.cpu === 'x86_64')!;
+  x.size += 'patched\n'.length;
+  x.sha256 = createHash('sha256').update(fs.readFileSync(path.join(arm.dir, 'qemu-x86_64-static'))).digest('hex');
+  const next = await writeContexts(planFor([hosts[0]!, arm]), [hosts[0]!, arm], o);
+  const moved = Object.keys(next).filter((k) => next[k]!.dir !== first[k]!.dir).sort();
+  assert.deepEqual(moved, ['aarch64-x86_64', 'emulators']);
+  // The old folders stay (a cache), complete; nothing half-written is left behind.
+  assert.ok(fs.existsSync(first['aarch64-x86_64']!.dir));
+  assert.deepEqual(fs.readdirSync(o.outDir).filter((n) => n.startsWith('.')), []);
+});
+
+test('the base image and labels are part of the content; the base must be pinned by digest', async (t) => {
+  const { hosts, o } = setup(t);
+  const a = await writeContexts(planFor(hosts), hosts, o);
+  const pinned = `127.0.0.1:5000/test/busybox@sha256:${'ab'.repeat(32)}`;
+  const b = await writeContexts(planFor(hosts), hosts, { ...o, baseImage: pinned });
+  const moved = Object.keys(b).filter((k) => b[k]!.dir !== a[k]!.dir).sort();
+  assert.deepEqual(moved, ['emulators', 'register']);
+  assert.match(fs.readFileSync(b.register!.dockerfile, 'utf8'), new RegExp(`^FROM ${pinned.replace(/\./g, '\\.')}$`, 'm'));
+  const c = await writeContexts(planFor(hosts), hosts, { ...o, labels: { ...o.labels, revision: 'abc123' } });
+  assert.ok(Object.keys(c).every((k) => c[k]!.dir !== a[k]!.dir));
+
+  await assert.rejects(writeContexts(planFor(hosts), hosts, { ...o, baseImage: 'docker.io/library/busybox:1.36.1' }), /base image "docker\.io\/library\/busybox:1\.36\.1" must be pinned by digest/);
+  await assert.rejects(
+    writeContexts(planFor(hosts), hosts, { ...o, labels: { ...o.labels, source: 'https://x" \\\nRUN evil' } }),
+    (e: Error) => !e.message.includes('\n') && /^image source label "https:\/\/x.*RUN evil" must be an http\(s\) URL$/.test(e.message),
+  );
+  await assert.rejects(writeContexts(planFor(hosts), hosts, { ...o, labels: { ...o.labels, revision: 'a b' } }), /image revision label "a b"/);
+  await assert.rejects(writeContexts(planFor(hosts), [hosts[0]!], o), /no emulators were prepared for host aarch64/);
+  const own = [fakeHost(tmp(t), 'x86_64', { x86_64: undefined })];
+  await assert.rejects(writeContexts(planFor(own), own, o), /host x86_64: the :latest image would register nothing/);
+});
+
+test('a damaged context folder is rewritten whole; emulators are linked only when their mode fits', async (t) => {
+  const { root, hosts, o } = setup(t);
+  const a = await writeContexts(planFor(hosts), hosts, o);
+  const f = path.join(a['x86_64-arm']!.dir, 'qemu-arm-static');
+  fs.rmSync(f);
+  fs.writeFileSync(f, 'x');
+  const b = await writeContexts(planFor(hosts), hosts, o);
+  assert.equal(b['x86_64-arm']!.dir, a['x86_64-arm']!.dir);
+  assert.equal(fs.readFileSync(f, 'utf8'), 'stand-in qemu-arm-static for x86_64\n');
+
+  // Hard links share the extraction folder's inode (no copies of 10 MB binaries)...
+  assert.equal(fs.statSync(f).ino, fs.statSync(path.join(hosts[0]!.dir, 'qemu-arm-static')).ino);
+  // ...but a source that is not 0755 is copied, and the context still gets 0755.
+  const loose = fakeHost(path.join(root, 'loose'), 'x86_64', { arm: undefined }, 0o644);
+  const c = await writeContexts(planFor([loose]), [loose], { ...o, outDir: path.join(root, 'c2') });
+  const g = path.join(c['x86_64-arm']!.dir, 'qemu-arm-static');
+  assert.equal(mode(g), 0o755);
+  assert.notEqual(fs.statSync(g).ino, fs.statSync(path.join(loose.dir, 'qemu-arm-static')).ino);
+  assert.equal(mode(path.join(loose.dir, 'qemu-arm-static')), 0o644);
+
+  // An emulator that changed after extraction is refused, and leaves nothing behind.
+  fs.appendFileSync(path.join(loose.dir, 'qemu-arm-static'), 'tampered');
+  await assert.rejects(writeContexts(planFor([loose]), [loose], { ...o, outDir: path.join(root, 'c3') }), /qemu-arm-static changed since extraction/);
+  assert.deepEqual(fs.readdirSync(path.join(root, 'c3')), []);
+});
+
+test('polyarch contexts --out writes every context of the stack and plan.json', async (t) => {
+  const { file, cacheDir } = await fixtureLock(['x86_64', 'aarch64']);
+  const dir = tmp(t);
+  fs.writeFileSync(path.join(dir, 'Pulumi.yaml'), 'name: t\nruntime: nodejs\n');
+  fs.writeFileSync(path.join(dir, 'Pulumi.ci.yaml'), `config:\n  polyarch:lockFile: ${file}\n  polyarch:cacheDir: ${cacheDir}\n  polyarch:hosts: [x86_64, aarch64]\n  polyarch:targets: [aarch64, s390x]\n  polyarch:imageRevision: 0123abc\n`);
+  const cli = path.resolve(import.meta.dirname, '../bin/polyarch.js');
+  const r = spawnSync(process.execPath, [cli, 'contexts', '--out', 'out', '--stack', 'ci'], { cwd: dir, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const printed = JSON.parse(r.stdout) as { plan: string; contexts: Record<string, { dir: string; dockerfile: string }> };
+  assert.equal(printed.plan, path.join('out', 'plan.json'));
+  const saved = JSON.parse(fs.readFileSync(path.join(dir, 'out', 'plan.json'), 'utf8')) as ImagePlan & { contexts: Record<string, { dir: string }> };
+  assert.deepEqual(saved.images.map((i) => i.name), ['emulators', 'register', 'x86_64-aarch64', 'x86_64-s390x', 'aarch64-aarch64', 'aarch64-s390x']);
+  assert.deepEqual(saved.contexts, printed.contexts);
+  // Relative in, relative out: the folders do not depend on where the project lives.
+  for (const c of Object.values(printed.contexts)) {
+    assert.match(c.dir, /^out\/[a-z0-9_-]+-[0-9a-f]{16}$/);
+    assert.match(fs.readFileSync(path.join(dir, c.dockerfile), 'utf8'), /org\.opencontainers\.image\.revision="0123abc"/);
+  }
+  const bin = path.join(dir, printed.contexts['aarch64-s390x']!.dir, 'qemu-s390x-static');
+  assert.equal(fs.readFileSync(bin).subarray(0, 4).toString('latin1'), '\x7fELF');
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'out')).filter((n) => n.startsWith('.')), []);
+});

@@ -1,0 +1,189 @@
+// The program under mocks, for two hosts and every target: which images and indexes it
+// declares, with which tags and platforms, and that the registry password stays a secret.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import * as pulumi from '@pulumi/pulumi';
+import { extractionKey } from '../lib/emulators.ts';
+import type { Lock } from '../lib/lock.ts';
+import { fixtureLock, loadProgram, plainText, type Declared } from './helpers/program.ts';
+import { imageMocks } from './helpers/registry.ts';
+
+let lock: Lock;
+let lockFile = '';
+let cacheDir = '';
+before(async () => {
+  ({ file: lockFile, cacheDir, lock } = await fixtureLock(['x86_64', 'aarch64']));
+  // The docker-build provider answers a push with the first tag plus the manifest digest.
+  pulumi.runtime.setMocks(imageMocks, 'qemu-user-static', 'dev', true);
+});
+
+const PASSWORD = 'pa55-w0rd-that-must-not-leak';
+const REPO = 'ghcr.io/polyarch/qemu-user-static';
+const V = '9.2.4-1';
+const IMAGE = 'docker-build:index:Image';
+const INDEX = 'docker-build:index:Index';
+
+const base = () => ({ 'polyarch:lockFile': lockFile, 'polyarch:cacheDir': cacheDir, 'polyarch:hosts': '["x86_64","aarch64"]' });
+const stack = (more: Record<string, string> = {}) => ({
+  ...base(),
+  'polyarch:registry': JSON.stringify({ server: 'ghcr.io', repository: 'polyarch/qemu-user-static', username: 'ci-bot', push: true }),
+  ...more,
+});
+
+// What the fixture RPMs hold, per host, minus the host's own family.
+const X86_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'];
+const ARM_TARGETS = ['aarch64_be', 'armeb', 'i386', 'ppc64le', 'riscv64', 's390x', 'x86_64'];
+const AMD64 = 'linux/amd64';
+const ARM64 = 'linux/arm64';
+
+const byName = (rs: Declared[], type: string) => new Map(rs.filter((r) => r.type === type).map((r) => [r.name, r]));
+
+test('two hosts, every target: the exact tags of every image and the platforms of every index', async () => {
+  const { resources, outputs } = await loadProgram(stack(), { 'polyarch:registryPassword': PASSWORD });
+  const images = byName(resources, IMAGE);
+
+  const expected = new Map<string, { tags: string[]; platforms: string[] }>([
+    ['images-emulators', { tags: [`${REPO}:latest`, `${REPO}:${V}`], platforms: [AMD64, ARM64] }],
+    ['images-register', { tags: [`${REPO}:register`], platforms: [AMD64, ARM64] }],
+    ...X86_TARGETS.map((t): [string, { tags: string[]; platforms: string[] }] => [`images-x86_64-${t}`, { tags: [`${REPO}:x86_64-${t}`, `${REPO}:x86_64-${t}-${V}`], platforms: [AMD64] }]),
+    ...ARM_TARGETS.map((t): [string, { tags: string[]; platforms: string[] }] => [`images-aarch64-${t}`, { tags: [`${REPO}:aarch64-${t}`, `${REPO}:aarch64-${t}-${V}`], platforms: [ARM64] }]),
+  ]);
+  assert.deepEqual([...images.keys()].sort(), [...expected.keys()].sort());
+  for (const [name, want] of expected) {
+    const r = images.get(name)!;
+    assert.deepEqual({ tags: r.inputs.tags, platforms: r.inputs.platforms }, want, name);
+    assert.equal(r.inputs.push, true, name);
+    const ctx = (r.inputs.context as { location: string }).location;
+    assert.equal((r.inputs.dockerfile as { location: string }).location, path.join(ctx, 'Dockerfile'));
+    assert.ok(fs.existsSync(path.join(ctx, 'Dockerfile')), `${name}: context ${ctx} was written`);
+  }
+
+  // Each index: its tag, and the platforms of the images it lists.
+  const platformOfRef = new Map<string, string[]>();
+  for (const r of images.values()) platformOfRef.set((r.inputs.tags as string[])[0] as string, r.inputs.platforms as string[]);
+  const indexes = byName(resources, INDEX);
+  const wantPlatforms: Record<string, string[]> = {
+    aarch64: [AMD64],
+    arm: [AMD64],
+    aarch64_be: [AMD64, ARM64],
+    armeb: [AMD64, ARM64],
+    ppc64le: [AMD64, ARM64],
+    riscv64: [AMD64, ARM64],
+    s390x: [AMD64, ARM64],
+    i386: [ARM64],
+    x86_64: [ARM64],
+  };
+  const wantIndexes = Object.keys(wantPlatforms).flatMap((t) => [t, `${t}-${V}`]);
+  assert.deepEqual([...indexes.keys()].sort(), wantIndexes.map((t) => `images-${t}`).sort());
+  for (const t of wantIndexes) {
+    const r = indexes.get(`images-${t}`)!;
+    assert.equal(r.inputs.tag, `${REPO}:${t}`);
+    const sources = r.inputs.sources as string[];
+    // Sources are pushed refs (tag@digest), so an index follows every rebuild of its images.
+    for (const s of sources) assert.match(s, /^ghcr\.io\/polyarch\/qemu-user-static:[a-z0-9_]+-[a-z0-9_]+@sha256:[0-9a-f]{64}$/);
+    const platforms = sources.map((s) => platformOfRef.get(s.split('@')[0] as string) ?? assert.fail(`${t}: unknown source ${s}`)).flat();
+    assert.deepEqual(platforms, wantPlatforms[t.replace(`-${V}`, '')], t);
+  }
+
+  assert.equal((outputs.imageTags as string[]).length, 2 + 1 + 2 * 14 + wantIndexes.length);
+  assert.match((outputs.imageRefs as Record<string, string>)['x86_64-aarch64']!, /:x86_64-aarch64@sha256:/);
+});
+
+test('the registry password is a secret everywhere: on the wire, in every image and index', async () => {
+  const { resources } = await loadProgram(stack(), { 'polyarch:registryPassword': PASSWORD });
+  const pushing = resources.filter((r) => r.type === IMAGE || r.type === INDEX);
+  assert.ok(pushing.length > 20);
+  for (const r of pushing) {
+    const plain = plainText(r.wire);
+    assert.ok(!plain.includes(PASSWORD), `${r.name} carries the password in plain`);
+    const creds = r.type === IMAGE ? (r.inputs.registries as Record<string, string>[])[0] : (r.inputs.registry as Record<string, string>);
+    // The provider does get the password, and the username and address in the clear.
+    assert.deepEqual(creds, { address: 'ghcr.io', username: 'ci-bot', password: PASSWORD }, r.name);
+    assert.match(plain, /"password":"\[secret\]"/, r.name);
+  }
+  for (const r of resources) assert.ok(!plainText(r.wire).includes(PASSWORD), `${r.type} ${r.name}`);
+});
+
+test('an unchanged stack keeps every context; a changed target list changes only what it touches', async () => {
+  const contexts = async (targets: string) => {
+    const { resources } = await loadProgram(stack({ 'polyarch:targets': targets }), { 'polyarch:registryPassword': PASSWORD });
+    return new Map([...byName(resources, IMAGE)].map(([n, r]) => [n, (r.inputs.context as { location: string }).location]));
+  };
+  const a = await contexts('["all"]');
+  const b = await contexts('["all"]');
+  assert.deepEqual(b, a);
+  // Named targets are published as named, even a host's own CPU (lib/cpus.ts targetsFor).
+  const c = await contexts('["aarch64","s390x","x86_64"]');
+  assert.equal(c.get('images-x86_64-aarch64'), a.get('images-x86_64-aarch64'));
+  assert.equal(c.get('images-aarch64-x86_64'), a.get('images-aarch64-x86_64'));
+  assert.notEqual(c.get('images-emulators'), a.get('images-emulators'));
+  assert.equal(c.get('images-register'), a.get('images-register'));
+  assert.deepEqual([...c.keys()].sort(), [
+    'images-aarch64-aarch64',
+    'images-aarch64-s390x',
+    'images-aarch64-x86_64',
+    'images-emulators',
+    'images-register',
+    'images-x86_64-aarch64',
+    'images-x86_64-s390x',
+    'images-x86_64-x86_64',
+  ]);
+});
+
+test('a new release number changes every tag set and context but no resource name of an image', async () => {
+  const { resources } = await loadProgram(stack({ 'polyarch:releaseNumber': '2' }), { 'polyarch:registryPassword': PASSWORD });
+  const r = byName(resources, IMAGE).get('images-x86_64-s390x')!;
+  assert.deepEqual(r.inputs.tags, [`${REPO}:x86_64-s390x`, `${REPO}:x86_64-s390x-9.2.4-2`]);
+  assert.ok(byName(resources, INDEX).has('images-s390x-9.2.4-2'));
+  const dockerfile = fs.readFileSync((r.inputs.dockerfile as { location: string }).location, 'utf8');
+  assert.match(dockerfile, /org\.opencontainers\.image\.version="9\.2\.4-2"/);
+});
+
+test('build only (push: false): images without credentials and no indexes', async () => {
+  const { resources, outputs } = await loadProgram(
+    stack({ 'polyarch:registry': JSON.stringify({ server: 'quay.io', repository: 'polyarch/qemu-user-static' }) }),
+  );
+  const images = [...byName(resources, IMAGE).values()];
+  assert.equal(images.length, 16);
+  for (const r of images) {
+    assert.equal(r.inputs.push, false);
+    assert.deepEqual(r.inputs.registries, []);
+  }
+  assert.equal(byName(resources, INDEX).size, 0);
+  assert.ok((outputs.imageTags as string[]).includes('quay.io/polyarch/qemu-user-static:latest'));
+});
+
+test('the dev stack starts its own registry on loopback and pushes there without credentials', async () => {
+  const { resources } = await loadProgram({ ...base(), 'polyarch:localRegistry': '{"port":5123}' });
+  const container = resources.find((r) => r.type === 'docker:index/container:Container');
+  assert.ok(container, 'a registry container');
+  assert.deepEqual(container.inputs.ports, [{ internal: 5000, external: 5123, ip: '127.0.0.1' }]);
+  assert.equal(container.inputs.wait, true);
+  const pulled = resources.find((r) => r.type === 'docker:index/remoteImage:RemoteImage');
+  assert.match(pulled?.inputs.name as string, /^docker\.io\/library\/registry:2\.8\.3@sha256:[0-9a-f]{64}$/);
+  const latest = byName(resources, IMAGE).get('images-emulators')!;
+  assert.deepEqual(latest.inputs.tags, ['localhost:5123/polyarch/qemu-user-static:latest', `localhost:5123/polyarch/qemu-user-static:${V}`]);
+  assert.deepEqual(latest.inputs.registries, []);
+  assert.equal(byName(resources, INDEX).size, 18);
+});
+
+test('a stack without a registry declares no images', async () => {
+  const { resources, outputs } = await loadProgram({ 'polyarch:lockFile': lockFile, 'polyarch:cacheDir': cacheDir, 'polyarch:hosts': '["x86_64"]' });
+  assert.equal(resources.filter((r) => r.type.startsWith('docker')).length, 0);
+  assert.deepEqual(outputs.imageTags, []);
+});
+
+test('the contexts the program declares are content-addressed by what they hold', async () => {
+  const { resources } = await loadProgram(stack(), { 'polyarch:registryPassword': PASSWORD });
+  const r = byName(resources, IMAGE).get('images-x86_64-riscv64')!;
+  const dir = (r.inputs.context as { location: string }).location;
+  const files = fs.readdirSync(dir).sort();
+  assert.deepEqual(files, ['Dockerfile', 'qemu-riscv64-static']);
+  const digest = createHash('sha256').update(fs.readFileSync(path.join(dir, 'qemu-riscv64-static'))).digest('hex');
+  const manifest = JSON.parse(fs.readFileSync(path.join(cacheDir, 'emulators', extractionKey(lock, 'x86_64'), 'manifest.json'), 'utf8')) as { cpu: string; sha256: string }[];
+  assert.equal(digest, manifest.find((m) => m.cpu === 'riscv64')?.sha256);
+  assert.match(path.basename(dir), /^x86_64-riscv64-[0-9a-f]{16}$/);
+});
