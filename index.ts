@@ -7,26 +7,15 @@ import { QemuImages } from './components/qemuImages.ts';
 import { loadStackConfig, secretConfig } from './components/stackConfig.ts';
 import { writeRegisterScript } from './lib/build-host.ts';
 import { imageLabels, writeContexts } from './lib/contexts.ts';
-import { prepareEmulators } from './lib/emulators.ts';
+import { prepareStackEmulators } from './lib/emulators.ts';
 import { imageTarget, planForStack } from './lib/image-plan.ts';
 import { readLock } from './lib/lock.ts';
 
 const config = loadStackConfig();
 const lock = await readLock(config.lockFile);
 
-const missing = config.hosts.filter((h) => !lock.hosts[h]);
-if (missing.length > 0) throw new Error(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}; run polyarch lock with --hosts ${config.hosts.join(',')}`);
-
 // Extracted at evaluation time (cached by the lockfile's digests), so previews show real digests.
-const hostEmulators = await Promise.all(
-  config.hosts.map((host) =>
-    prepareEmulators(lock, host, {
-      cacheDir: config.cacheDir,
-      emulatorsDir: path.join(config.cacheDir, 'emulators'),
-      targets: config.targets.includes('all') ? 'all' : config.targets,
-    }),
-  ),
-);
+const hostEmulators = await prepareStackEmulators(config, lock);
 
 /** The release this stack publishes, e.g. v9.2.4-1. */
 export const release = `v${lock.qemu.version}-${config.releaseNumber}`;

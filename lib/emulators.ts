@@ -65,3 +65,22 @@ export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOpt
   const wanted = new Set(targetsFor(host, o.targets).map((c) => c.emulator));
   return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)) };
 }
+
+/** What preparing a stack's emulators needs from its config (a subset of StackConfig). */
+export interface StackEmulatorConfig {
+  lockFile: string;
+  hosts: readonly HostArch[];
+  targets: readonly string[];
+  cacheDir: string;
+}
+
+/**
+ * Every host's emulators for one stack, as the program and the CLI both compute them:
+ * each host must be pinned by the lockfile; extractions live under `<cacheDir>/emulators`.
+ */
+export async function prepareStackEmulators(config: StackEmulatorConfig, lock: Lock): Promise<HostEmulators[]> {
+  const missing = config.hosts.filter((h) => !lock.hosts[h]);
+  if (missing.length > 0) throw new Error(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}; run polyarch lock with --hosts ${config.hosts.join(',')}`);
+  const targets = config.targets.includes('all') ? 'all' : config.targets;
+  return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: path.join(config.cacheDir, 'emulators'), targets })));
+}

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { StackConfig } from '../../lib/config.ts';
 import { imageLabels, writeContexts, type BuildContext } from '../../lib/contexts.ts';
-import { prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
+import { prepareStackEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { DEFAULT_REPOSITORY, DEFAULT_SERVER, imageTarget, planForStack, type ImagePlan } from '../../lib/image-plan.ts';
 import { readLock, type Lock } from '../../lib/lock.ts';
 import { readStackConfig } from '../../lib/stack-file.ts';
@@ -24,13 +24,7 @@ interface StackImages {
 async function stackImages(stack: string | undefined): Promise<StackImages> {
   const config = readStackConfig(process.cwd(), stack);
   const lock = await readLock(config.lockFile);
-  const missing = config.hosts.filter((h) => !lock.hosts[h]);
-  if (missing.length > 0) throw new Error(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}`);
-  const hosts = await Promise.all(
-    config.hosts.map((host) =>
-      prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: path.join(config.cacheDir, 'emulators'), targets: config.targets.includes('all') ? 'all' : config.targets }),
-    ),
-  );
+  const hosts = await prepareStackEmulators(config, lock);
   // A stack without a registry publishes no images; show where they would go by default.
   const target = imageTarget(config) ?? { server: DEFAULT_SERVER, repository: DEFAULT_REPOSITORY, push: false };
   return { config, lock, hosts, plan: planForStack(config, lock.qemu, hosts, target) };
