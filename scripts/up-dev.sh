@@ -7,8 +7,8 @@ mkdir -p .pulumi-state
 export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-dev}"
 if [ ! -f qemu.lock.json ]; then
-  # No lockfile yet: pin the default Fedora build (needs koji to be reachable).
-  npx polyarch lock --qemu "${QEMU_VERSION:-9.2.4}" --release "${QEMU_RELEASE:-1.fc42}" --hosts x86_64 --out qemu.lock.json
+  # No lockfile yet: pin koji's newest Fedora build for the hosts every stack publishes.
+  npx polyarch lock --latest --hosts x86_64,aarch64,ppc64le,s390x --out qemu.lock.json
 fi
 npx pulumi stack select dev --create
 npx pulumi up --stack dev --yes "$@"
