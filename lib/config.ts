@@ -42,6 +42,20 @@ const BuildHost = z.strictObject({
   targets: z.array(target).optional(),
 });
 
+const Release = z
+  .strictObject({
+    /** GitHub repository that gets the release, `owner/name`. */
+    repository: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]*)\/[A-Za-z0-9._-]+$/, 'must be owner/name').optional(),
+    /** GitHub REST API root, for GitHub Enterprise Server (e.g. https://ghe.example.com/api/v3). */
+    apiUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** Local folder that gets the assets instead, in a subfolder named after the tag (the dev stack). */
+    folder: z.string().min(1).optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (!r.repository === !r.folder) ctx.addIssue({ code: 'custom', message: 'give either repository (a GitHub release) or folder (a local folder)' });
+    if (r.apiUrl && !r.repository) ctx.addIssue({ code: 'custom', path: ['apiUrl'], message: 'only applies to a GitHub release (repository)' });
+  });
+
 export const StackConfigSchema = z
   .strictObject({
     lockFile: z.string().min(1).default('qemu.lock.json'),
@@ -55,11 +69,13 @@ export const StackConfigSchema = z
     cacheDir: z.string().min(1).default('.cache/rpms'),
     registry: Registry.optional(),
     buildHosts: z.array(BuildHost).default([]).superRefine((b, ctx) => unique(b, (x) => x.name, 'build host name', ctx)),
+    /** Where the release assets go: a GitHub release, or a local folder (the default). */
+    release: Release.default({ folder: 'out/release' }),
   });
 
 export type StackConfig = z.infer<typeof StackConfigSchema> & {
   /** Which secrets are set (never their values). */
-  secrets: { registryPassword: boolean; sshPrivateKey: boolean };
+  secrets: { registryPassword: boolean; sshPrivateKey: boolean; githubToken: boolean };
 };
 
 /** Raw Pulumi config values are strings; objects and arrays arrive as JSON text. */
@@ -76,7 +92,7 @@ function decode(value: string): unknown {
  * to the value Pulumi holds; `secretsSet` names the secret keys that have a value.
  * Throws one Error listing every problem.
  */
-export const SECRET_KEYS = ['registryPassword', 'sshPrivateKey'] as const;
+export const SECRET_KEYS = ['registryPassword', 'sshPrivateKey', 'githubToken'] as const;
 
 export function parseStackConfig(raw: Record<string, string>, secretsSet: ReadonlySet<string>): StackConfig {
   // A secret key in plain config would sit unencrypted in the stack file: refuse it, without echoing it.
@@ -84,10 +100,13 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
   const plain = Object.fromEntries(
     Object.entries(raw).filter(([k]) => !(SECRET_KEYS as readonly string[]).includes(k)).map(([k, v]) => [k, decode(v)]),
   );
-  const secrets = { registryPassword: secretsSet.has('registryPassword'), sshPrivateKey: secretsSet.has('sshPrivateKey') };
+  const secrets = { registryPassword: secretsSet.has('registryPassword'), sshPrivateKey: secretsSet.has('sshPrivateKey'), githubToken: secretsSet.has('githubToken') };
   const parsed = StackConfigSchema.superRefine((c, ctx) => {
     if (c.registry?.push && (!c.registry.username || !secrets.registryPassword)) {
       ctx.addIssue({ code: 'custom', path: ['registry'], message: `pushes to ${c.registry.server} without credentials (set registry.username and the secret polyarch:registryPassword)` });
+    }
+    if (c.release.repository && !secrets.githubToken) {
+      ctx.addIssue({ code: 'custom', path: ['release'], message: `publishing to ${c.release.repository} needs the secret polyarch:githubToken` });
     }
     if (c.buildHosts.length > 0 && !secrets.sshPrivateKey) {
       ctx.addIssue({ code: 'custom', path: ['buildHosts'], message: 'build hosts need the secret polyarch:sshPrivateKey' });
