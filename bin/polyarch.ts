@@ -3,6 +3,7 @@
 import fs from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
 import { HOST_ARCHES, parseHostArch, type HostArch } from '../lib/cpus.ts';
+import { assetsCommand } from './commands/assets.ts';
 import { binfmtCommands } from './commands/binfmt.ts';
 import { extractToDir } from '../lib/extract.ts';
 import { RpmCache } from '../lib/fetch.ts';
@@ -56,6 +57,7 @@ program
   });
 
 binfmtCommands(program);
+assetsCommand(program);
 
 try {
   await program.parseAsync();
