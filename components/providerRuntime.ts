@@ -9,15 +9,15 @@
  * `lib/github-release.ts`), once per process. Works in plain node and under tsx alike.
  */
 export function loadProjectModule<T>(relPath: string): Promise<T> {
-  // Only builtins here: the closure serializer captures this function's text as is.
-  const { createRequire } = process.getBuiltinModule('node:module');
+  // Builtins and dynamic import only: the closure serializer captures this function's text as is.
   const { pathToFileURL } = process.getBuiltinModule('node:url');
   const cache = ((globalThis as { __polyarchModules?: Map<string, Promise<unknown>> }).__polyarchModules ??= new Map());
   let loaded = cache.get(relPath);
   if (!loaded) {
     const project = pathToFileURL(`${process.cwd()}/`);
-    const { tsImport } = createRequire(project)('tsx/esm/api') as { tsImport: (specifier: string, parent: string) => Promise<unknown> };
-    loaded = tsImport(new URL(relPath, project).href, project.href);
+    // tsx's ESM entry (its CommonJS build of tsImport cannot find its own files); the bare
+    // specifier resolves from the host's node_modules, which are the project's.
+    loaded = import('tsx/esm/api').then(({ tsImport }) => tsImport(new URL(relPath, project).href, project.href));
     cache.set(relPath, loaded);
   }
   return loaded as Promise<T>;

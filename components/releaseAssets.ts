@@ -71,7 +71,9 @@ export class ReleaseAssets extends pulumi.ComponentResource {
             { parent: this },
           ),
       );
-      this.location = release.htmlUrl;
+      // Known at preview (the release's own htmlUrl is not): GitHub's web root, or a GHES host's.
+      const web = new URL(apiUrl).hostname === 'api.github.com' ? 'https://github.com' : new URL(apiUrl).origin;
+      this.location = pulumi.output(`${web}/${args.github.repository}/releases/tag/${args.tag}`);
     } else {
       const dir = path.join(args.folder!, args.tag);
       files = args.assets.map(
