@@ -6,9 +6,9 @@
 import { parentPort } from 'node:worker_threads';
 import { deflateSync } from 'fflate';
 
-parentPort.on('message', ({ id, input, level }) => {
+parentPort.on('message', ({ id, input, level, mem }) => {
   try {
-    const output = deflateSync(input, { level });
+    const output = deflateSync(input, mem === undefined ? { level } : { level, mem });
     parentPort.postMessage({ id, output }, [output.buffer]);
   } catch (e) {
     parentPort.postMessage({ id, error: e instanceof Error ? e.message : String(e) });

@@ -64,14 +64,15 @@ test('tarball bytes are pinned: a fixed input gives these exact bytes on every m
   let x = 1;
   const data = Buffer.alloc(1 << 20, 0);
   for (let i = 0; i < data.length; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    data[i] = (x >>> 24) & 0x0f;
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    // Runs of repeated bytes among random nibbles: matches of every length for the compressor.
+    data[i] = i % 4096 < 1024 ? data[i - 64] ?? 0 : (x >>> 24) & 0x0f;
   }
   const tgz = await reproducibleTarball('qemu-riscv64-static', data);
   assert.equal(sha256(tgz), GOLDEN_TARBALL);
   assert.equal(sha256(zlib.gunzipSync(tgz)), sha256(await tarOne('qemu-riscv64-static', data)));
 });
-const GOLDEN_TARBALL = '5419d7fe179fe6cc82a8b82d45c654730d23a0b6519fa231444171e55cea0061';
+const GOLDEN_TARBALL = '8f86934beab049d8b4f220ba2812b5185ee5af94563d4fcd5e6e527c9b0c55ab';
 
 test('gzip framing: crc and size trailer, level in XFL', () => {
   const m = gzipMember(zlib.deflateRawSync(Buffer.from('abc')), zlib.crc32(Buffer.from('abc')), 3, 9);
