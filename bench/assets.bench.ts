@@ -33,12 +33,12 @@ const wanted = (h: (typeof hosts)[number]) => new Set(targetsFor(h, 'all').map((
 /** Ours, from RPM files on disk: extract, build every asset with an empty cache, write the folder. */
 async function ours(): Promise<void> {
   const work = tmp();
-  const prepared: HostEmulators[] = [];
-  for (const h of hosts) {
+  // Hosts extract concurrently; each host's tarballs start as soon as its emulators are out.
+  const prepared = hosts.map(async (h): Promise<HostEmulators> => {
     const dir = path.join(work, h);
     const manifest = await extractToDir(rpms[h].map((f) => ({ label: f, buf: fs.readFileSync(f) })), dir);
-    prepared.push({ host: h, dir, emulators: manifest.filter((m) => wanted(h).has(m.cpu)) });
-  }
+    return { host: h, dir, emulators: manifest.filter((m) => wanted(h).has(m.cpu)) };
+  });
   const { assets } = await buildAssets(prepared, { cacheDir: path.join(work, 'cache') });
   await writeAssets(assets, path.join(work, 'out'));
 }

@@ -111,55 +111,65 @@ async function compressTarball(dir: string, job: TarballJob): Promise<CachedTarb
 
 /**
  * Builds (or takes from the cache) every asset of the given hosts' emulators, and writes
- * SHA256SUMS over them. Tarballs are compressed in parallel, one per core.
+ * SHA256SUMS over them. Tarballs are compressed in parallel, one per core; a host given as a
+ * promise (still extracting) has its tarballs start as soon as its emulators are there.
  */
-export async function buildAssets(hosts: readonly HostEmulators[], o: BuildOptions): Promise<BuiltAssets> {
+export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<HostEmulators>)[], o: BuildOptions): Promise<BuiltAssets> {
   const cacheDir = path.resolve(o.cacheDir);
   const tarDir = path.join(cacheDir, 'tarballs');
   await fs.mkdir(tarDir, { recursive: true });
 
-  const jobs = new Map<string, TarballJob>();
-  // Each planned asset's bytes: a tarball job's key, or the extracted emulator itself.
-  const planned: (Omit<Asset, 'file' | 'size' | 'sha256'> & { bytes: string | CachedTarball })[] = [];
-  for (const h of hosts) {
-    for (const e of h.emulators) {
-      const entry = emulatorFile(e.cpu);
-      const key = sha256(`${TARBALL_RECIPE}\n${entry}\n${e.sha256}`);
-      jobs.set(key, { key, entry, source: path.resolve(h.dir, e.file), size: e.size, sha256: e.sha256 });
-      const common = { host: h.host, target: e.cpu };
-      if (h.host === UNPREFIXED_HOST) {
-        planned.push({ name: entry, kind: 'emulator', contentType: CONTENT_TYPE.emulator, ...common, bytes: { file: path.resolve(h.dir, e.file), size: e.size, sha256: e.sha256 } });
-        planned.push({ name: tarballName(e.cpu), kind: 'tarball', contentType: CONTENT_TYPE.tarball, ...common, bytes: key });
-      }
-      planned.push({ name: hostTarballName(h.host, e.cpu), kind: 'tarball', contentType: CONTENT_TYPE.tarball, ...common, bytes: key });
+  let compressed = 0;
+  let reused = 0;
+  // Twice the workers: one tarball is read and framed while another compresses.
+  const limit = pLimit(deflateWorkers() * 2);
+  const tarballs = new Map<string, Promise<CachedTarball>>();
+  const tarball = (job: TarballJob) => {
+    let t = tarballs.get(job.key);
+    if (!t) {
+      t = limit(async () => {
+        const hit = await cachedTarball(tarDir, job.key);
+        if (hit) reused++;
+        else compressed++;
+        return hit ?? compressTarball(tarDir, job);
+      });
+      // Awaited below; this only keeps a failure seen while another host is still extracting.
+      t.catch(() => {});
+      tarballs.set(job.key, t);
     }
-  }
+    return t;
+  };
+
+  // Each planned asset's bytes: a tarball being built, or the extracted emulator itself.
+  const planned = (
+    await Promise.all(
+      hosts.map(async (pending) => {
+        const h = await pending;
+        return h.emulators.flatMap((e) => {
+          const entry = emulatorFile(e.cpu);
+          const source = path.resolve(h.dir, e.file);
+          const bytes = tarball({ key: sha256(`${TARBALL_RECIPE}\n${entry}\n${e.sha256}`), entry, source, size: e.size, sha256: e.sha256 });
+          const common = { host: h.host, target: e.cpu };
+          return [
+            ...(h.host === UNPREFIXED_HOST
+              ? [
+                  { name: entry, kind: 'emulator' as const, contentType: CONTENT_TYPE.emulator, ...common, bytes: { file: source, size: e.size, sha256: e.sha256 } },
+                  { name: tarballName(e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
+                ]
+              : []),
+            { name: hostTarballName(h.host, e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
+          ];
+        });
+      }),
+    )
+  ).flat();
   const seen = new Set<string>();
   for (const p of planned) {
     if (seen.has(p.name) || p.name === SUMS_FILE) throw new Error(`two release assets are named ${p.name}; give each host arch once`);
     seen.add(p.name);
   }
 
-  let compressed = 0;
-  let reused = 0;
-  // Twice the workers: one tarball is read and framed while another compresses.
-  const limit = pLimit(deflateWorkers() * 2);
-  const built = new Map<string, CachedTarball>();
-  await Promise.all(
-    [...jobs.values()].map((job) =>
-      limit(async () => {
-        let t = await cachedTarball(tarDir, job.key);
-        if (t) reused++;
-        else {
-          t = await compressTarball(tarDir, job);
-          compressed++;
-        }
-        built.set(job.key, t);
-      }),
-    ),
-  );
-
-  const assets: Asset[] = planned.map(({ bytes, ...p }) => ({ ...p, ...(typeof bytes === 'string' ? built.get(bytes)! : bytes) }));
+  const assets: Asset[] = await Promise.all(planned.map(async ({ bytes, ...p }) => ({ ...p, ...(await bytes) })));
   const sums = sha256sums(assets);
   const sumsDigest = sha256(sums);
   const sumsFile = path.join(cacheDir, 'sums', `${sumsDigest}.txt`);

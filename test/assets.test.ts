@@ -25,9 +25,12 @@ let hosts: HostEmulators[] = [];
 /** One cold build of both hosts' assets, shared by the tests that read it. */
 let cold: BuiltAssets;
 let coldCache = '';
+let lockFile = '';
+let rpmCache = '';
 before(async () => {
   x86Rpms = buildFixtureRpms({ host: 'x86_64', layout: 'split', compression: 'zstd' });
-  const { lock, cacheDir } = await fixtureLock(['x86_64', 'aarch64']);
+  const { lock, cacheDir, file } = await fixtureLock(['x86_64', 'aarch64']);
+  [lockFile, rpmCache] = [file, cacheDir];
   const emulatorsDir = tmp('emulators');
   hosts = await Promise.all((['x86_64', 'aarch64'] as const).map((h) => prepareEmulators(lock, h, { cacheDir, emulatorsDir, targets: 'all' })));
   coldCache = tmp('cache');
@@ -163,6 +166,21 @@ test('polyarch assets: two runs in two folders give the same bytes; gzip -t, tar
   assert.deepEqual(check.trimEnd().split('\n').sort(), files.filter((f) => f !== SUMS_FILE).map((f) => `${f}: OK`).sort());
   assert.equal(fs.statSync(path.join(a.dir, 'qemu-arm-static')).mode & 0o777, 0o755);
   assert.equal(fs.statSync(path.join(a.dir, 'qemu-arm-static.tar.gz')).mode & 0o777, 0o644);
+});
+
+test('polyarch assets --lock: every host the lockfile pins, or the ones --hosts names', () => {
+  const out = path.join(tmp('lock'), 'out');
+  const all = polyarch(['assets', '--out', out, '--lock', lockFile, '--cache', rpmCache]);
+  assert.equal(all.status, 0, all.stderr);
+  const listing = JSON.parse(all.stdout) as Asset[];
+  assert.equal(listing.length, X86_TARGETS.length * 3 + ARM_TARGETS.length + 1);
+  assert.deepEqual(fs.readdirSync(out).sort(), listing.map((a) => a.name).sort());
+  execFileSync('sha256sum', ['--quiet', '-c', SUMS_FILE], { cwd: out });
+  const one = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', lockFile, '--hosts', 'aarch64', '--cache', rpmCache]);
+  assert.equal(one.status, 0, one.stderr);
+  assert.deepEqual((JSON.parse(one.stdout) as Asset[]).map((a) => a.name).sort(), [SUMS_FILE, ...ARM_TARGETS.map((t) => hostTarballName('aarch64', t))].sort());
+  const none = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', lockFile, '--hosts', 's390x', '--cache', rpmCache]);
+  assert.match(none.stderr, /^error: .*qemu\.lock\.json pins no RPMs for host\(s\) s390x \(it has: x86_64, aarch64\)\n$/);
 });
 
 test('polyarch assets: bad input is one error line and writes nothing', () => {

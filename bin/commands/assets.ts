@@ -23,14 +23,15 @@ export interface AssetsOptions {
 /** What the command prints for each asset. */
 export const listing = (assets: readonly Asset[]) => assets.map(({ name, kind, host, target, size, sha256 }) => ({ name, kind, host, target, size, sha256 }));
 
-async function fromLock(o: AssetsOptions & { lock: string }): Promise<HostEmulators[]> {
+/** Each host's emulators, extracted concurrently: tarballs start as each host is ready. */
+async function fromLock(o: AssetsOptions & { lock: string }): Promise<Promise<HostEmulators>[]> {
   const lock = await readLock(o.lock);
   const pinned = HOST_ARCHES.filter((h) => lock.hosts[h]);
   const hosts = o.hosts ? [...new Set(o.hosts.split(',').map((h) => parseHostArch(h.trim())))] : pinned;
   const missing = hosts.filter((h) => !lock.hosts[h]);
   if (missing.length > 0) throw new Error(`${o.lock} pins no RPMs for host(s) ${missing.join(', ')} (it has: ${pinned.join(', ')})`);
   const emulatorsDir = path.join(o.cache, 'emulators');
-  return Promise.all(hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir, targets: 'all' })));
+  return hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir, targets: 'all' }));
 }
 
 async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: string, work: string): Promise<HostEmulators> {
