@@ -203,4 +203,14 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
   } finally {
     await bad.close();
   }
+
+  // No token in the stack config: GITHUB_TOKEN from the environment, read at run time.
+  const fromEnv = await startDynamicHost({ GITHUB_TOKEN: fake.token });
+  try {
+    await fromEnv.configure({});
+    const again = await fromEnv.create(urn, news);
+    assert.deepEqual(named(r, 'qemu-s390x-static.tar.gz').map((a) => String(a.id)), [again.id]);
+  } finally {
+    await fromEnv.close();
+  }
 });

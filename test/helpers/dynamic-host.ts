@@ -35,9 +35,10 @@ export interface DynamicHost {
 
 const struct = (o: Props) => structproto.Struct.fromJavaScript(o);
 
-export async function startDynamicHost(): Promise<DynamicHost> {
+/** Starts the host; `env` adds to the environment it inherits, as the engine's would. */
+export async function startDynamicHost(extraEnv: Record<string, string> = {}): Promise<DynamicHost> {
   // Plain node: no --import tsx, and no NODE_OPTIONS that could carry it.
-  const env: NodeJS.ProcessEnv = { ...process.env, PULUMI_NODEJS_PROJECT: 'qemu-user-static' };
+  const env: NodeJS.ProcessEnv = { ...process.env, PULUMI_NODEJS_PROJECT: 'qemu-user-static', ...extraEnv };
   delete env.NODE_OPTIONS;
   const child = spawn(process.execPath, [require.resolve('@pulumi/pulumi/cmd/dynamic-provider/index.js'), '127.0.0.1:0'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
