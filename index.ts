@@ -1,10 +1,14 @@
 // The program: validated stack config -> components. Wiring only; work lives in lib/.
+// Everything that can be computed (extraction, tarballs, build contexts, register commands)
+// is computed here at evaluation time and cached by digest, so previews show real diffs.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { BinfmtHost } from './components/binfmtHost.ts';
 import { LocalRegistry } from './components/localRegistry.ts';
 import { QemuImages } from './components/qemuImages.ts';
+import { ReleaseAssets } from './components/releaseAssets.ts';
 import { loadStackConfig, secretConfig } from './components/stackConfig.ts';
+import { buildAssets } from './lib/assets.ts';
 import { writeRegisterScript } from './lib/build-host.ts';
 import { imageLabels, writeContexts } from './lib/contexts.ts';
 import { prepareStackEmulators } from './lib/emulators.ts';
@@ -13,32 +17,48 @@ import { readLock } from './lib/lock.ts';
 
 const config = loadStackConfig();
 const lock = await readLock(config.lockFile);
-
-// Extracted at evaluation time (cached by the lockfile's digests), so previews show real digests.
 const hostEmulators = await prepareStackEmulators(config, lock);
+const cache = (what: string) => path.join(config.cacheDir, what);
 
 /** The release this stack publishes, e.g. v9.2.4-1. */
 export const release = `v${lock.qemu.version}-${config.releaseNumber}`;
 export const qemu = lock.qemu;
-/** Per host arch: the emulators published (qemu-<name>-static), from the lockfile's RPMs and the stack's targets. */
+/** Per host arch: the emulators published (qemu-<name>-static). */
 export const emulators = Object.fromEntries(hostEmulators.map((h) => [h.host, h.emulators.map((e) => e.cpu)]));
 
-// --- Build hosts (issue 6): emulators and the register script over SSH, entries registered.
-const registerScript = await writeRegisterScript(path.join(config.cacheDir, 'scripts'));
-const binfmtHosts = config.buildHosts.map((b) => new BinfmtHost(b.name, { buildHost: b, hostEmulators, registerScript, privateKey: secretConfig('sshPrivateKey') }));
-/** Per build host: the binfmt entries registered and the folder holding their emulators. */
-export const buildHosts = Object.fromEntries(binfmtHosts.map((h) => [h.hostName, { entries: h.entries, folder: h.folder }]));
-// ---- Images (issue 5): the tag scheme is lib/image-plan.ts, the build contexts lib/contexts.ts.
-const imageRegistry = imageTarget(config);
+// Release assets: a GitHub release, or a local folder (dev), or none (stacks that only push images).
+let releaseAssets: ReleaseAssets | undefined;
+if (config.release) {
+  const { assets } = await buildAssets(hostEmulators, { cacheDir: cache('assets') });
+  const { repository, apiUrl, folder } = config.release;
+  releaseAssets = new ReleaseAssets('release', {
+    tag: release,
+    qemu: lock.qemu,
+    hosts: hostEmulators,
+    assets,
+    ...(repository ? { github: { repository, apiUrl, token: secretConfig('githubToken') } } : { folder }),
+  });
+}
+/** The GitHub release page or the local folder, and every asset's sha256. */
+export const releaseLocation = releaseAssets?.location;
+export const releaseDigests = releaseAssets?.digests;
+
+// Images: the tag scheme is lib/image-plan.ts, the build contexts lib/contexts.ts.
 let images: QemuImages | undefined;
+const imageRegistry = imageTarget(config);
 if (imageRegistry) {
   const plan = planForStack(config, lock.qemu, hostEmulators, imageRegistry);
-  const contexts = await writeContexts(plan, hostEmulators, { outDir: path.join(config.cacheDir, 'contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
+  const contexts = await writeContexts(plan, hostEmulators, { outDir: cache('contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
   const registry = config.localRegistry && new LocalRegistry('registry', config.localRegistry);
   const password = config.secrets.registryPassword ? secretConfig('registryPassword') : undefined;
   images = new QemuImages('images', { plan, contexts, username: imageRegistry.username, password }, { dependsOn: registry ? [registry.container] : [] });
 }
-/** Every tag this stack publishes (empty without a registry). */
+/** Every tag this stack publishes, and image or index name -> pushed reference with digest. */
 export const imageTags = images?.tags ?? [];
-/** Image and index name -> pushed tag with digest. */
 export const imageRefs = images && pulumi.all([images.refs, images.indexRefs]).apply(([i, x]) => ({ ...i, ...x }));
+
+// Build hosts: emulators and the register script over SSH, entries registered.
+const registerScript = await writeRegisterScript(cache('scripts'));
+const binfmtHosts = config.buildHosts.map((b) => new BinfmtHost(b.name, { buildHost: b, hostEmulators, registerScript, privateKey: secretConfig('sshPrivateKey') }));
+/** Per build host: the binfmt entries registered and the folder holding their emulators. */
+export const buildHosts = Object.fromEntries(binfmtHosts.map((h) => [h.hostName, { entries: h.entries, folder: h.folder }]));

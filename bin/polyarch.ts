@@ -3,6 +3,7 @@
 import fs from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
 import { HOST_ARCHES, parseHostArch, type HostArch } from '../lib/cpus.ts';
+import { assetsCommand } from './commands/assets.ts';
 import { binfmtCommands } from './commands/binfmt.ts';
 import { imageCommands } from './commands/images.ts';
 import { extractToDir } from '../lib/extract.ts';
@@ -65,6 +66,7 @@ program
 
 binfmtCommands(program);
 imageCommands(program);
+assetsCommand(program);
 
 try {
   await program.parseAsync();

@@ -1,7 +1,7 @@
 // Reads this stack's `polyarch:*` config from Pulumi and validates it once with lib/config.
 // Secret values stay in Pulumi: only whether they are set is passed on.
 import * as pulumi from '@pulumi/pulumi';
-import { parseStackConfig, type StackConfig } from '../lib/config.ts';
+import { parseStackConfig, type SECRET_KEYS, type StackConfig } from '../lib/config.ts';
 
 const NAMESPACE = 'polyarch:';
 // Present in the SDK's runtime but missing from its type declarations.
@@ -20,6 +20,6 @@ export function loadStackConfig(): StackConfig {
 }
 
 /** A secret config value as a Pulumi secret Output (never a plain string). */
-export function secretConfig(name: 'registryPassword' | 'sshPrivateKey'): pulumi.Output<string> {
+export function secretConfig(name: (typeof SECRET_KEYS)[number]): pulumi.Output<string> {
   return new pulumi.Config('polyarch').requireSecret(name);
 }

@@ -69,6 +69,20 @@ const BuildHost = z.strictObject({
   emulatorDir: z.string().max(200).regex(/^(\/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+$/, 'must be an absolute path of letters, digits and . _ + - (no trailing /, no . or .. parts)').default('/usr/local/lib/polyarch'),
 });
 
+const Release = z
+  .strictObject({
+    /** GitHub repository that gets the release, `owner/name`. */
+    repository: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]*)\/[A-Za-z0-9._-]+$/, 'must be owner/name').optional(),
+    /** GitHub REST API root, for GitHub Enterprise Server (e.g. https://ghe.example.com/api/v3). */
+    apiUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** Local folder that gets the assets instead, in a subfolder named after the tag (the dev stack). */
+    folder: z.string().min(1).optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (!r.repository === !r.folder) ctx.addIssue({ code: 'custom', message: 'give either repository (a GitHub release) or folder (a local folder)' });
+    if (r.apiUrl && !r.repository) ctx.addIssue({ code: 'custom', path: ['apiUrl'], message: 'only applies to a GitHub release (repository)' });
+  });
+
 export const StackConfigSchema = z
   .strictObject({
     lockFile: z.string().min(1).default('qemu.lock.json'),
@@ -90,11 +104,13 @@ export const StackConfigSchema = z
     imageRevision: z.string().regex(LABEL_REVISION, 'may only hold letters, digits and . _ + -').optional(),
     /** Start a local registry container and publish there (the dev stack). */
     localRegistry: LocalRegistry.optional(),
+    /** Where the release assets go: a GitHub release, a local folder (the default), or false for none. */
+    release: z.union([z.literal(false), Release]).default({ folder: 'out/release' }),
   });
 
 export type StackConfig = z.infer<typeof StackConfigSchema> & {
   /** Which secrets are set (never their values). */
-  secrets: { registryPassword: boolean; sshPrivateKey: boolean };
+  secrets: { registryPassword: boolean; sshPrivateKey: boolean; githubToken: boolean };
 };
 
 /** Raw Pulumi config values are strings; objects and arrays arrive as JSON text. */
@@ -111,7 +127,7 @@ function decode(value: string): unknown {
  * to the value Pulumi holds; `secretsSet` names the secret keys that have a value.
  * Throws one Error listing every problem.
  */
-export const SECRET_KEYS = ['registryPassword', 'sshPrivateKey'] as const;
+export const SECRET_KEYS = ['registryPassword', 'sshPrivateKey', 'githubToken'] as const;
 
 export function parseStackConfig(raw: Record<string, string>, secretsSet: ReadonlySet<string>): StackConfig {
   // A secret key in plain config would sit unencrypted in the stack file: refuse it, without echoing it.
@@ -119,7 +135,7 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
   const plain = Object.fromEntries(
     Object.entries(raw).filter(([k]) => !(SECRET_KEYS as readonly string[]).includes(k)).map(([k, v]) => [k, decode(v)]),
   );
-  const secrets = { registryPassword: secretsSet.has('registryPassword'), sshPrivateKey: secretsSet.has('sshPrivateKey') };
+  const secrets = { registryPassword: secretsSet.has('registryPassword'), sshPrivateKey: secretsSet.has('sshPrivateKey'), githubToken: secretsSet.has('githubToken') };
   const parsed = StackConfigSchema.superRefine((c, ctx) => {
     if (c.registry?.push && (!c.registry.username || !secrets.registryPassword)) {
       ctx.addIssue({ code: 'custom', path: ['registry'], message: `pushes to ${c.registry.server} without credentials (set registry.username and the secret polyarch:registryPassword)` });
@@ -129,6 +145,9 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
     });
     if (c.registry && c.localRegistry) {
       ctx.addIssue({ code: 'custom', path: ['localRegistry'], message: 'set either registry or localRegistry, not both' });
+    }
+    if (c.release && c.release.repository && !secrets.githubToken) {
+      ctx.addIssue({ code: 'custom', path: ['release'], message: `publishing to ${c.release.repository} needs the secret polyarch:githubToken` });
     }
     if (c.buildHosts.length > 0 && !secrets.sshPrivateKey) {
       ctx.addIssue({ code: 'custom', path: ['buildHosts'], message: 'build hosts need the secret polyarch:sshPrivateKey' });

@@ -102,3 +102,37 @@ test('image keys: defaults, a base pinned by digest, label characters, one regis
   const registry = '{"server":"ghcr.io","repository":"polyarch/qemu-user-static"}';
   assert.throws(() => parseStackConfig({ registry, localRegistry: '{"port":5000}' }, none), /polyarch:localRegistry: set either registry or localRegistry, not both/);
 });
+
+test('release: a local folder by default; a GitHub repository needs the githubToken secret', () => {
+  assert.deepEqual(parseStackConfig({}, none).release, { folder: 'out/release' });
+  assert.equal(parseStackConfig({}, none).secrets.githubToken, false);
+  const github = '{"repository":"polyarch/qemu-user-static","apiUrl":"https://ghe.example.com/api/v3"}';
+  assert.throws(() => parseStackConfig({ release: github }, none), /polyarch:release: publishing to polyarch\/qemu-user-static needs the secret polyarch:githubToken/);
+  const c = parseStackConfig({ release: github }, new Set(['githubToken']));
+  assert.deepEqual(c.release, { repository: 'polyarch/qemu-user-static', apiUrl: 'https://ghe.example.com/api/v3' });
+  assert.equal(c.secrets.githubToken, true);
+});
+
+test('release: exactly one of repository and folder, an owner/name repository, apiUrl only for GitHub', () => {
+  const bad: [string, RegExp][] = [
+    ['{"repository":"polyarch/qemu-user-static","folder":"out"}', /polyarch:release: give either repository \(a GitHub release\) or folder \(a local folder\)/],
+    ['{}', /polyarch:release: give either repository/],
+    ['{"repository":"qemu-user-static"}', /polyarch:release\.repository: must be owner\/name/],
+    ['{"folder":"out","apiUrl":"https://ghe.example.com/api/v3"}', /polyarch:release\.apiUrl: only applies to a GitHub release/],
+    ['{"folder":"out","tag":"v1"}', /unknown key\(s\) tag/],
+  ];
+  for (const [release, message] of bad) assert.throws(() => parseStackConfig({ release }, new Set(['githubToken'])), message, release);
+});
+
+test('the GitHub token set as plain text is refused without echoing it', () => {
+  assert.throws(() => parseStackConfig({ githubToken: 'ghp_plainplainplain' }, none), (e: Error) => {
+    assert.match(e.message, /polyarch:githubToken: must be set with `pulumi config set --secret`/);
+    assert.ok(!e.message.includes('ghp_plainplainplain'));
+    return true;
+  });
+});
+
+test('release: false publishes none; it is a stack of images only', () => {
+  assert.equal(parseStackConfig({ release: 'false' }, none).release, false);
+  assert.throws(() => parseStackConfig({ release: 'true' }, none), /polyarch:release: /);
+});

@@ -1,0 +1,79 @@
+// `polyarch assets`: the release assets (raw emulators, reproducible tarballs, SHA256SUMS)
+// into a folder, from a lockfile or from one host's RPM files; a JSON listing on stdout.
+// Errors are thrown as one-line Errors; the caller prints `error: <message>` and exits 1.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { buildAssets, writeAssets, type Asset } from '../../lib/assets.ts';
+import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib/cpus.ts';
+import { prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
+import { extractToDir } from '../../lib/extract.ts';
+import { RpmCache } from '../../lib/fetch.ts';
+import { readLock } from '../../lib/lock.ts';
+
+export interface AssetsOptions {
+  out: string;
+  lock?: string;
+  hosts?: string;
+  host?: string;
+  cache: string;
+}
+
+/** What the command prints for each asset. */
+export const listing = (assets: readonly Asset[]) => assets.map(({ name, kind, host, target, size, sha256 }) => ({ name, kind, host, target, size, sha256 }));
+
+/** Each host's emulators, extracted concurrently: tarballs start as each host is ready. */
+async function fromLock(o: AssetsOptions & { lock: string }): Promise<Promise<HostEmulators>[]> {
+  const lock = await readLock(o.lock);
+  const pinned = HOST_ARCHES.filter((h) => lock.hosts[h]);
+  const hosts = o.hosts ? [...new Set(o.hosts.split(',').map((h) => parseHostArch(h.trim())))] : pinned;
+  const missing = hosts.filter((h) => !lock.hosts[h]);
+  if (missing.length > 0) throw new Error(`${o.lock} pins no RPMs for host(s) ${missing.join(', ')} (it has: ${pinned.join(', ')})`);
+  const emulatorsDir = path.join(o.cache, 'emulators');
+  return hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir, targets: 'all' }));
+}
+
+async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: string, work: string): Promise<HostEmulators> {
+  const cache = new RpmCache(cacheDir);
+  const inputs = await Promise.all(
+    rpms.map(async (r) => ({ label: r, buf: /^https?:\/\//.test(r) ? (await cache.get(r)).buf : await fs.readFile(r).catch((e: Error) => { throw new Error(`${r}: ${e.message}`); }) })),
+  );
+  const manifest = await extractToDir(inputs, work);
+  const foreign = manifest.find((m) => !m.rpm.endsWith(`.${host}`));
+  if (foreign) throw new Error(`${foreign.rpm} is not built for host ${host}; give one host's RPMs with --host`);
+  const wanted = new Set(targetsFor(host, 'all').map((c) => c.emulator));
+  return { host, dir: work, emulators: manifest.filter((m) => wanted.has(m.cpu)) };
+}
+
+/** Builds and writes the assets; returns them as listed on stdout. */
+export async function runAssets(rpms: readonly string[], o: AssetsOptions): Promise<Asset[]> {
+  if (o.lock && rpms.length > 0) throw new Error('give either --lock FILE or --host H with RPM files, not both');
+  if (o.lock && o.host) throw new Error('--host goes with RPM files; with --lock, choose hosts with --hosts');
+  if (!o.lock && o.hosts) throw new Error('--hosts goes with --lock');
+  if (!o.lock && (!o.host || rpms.length === 0)) throw new Error('no input: give --lock FILE, or --host H and RPM files');
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'polyarch-assets-'));
+  try {
+    const hosts = o.lock ? await fromLock({ ...o, lock: o.lock }) : [await fromRpms(parseHostArch(o.host!), rpms, o.cache, work)];
+    const { assets } = await buildAssets(hosts, { cacheDir: path.join(o.cache, 'assets') });
+    await writeAssets(assets, o.out);
+    return assets;
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+export function assetsCommand(program: Command): void {
+  program
+    .command('assets')
+    .description('write the release assets (emulators, reproducible tarballs, SHA256SUMS) into a folder; print a JSON listing')
+    .argument('[rpms...]', 'RPM files or http(s) URLs of one host arch (with --host)')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--lock <file>', 'build from the RPMs this lockfile pins (fetched and verified)')
+    .option('--hosts <list>', `with --lock: comma-separated host arches (default: every host the lockfile pins; ${HOST_ARCHES.join(', ')})`)
+    .option('--host <arch>', 'with RPM files: the host arch they are built for')
+    .option('--cache <dir>', 'RPM cache, keyed by sha256; extracted emulators and tarballs are kept inside it', '.cache/rpms')
+    .action(async (rpms: string[], o: AssetsOptions) => {
+      process.stdout.write(`${JSON.stringify(listing(await runAssets(rpms, o)), null, 2)}\n`);
+    });
+}

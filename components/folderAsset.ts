@@ -1,0 +1,68 @@
+// One release asset written into a local folder (the dev stack's stand-in for a GitHub
+// release), as a Pulumi resource (a dynamic provider over lib/assets). Diffs are digest-based
+// like ReleaseAsset's: new bytes rewrite the file, a new folder or name replaces it.
+import * as pulumi from '@pulumi/pulumi';
+import type * as Assets from '../lib/assets.ts';
+import { diffKeys, loadProjectModule } from './providerRuntime.ts';
+
+export interface FolderAssetInputs {
+  /** Folder the asset is written into; relative to the project folder, or absolute. */
+  dir: string;
+  /** File name inside `dir`. */
+  name: string;
+  /** The bytes to write: a path relative to the project folder, or absolute. */
+  file: string;
+  /** Hex sha256 of the bytes; the diff compares this, and the copy is checked against it. */
+  sha256: string;
+  size: number;
+  /** File mode, e.g. 0o755 for an emulator. */
+  mode: number;
+}
+
+export interface FolderAssetOutputs extends FolderAssetInputs {
+  /** Absolute path of the written file. */
+  path: string;
+}
+
+export type FolderAssetArgs = { [K in keyof FolderAssetInputs]: pulumi.Input<FolderAssetInputs[K]> };
+
+const LIB = 'lib/assets.ts';
+
+async function place(i: FolderAssetInputs): Promise<FolderAssetOutputs> {
+  const assets = await loadProjectModule<typeof Assets>(LIB);
+  const { mkdir } = process.getBuiltinModule('node:fs/promises');
+  const { resolve, join } = process.getBuiltinModule('node:path');
+  const dir = resolve(i.dir);
+  await mkdir(dir, { recursive: true });
+  const dest = join(dir, i.name);
+  await assets.copyVerified(resolve(i.file), i.sha256, dest, i.mode);
+  return { ...i, path: dest };
+}
+
+// Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
+const provider: pulumi.dynamic.ResourceProvider<FolderAssetInputs, FolderAssetOutputs> = {
+  async diff(_id, olds, news) {
+    return diffKeys({ ...olds }, { ...news }, ['dir', 'name'], ['sha256', 'mode']);
+  },
+  async create(inputs) {
+    const outs = await place(inputs);
+    return { id: outs.path, outs };
+  },
+  async update(_id, _olds, news) {
+    return { outs: await place(news) };
+  },
+  async delete(_id, props) {
+    const { rm } = process.getBuiltinModule('node:fs/promises');
+    await rm(props.path, { force: true });
+  },
+};
+
+/** One file of the release in a local folder: written, rewritten when its digest changes, removed on destroy. */
+export class FolderAsset extends pulumi.dynamic.Resource {
+  declare public readonly sha256: pulumi.Output<string>;
+  declare public readonly path: pulumi.Output<string>;
+
+  constructor(name: string, args: FolderAssetArgs, opts?: pulumi.CustomResourceOptions) {
+    super(provider, name, { ...args, path: undefined }, opts, 'polyarch', 'FolderAsset');
+  }
+}

@@ -1,0 +1,31 @@
+// What a dynamic provider needs at run time. Pulumi serializes a dynamic provider's methods
+// into the resource's `__provider` input, and its dynamic-provider host runs them later in a
+// plain `node` process (no tsx loader), whose working folder is the project. So provider
+// methods capture nothing but plain values and functions from this file, and load the
+// project's TypeScript modules here, at run time, through tsx's scoped loader.
+
+/**
+ * Imports a module of this project (path relative to the project folder, e.g.
+ * `lib/github-release.ts`), once per process. Works in plain node and under tsx alike.
+ */
+export function loadProjectModule<T>(relPath: string): Promise<T> {
+  // Builtins and dynamic import only: the closure serializer captures this function's text as is.
+  const { pathToFileURL } = process.getBuiltinModule('node:url');
+  const cache = ((globalThis as { __polyarchModules?: Map<string, Promise<unknown>> }).__polyarchModules ??= new Map());
+  let loaded = cache.get(relPath);
+  if (!loaded) {
+    const project = pathToFileURL(`${process.cwd()}/`);
+    // tsx's ESM entry (its CommonJS build of tsImport cannot find its own files); the bare
+    // specifier resolves from the host's node_modules, which are the project's.
+    loaded = import('tsx/esm/api').then(({ tsImport }) => tsImport(new URL(relPath, project).href, project.href));
+    cache.set(relPath, loaded);
+  }
+  return loaded as Promise<T>;
+}
+
+/** Keys whose change needs a new resource, and keys whose change is an update in place. */
+export function diffKeys(olds: Record<string, unknown>, news: Record<string, unknown>, replaceKeys: readonly string[], updateKeys: readonly string[]) {
+  const changed = (k: string) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]);
+  const replaces = replaceKeys.filter(changed);
+  return { changes: replaces.length > 0 || updateKeys.some(changed), replaces };
+}

@@ -1,0 +1,103 @@
+// One GitHub release asset as a Pulumi resource (a dynamic provider over lib/github-release).
+// Diffs are digest-based: new bytes update the asset in place, a new name or release replaces
+// it, the same bytes change nothing. The token is read at run time from the stack's secret
+// config (polyarch:githubToken, or GITHUB_TOKEN): it is never an input, so never in state, and
+// the serialized provider captures no secret.
+import * as pulumi from '@pulumi/pulumi';
+import type * as GitHubRelease from '../lib/github-release.ts';
+import { diffKeys, loadProjectModule } from './providerRuntime.ts';
+
+/** The asset's inputs, as the provider receives them. */
+export interface ReleaseAssetInputs {
+  /** GitHub REST API root. */
+  apiUrl: string;
+  owner: string;
+  repo: string;
+  /** The release's numeric id (github.Release `releaseId`). */
+  releaseId: number;
+  /** Asset name on the release. */
+  name: string;
+  /** The bytes to publish: a path relative to the project folder, or absolute. */
+  file: string;
+  /** Hex sha256 of the bytes; the diff compares this. */
+  sha256: string;
+  size: number;
+  contentType: string;
+}
+
+export interface ReleaseAssetOutputs extends ReleaseAssetInputs {
+  assetId: number;
+  downloadUrl: string;
+}
+
+export type ReleaseAssetArgs = { [K in keyof ReleaseAssetInputs]: pulumi.Input<ReleaseAssetInputs[K]> };
+
+/** The stack config key the provider reads the token from, at run time. */
+export const TOKEN_CONFIG_KEY = 'polyarch:githubToken';
+const LIB = 'lib/github-release.ts';
+const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'releaseId', 'name'] as const;
+const UPDATE_KEYS = ['sha256', 'contentType'] as const;
+
+interface Provider extends pulumi.dynamic.ResourceProvider<ReleaseAssetInputs, ReleaseAssetOutputs> {
+  /** Set by configure; lives only in the provider host's memory. */
+  token?: string;
+}
+
+// Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
+const provider: Provider = {
+  async configure(req) {
+    this.token = req.config.get(TOKEN_CONFIG_KEY) || process.env.GITHUB_TOKEN;
+  },
+
+  async diff(_id, olds, news) {
+    return diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
+  },
+
+  async create(inputs) {
+    const gh = await loadProjectModule<typeof GitHubRelease>(LIB);
+    const { readFile } = process.getBuiltinModule('node:fs/promises');
+    const { resolve } = process.getBuiltinModule('node:path');
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: inputs.apiUrl });
+    const data = await readFile(resolve(inputs.file));
+    const asset = await gh.putAsset(client, inputs, { name: inputs.name, data, sha256: inputs.sha256, contentType: inputs.contentType });
+    return { id: String(asset.id), outs: { ...inputs, assetId: asset.id, downloadUrl: asset.downloadUrl } };
+  },
+
+  async update(id, olds, news) {
+    const gh = await loadProjectModule<typeof GitHubRelease>(LIB);
+    const { readFile } = process.getBuiltinModule('node:fs/promises');
+    const { resolve } = process.getBuiltinModule('node:path');
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: news.apiUrl });
+    const data = await readFile(resolve(news.file));
+    const asset = await gh.replaceAsset(client, news, olds.assetId ?? Number(id), { name: news.name, data, sha256: news.sha256, contentType: news.contentType });
+    return { outs: { ...news, assetId: asset.id, downloadUrl: asset.downloadUrl } };
+  },
+
+  async read(id, props) {
+    if (!props) return { id, props };
+    const gh = await loadProjectModule<typeof GitHubRelease>(LIB);
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
+    const asset = await gh.getAsset(client, props, Number(id));
+    // An empty id tells the engine the asset is gone.
+    if (!asset) return { id: '', props: {} as ReleaseAssetOutputs };
+    return { id, props: { ...props, name: asset.name, size: asset.size, sha256: asset.sha256 ?? props.sha256 } };
+  },
+
+  async delete(id, props) {
+    const gh = await loadProjectModule<typeof GitHubRelease>(LIB);
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
+    await gh.deleteAsset(client, props, Number(id));
+  },
+};
+
+/** One file on a GitHub release, uploaded, replaced when its digest changes, deleted on destroy. */
+export class ReleaseAsset extends pulumi.dynamic.Resource {
+  declare public readonly name: pulumi.Output<string>;
+  declare public readonly sha256: pulumi.Output<string>;
+  declare public readonly assetId: pulumi.Output<number>;
+  declare public readonly downloadUrl: pulumi.Output<string>;
+
+  constructor(name: string, args: ReleaseAssetArgs, opts?: pulumi.CustomResourceOptions) {
+    super(provider, name, { ...args, assetId: undefined, downloadUrl: undefined }, opts, 'polyarch', 'ReleaseAsset');
+  }
+}

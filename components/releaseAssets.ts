@@ -1,0 +1,89 @@
+// The release: a GitHub release `v<qemu>-<n>` whose body lists hosts, targets, usage and
+// checksums, with one ReleaseAsset per file; or, on the dev stack, the same files written
+// into a local folder, one FolderAsset per file. The files themselves are built beforehand
+// (lib/assets, at program evaluation), so previews show each asset's digest.
+import path from 'node:path';
+import * as github from '@pulumi/github';
+import * as pulumi from '@pulumi/pulumi';
+import { assetMode, releaseNotes, type Asset } from '../lib/assets.ts';
+import type { HostEmulators } from '../lib/emulators.ts';
+import { DEFAULT_API_URL } from '../lib/github-release.ts';
+import { FolderAsset } from './folderAsset.ts';
+import { ReleaseAsset } from './releaseAsset.ts';
+
+export interface GitHubReleaseTarget {
+  /** `owner/name` of the repository that gets the release. */
+  repository: string;
+  /** REST API root for GitHub Enterprise Server; api.github.com when unset. */
+  apiUrl?: string;
+  /** Token for the release itself (a Pulumi secret); the asset provider reads polyarch:githubToken at run time. */
+  token: pulumi.Input<string>;
+}
+
+export interface ReleaseAssetsArgs {
+  /** Release tag and title, e.g. v9.2.4-1. */
+  tag: string;
+  /** The QEMU build the emulators come from, for the release body. */
+  qemu: { version: string; release: string };
+  /** Each host's emulators (lib/emulators), for the body's table of hosts and targets. */
+  hosts: readonly HostEmulators[];
+  /** Every file to publish, SHA256SUMS included (lib/assets `buildAssets`). */
+  assets: readonly Asset[];
+  /** Publish as a GitHub release. Exactly one of `github` and `folder`. */
+  github?: GitHubReleaseTarget;
+  /** Write the files into `<folder>/<tag>/` instead (the dev stack). */
+  folder?: string;
+}
+
+/** A path the provider host (working folder: the project) resolves the same way: relative when inside the project. */
+const portable = (file: string) => {
+  const rel = path.relative(process.cwd(), file);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
+};
+
+export class ReleaseAssets extends pulumi.ComponentResource {
+  /** The release tag. */
+  public readonly tag: pulumi.Output<string>;
+  /** Where the files are: the release's web page, or the local folder. */
+  public readonly location: pulumi.Output<string>;
+  /** Asset name -> sha256, as the asset resources hold them. */
+  public readonly digests: pulumi.Output<Record<string, string>>;
+
+  constructor(name: string, args: ReleaseAssetsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('polyarch:index:ReleaseAssets', name, {}, opts);
+    if (!args.github === !args.folder) throw new Error(`ReleaseAssets ${name}: give exactly one of github and folder`);
+
+    let files: (ReleaseAsset | FolderAsset)[];
+    if (args.github) {
+      const [owner, repo] = args.github.repository.split('/') as [string, string];
+      const apiUrl = args.github.apiUrl ?? DEFAULT_API_URL;
+      const provider = new github.Provider(`${name}-github`, { owner, token: args.github.token, ...(args.github.apiUrl && { baseUrl: args.github.apiUrl }) }, { parent: this });
+      const release = new github.Release(
+        name,
+        { repository: repo, tagName: args.tag, name: args.tag, body: releaseNotes({ ...args, repository: args.github.repository }), draft: false, prerelease: false },
+        { parent: this, provider },
+      );
+      files = args.assets.map(
+        (a) =>
+          new ReleaseAsset(
+            `${name}-${a.name}`,
+            { apiUrl, owner, repo, releaseId: release.releaseId, name: a.name, file: portable(a.file), sha256: a.sha256, size: a.size, contentType: a.contentType },
+            { parent: this },
+          ),
+      );
+      // Known at preview (the release's own htmlUrl is not): GitHub's web root, or a GHES host's.
+      const web = new URL(apiUrl).hostname === 'api.github.com' ? 'https://github.com' : new URL(apiUrl).origin;
+      this.location = pulumi.output(`${web}/${args.github.repository}/releases/tag/${args.tag}`);
+    } else {
+      const dir = path.join(args.folder!, args.tag);
+      files = args.assets.map(
+        (a) => new FolderAsset(`${name}-${a.name}`, { dir, name: a.name, file: portable(a.file), sha256: a.sha256, size: a.size, mode: assetMode(a) }, { parent: this }),
+      );
+      this.location = pulumi.output(path.resolve(dir));
+    }
+
+    this.tag = pulumi.output(args.tag);
+    this.digests = pulumi.all(files.map((f) => f.sha256)).apply((shas) => Object.fromEntries(args.assets.map((a, i) => [a.name, shas[i]!])));
+    this.registerOutputs({ tag: this.tag, location: this.location, digests: this.digests, files: files.map((f) => f.urn) });
+  }
+}

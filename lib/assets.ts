@@ -1,0 +1,256 @@
+// The release assets: for every host H and target T, `qemu-T-static.tar.gz` as
+// `H_qemu-T-static.tar.gz`, plus the raw `qemu-T-static` and the unprefixed tarball for the
+// x86_64 host (the names existing download URLs point at), plus `SHA256SUMS` over every file.
+// Tarballs are built once per emulator digest and kept in a cache keyed by that digest and the
+// tarball recipe, so a second run with the same lockfile compresses nothing.
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import type { HostArch } from './cpus.ts';
+import { deflateWorkers } from './deflate-pool.ts';
+import type { HostEmulators } from './emulators.ts';
+import { emulatorFile } from './extract.ts';
+import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
+
+/** The host whose assets also go by unprefixed names. */
+export const UNPREFIXED_HOST: HostArch = 'x86_64';
+export const SUMS_FILE = 'SHA256SUMS';
+
+export type AssetKind = 'emulator' | 'tarball' | 'checksums';
+
+/** One file of the release. */
+export interface Asset {
+  /** Name on the release, e.g. `aarch64_qemu-x86_64-static.tar.gz`. */
+  name: string;
+  kind: AssetKind;
+  /** Host arch the emulator runs on (not set for SHA256SUMS). */
+  host?: HostArch;
+  /** Target CPU the emulator runs programs for (not set for SHA256SUMS). */
+  target?: string;
+  /** Absolute path of the bytes: the extracted emulator, or a file in the asset cache. */
+  file: string;
+  size: number;
+  sha256: string;
+  contentType: string;
+}
+
+export interface BuiltAssets {
+  /** Every asset, sorted by name (byte order), SHA256SUMS included. */
+  assets: Asset[];
+  /** Tarballs compressed by this run. */
+  compressed: number;
+  /** Tarballs taken from the cache. */
+  reused: number;
+}
+
+export interface BuildOptions {
+  /** Asset cache: tarballs keyed by emulator digest and recipe, and SHA256SUMS files. */
+  cacheDir: string;
+}
+
+export const tarballName = (target: string) => `${emulatorFile(target)}.tar.gz`;
+export const hostTarballName = (host: HostArch, target: string) => `${host}_${tarballName(target)}`;
+
+const CONTENT_TYPE: Record<AssetKind, string> = { emulator: 'application/octet-stream', tarball: 'application/gzip', checksums: 'text/plain' };
+const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+/** `sha256sum` format: one `<hex>  <name>` line per asset, sorted by name. */
+export function sha256sums(assets: readonly Pick<Asset, 'name' | 'sha256'>[]): string {
+  return [...assets].sort(byName).map((a) => `${a.sha256}  ${a.name}\n`).join('');
+}
+
+/** Writes `data` to `file` whole or not at all (a temp file beside it, then rename). */
+async function writeWhole(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}`);
+  try {
+    await fs.writeFile(tmp, data, { mode });
+    await fs.chmod(tmp, mode);
+    await fs.rename(tmp, file);
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+interface TarballJob {
+  key: string;
+  entry: string;
+  source: string;
+  size: number;
+  sha256: string;
+}
+
+interface CachedTarball {
+  file: string;
+  size: number;
+  sha256: string;
+}
+
+/** The cache entry for one tarball, trusted when its metadata and size agree. */
+async function cachedTarball(dir: string, key: string): Promise<CachedTarball | undefined> {
+  const file = path.join(dir, `${key}.tar.gz`);
+  const meta = await fs.readFile(path.join(dir, `${key}.json`), 'utf8').then((t) => JSON.parse(t) as { size: number; sha256: string }, () => undefined);
+  if (!meta || typeof meta.size !== 'number' || !/^[0-9a-f]{64}$/.test(meta.sha256)) return undefined;
+  const st = await fs.stat(file).catch(() => undefined);
+  return st?.size === meta.size ? { file, size: meta.size, sha256: meta.sha256 } : undefined;
+}
+
+async function compressTarball(dir: string, job: TarballJob): Promise<CachedTarball> {
+  const data = await fs.readFile(job.source);
+  // The key names the emulator's digest: bytes that do not match it must never enter the cache.
+  const got = sha256(data);
+  if (data.length !== job.size || got !== job.sha256) throw new Error(`${job.source}: sha256 ${got} (${data.length} bytes), the manifest says ${job.sha256} (${job.size} bytes); remove the folder to extract again`);
+  const tarball = await reproducibleTarball(job.entry, data);
+  const out = { file: path.join(dir, `${job.key}.tar.gz`), size: tarball.length, sha256: sha256(tarball) };
+  await writeWhole(out.file, tarball);
+  // Metadata last: its presence means the tarball beside it is complete.
+  await writeWhole(path.join(dir, `${job.key}.json`), `${JSON.stringify({ entry: job.entry, emulatorSha256: job.sha256, recipe: TARBALL_RECIPE, size: out.size, sha256: out.sha256 })}\n`);
+  return out;
+}
+
+/**
+ * Builds (or takes from the cache) every asset of the given hosts' emulators, and writes
+ * SHA256SUMS over them. Tarballs are compressed in parallel, one per core; a host given as a
+ * promise (still extracting) has its tarballs start as soon as its emulators are there.
+ */
+export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<HostEmulators>)[], o: BuildOptions): Promise<BuiltAssets> {
+  const cacheDir = path.resolve(o.cacheDir);
+  const tarDir = path.join(cacheDir, 'tarballs');
+  await fs.mkdir(tarDir, { recursive: true });
+
+  let compressed = 0;
+  let reused = 0;
+  // Twice the workers: one tarball is read and framed while another compresses.
+  const limit = pLimit(deflateWorkers() * 2);
+  const tarballs = new Map<string, Promise<CachedTarball>>();
+  const tarball = (job: TarballJob) => {
+    let t = tarballs.get(job.key);
+    if (!t) {
+      t = limit(async () => {
+        const hit = await cachedTarball(tarDir, job.key);
+        if (hit) reused++;
+        else compressed++;
+        return hit ?? compressTarball(tarDir, job);
+      });
+      // Awaited below; this only keeps a failure seen while another host is still extracting.
+      t.catch(() => {});
+      tarballs.set(job.key, t);
+    }
+    return t;
+  };
+
+  // Each planned asset's bytes: a tarball being built, or the extracted emulator itself.
+  const planned = (
+    await Promise.all(
+      hosts.map(async (pending) => {
+        const h = await pending;
+        return h.emulators.flatMap((e) => {
+          const entry = emulatorFile(e.cpu);
+          const source = path.resolve(h.dir, e.file);
+          const bytes = tarball({ key: sha256(`${TARBALL_RECIPE}\n${entry}\n${e.sha256}`), entry, source, size: e.size, sha256: e.sha256 });
+          const common = { host: h.host, target: e.cpu };
+          return [
+            ...(h.host === UNPREFIXED_HOST
+              ? [
+                  { name: entry, kind: 'emulator' as const, contentType: CONTENT_TYPE.emulator, ...common, bytes: { file: source, size: e.size, sha256: e.sha256 } },
+                  { name: tarballName(e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
+                ]
+              : []),
+            { name: hostTarballName(h.host, e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
+          ];
+        });
+      }),
+    )
+  ).flat();
+  const seen = new Set<string>();
+  for (const p of planned) {
+    if (seen.has(p.name) || p.name === SUMS_FILE) throw new Error(`two release assets are named ${p.name}; give each host arch once`);
+    seen.add(p.name);
+  }
+
+  const assets: Asset[] = await Promise.all(planned.map(async ({ bytes, ...p }) => ({ ...p, ...(await bytes) })));
+  const sums = sha256sums(assets);
+  const sumsDigest = sha256(sums);
+  const sumsFile = path.join(cacheDir, 'sums', `${sumsDigest}.txt`);
+  const st = await fs.stat(sumsFile).catch(() => undefined);
+  if (st?.size !== Buffer.byteLength(sums)) {
+    await fs.mkdir(path.dirname(sumsFile), { recursive: true });
+    await writeWhole(sumsFile, sums);
+  }
+  assets.push({ name: SUMS_FILE, kind: 'checksums', contentType: CONTENT_TYPE.checksums, file: sumsFile, size: Buffer.byteLength(sums), sha256: sumsDigest });
+  return { assets: assets.sort(byName), compressed, reused };
+}
+
+/**
+ * Copies `src` to `dest` whole or not at all, and only if its bytes hash to `sha256`: a
+ * cache file that changed since it was planned is refused, not published.
+ */
+export async function copyVerified(src: string, sha: string, dest: string, mode = 0o644): Promise<void> {
+  const data = await fs.readFile(src);
+  const got = sha256(data);
+  if (got !== sha) throw new Error(`${src}: sha256 is ${got}, expected ${sha} (the file changed since the assets were built)`);
+  await writeWhole(dest, data, mode);
+}
+
+/** File mode an asset gets on disk: emulators are executable. */
+export const assetMode = (a: Pick<Asset, 'kind'>) => (a.kind === 'emulator' ? 0o755 : 0o644);
+
+/**
+ * Writes every asset into `outDir`, all or nothing: files are staged in a folder inside
+ * `outDir` and moved into place only when every one was copied and checked.
+ */
+export async function writeAssets(assets: readonly Asset[], outDir: string): Promise<void> {
+  await fs.mkdir(outDir, { recursive: true });
+  const stage = path.join(outDir, `.polyarch-assets-${randomBytes(6).toString('hex')}`);
+  await fs.mkdir(stage);
+  try {
+    const limit = pLimit(4);
+    await Promise.all(assets.map((a) => limit(() => copyVerified(a.file, a.sha256, path.join(stage, a.name), assetMode(a)))));
+    for (const a of assets) await fs.rename(path.join(stage, a.name), path.join(outDir, a.name));
+  } finally {
+    await fs.rm(stage, { recursive: true, force: true });
+  }
+}
+
+export interface NotesInput {
+  /** Release tag, e.g. v9.2.4-1. */
+  tag: string;
+  qemu: { version: string; release: string };
+  hosts: readonly HostEmulators[];
+  assets: readonly Asset[];
+  /** `owner/name` on GitHub, for download URLs in the usage section. */
+  repository?: string;
+}
+
+/** The release body: what it holds (hosts, targets), how to use it, and its checksums. */
+export function releaseNotes(n: NotesInput): string {
+  const base = n.repository ? `https://github.com/${n.repository}/releases/download/${n.tag}` : '<release>';
+  const example = n.hosts.find((h) => h.host === UNPREFIXED_HOST)?.emulators[0]?.cpu ?? n.hosts[0]?.emulators[0]?.cpu ?? 'aarch64';
+  const sums = n.assets.filter((a) => a.kind !== 'checksums');
+  return [
+    `QEMU ${n.qemu.version} user-mode static emulators, from Fedora's qemu-user-static ${n.qemu.version}-${n.qemu.release}.`,
+    '',
+    '| host | targets |',
+    '| --- | --- |',
+    ...n.hosts.map((h) => `| ${h.host} | ${h.emulators.map((e) => e.cpu).join(', ')} |`),
+    '',
+    '## Usage',
+    '',
+    `\`<host>_qemu-<target>-static.tar.gz\` holds one file, \`qemu-<target>-static\`, for a \`<host>\` machine. The ${UNPREFIXED_HOST} host's files also go by the unprefixed names \`qemu-<target>-static\` and \`qemu-<target>-static.tar.gz\`.`,
+    '',
+    '```sh',
+    `curl -fsSLO ${base}/${hostTarballName(UNPREFIXED_HOST, example)}`,
+    `curl -fsSLO ${base}/${SUMS_FILE}`,
+    `sha256sum -c --ignore-missing ${SUMS_FILE}`,
+    `sudo tar -xzf ${hostTarballName(UNPREFIXED_HOST, example)} -C /usr/bin`,
+    '```',
+    '',
+    `## ${SUMS_FILE}`,
+    '',
+    '```',
+    sha256sums(sums).trimEnd(),
+    '```',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,216 @@
+// Release assets: names per host and target, reproducible tarballs (checked with the system's
+// gzip, tar and sha256sum), the digest-keyed cache, and the `polyarch assets` command.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { before, test } from 'node:test';
+import { buildAssets, hostTarballName, releaseNotes, SUMS_FILE, tarballName, type Asset, type BuiltAssets } from '../lib/assets.ts';
+import { prepareEmulators, type HostEmulators } from '../lib/emulators.ts';
+import { gzipMember, reproducibleTarball, tarOne } from '../lib/tarball.ts';
+import { buildFixtureRpms } from './fixtures/rpms.ts';
+import { fixtureLock } from './helpers/program.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const X86_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'];
+const ARM_TARGETS = ['aarch64_be', 'armeb', 'i386', 'ppc64le', 'riscv64', 's390x', 'x86_64'];
+const tmp = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `polyarch-assets-${tag}-`));
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+let x86Rpms: string[] = [];
+let hosts: HostEmulators[] = [];
+/** One cold build of both hosts' assets, shared by the tests that read it. */
+let cold: BuiltAssets;
+let coldCache = '';
+let lockFile = '';
+let rpmCache = '';
+before(async () => {
+  x86Rpms = buildFixtureRpms({ host: 'x86_64', layout: 'split', compression: 'zstd' });
+  const { lock, cacheDir, file } = await fixtureLock(['x86_64', 'aarch64']);
+  [lockFile, rpmCache] = [file, cacheDir];
+  const emulatorsDir = tmp('emulators');
+  hosts = await Promise.all((['x86_64', 'aarch64'] as const).map((h) => prepareEmulators(lock, h, { cacheDir, emulatorsDir, targets: 'all' })));
+  coldCache = tmp('cache');
+  cold = await buildAssets(hosts, { cacheDir: coldCache });
+});
+
+function polyarch(args: string[]) {
+  return spawnSync(process.execPath, [path.join(ROOT, 'bin/polyarch.js'), ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 << 20 });
+}
+
+test('tarball: one ustar entry, 0755 root:root, mtime 0, gzip header without name or time and OS Unix', async () => {
+  const data = Buffer.from('\x7fELF pretend emulator\n'.repeat(1000));
+  const tgz = await reproducibleTarball('qemu-arm-static', data);
+  assert.deepEqual([...tgz.subarray(0, 10)], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+  const archive = zlib.gunzipSync(tgz);
+  assert.deepEqual(archive, await tarOne('qemu-arm-static', data));
+  // One 512-byte header, the data padded to 512, then two zero blocks: nothing else.
+  assert.equal(archive.length, 512 + Math.ceil(data.length / 512) * 512 + 1024);
+  const field = (off: number, len: number) => archive.subarray(off, off + len).toString('latin1').replace(/[\0 ]+$/, '');
+  assert.equal(field(0, 100), 'qemu-arm-static');
+  assert.equal(field(100, 8), '000755');
+  assert.equal(field(108, 8), '000000');
+  assert.equal(field(116, 8), '000000');
+  assert.equal(Number.parseInt(field(124, 12), 8), data.length);
+  assert.equal(Number.parseInt(field(136, 12), 8), 0);
+  assert.equal(field(156, 1), '0');
+  assert.equal(field(257, 6), 'ustar');
+  assert.deepEqual(archive.subarray(512, 512 + data.length), data);
+  await assert.rejects(tarOne('../etc/passwd', data), /must be a plain file name/);
+});
+
+test('tarball bytes are pinned: a fixed input gives these exact bytes on every machine', async () => {
+  // Pseudo-random but compressible input: any change to the recipe or the compressor shows here.
+  let x = 1;
+  const data = Buffer.alloc(1 << 20, 0);
+  for (let i = 0; i < data.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    // Runs of repeated bytes among random nibbles: matches of every length for the compressor.
+    data[i] = i % 4096 < 1024 ? data[i - 64] ?? 0 : (x >>> 24) & 0x0f;
+  }
+  const tgz = await reproducibleTarball('qemu-riscv64-static', data);
+  assert.equal(sha256(tgz), GOLDEN_TARBALL);
+  assert.equal(sha256(zlib.gunzipSync(tgz)), sha256(await tarOne('qemu-riscv64-static', data)));
+});
+const GOLDEN_TARBALL = '8f86934beab049d8b4f220ba2812b5185ee5af94563d4fcd5e6e527c9b0c55ab';
+
+test('gzip framing: crc and size trailer, level in XFL', () => {
+  const m = gzipMember(zlib.deflateRawSync(Buffer.from('abc')), zlib.crc32(Buffer.from('abc')), 3, 9);
+  assert.equal(m[8], 2);
+  assert.equal(zlib.gunzipSync(m).toString(), 'abc');
+  assert.equal(m.readUInt32LE(m.length - 4), 3);
+});
+
+test('two hosts: names, shared bytes for x86_64 prefixed and unprefixed, SHA256SUMS over every file', async () => {
+  const { assets, compressed, reused } = cold;
+  assert.equal(reused, 0);
+  assert.equal(compressed, X86_TARGETS.length + ARM_TARGETS.length);
+  const names = assets.map((a) => a.name);
+  const expected = [
+    SUMS_FILE,
+    ...X86_TARGETS.flatMap((t) => [`qemu-${t}-static`, tarballName(t), hostTarballName('x86_64', t)]),
+    ...ARM_TARGETS.map((t) => hostTarballName('aarch64', t)),
+  ].sort();
+  assert.deepEqual(names, expected);
+  const by = new Map(assets.map((a) => [a.name, a]));
+  for (const t of X86_TARGETS) {
+    const plain = by.get(tarballName(t))!;
+    const prefixed = by.get(hostTarballName('x86_64', t))!;
+    assert.equal(plain.file, prefixed.file, 'compressed once');
+    assert.equal(plain.sha256, prefixed.sha256);
+    assert.equal(by.get(`qemu-${t}-static`)!.sha256, hosts[0]!.emulators.find((e) => e.cpu === t)!.sha256);
+  }
+  // aarch64's x86_64 emulator differs from anything x86_64 publishes: no unprefixed name for it.
+  assert.ok(!by.has('qemu-x86_64-static') && !by.has(tarballName('x86_64')));
+  const sums = fs.readFileSync(by.get(SUMS_FILE)!.file, 'utf8');
+  const lines = sums.trimEnd().split('\n');
+  assert.equal(lines.length, assets.length - 1);
+  for (const a of assets.filter((x) => x.name !== SUMS_FILE)) {
+    assert.ok(lines.includes(`${a.sha256}  ${a.name}`), a.name);
+    assert.equal(sha256(fs.readFileSync(a.file)), a.sha256, `${a.name} bytes`);
+    assert.equal(fs.statSync(a.file).size, a.size);
+  }
+});
+
+test('the cache: a warm run compresses nothing; a damaged entry is rebuilt; a wrong emulator is refused', async () => {
+  const cacheDir = coldCache;
+  const warm = await buildAssets(hosts, { cacheDir });
+  assert.equal(warm.compressed, 0);
+  assert.equal(warm.reused, cold.compressed);
+  assert.deepEqual(warm.assets, cold.assets);
+
+  const victim = cold.assets.find((a) => a.name === hostTarballName('aarch64', 's390x'))!;
+  fs.truncateSync(victim.file, 100);
+  const healed = await buildAssets(hosts, { cacheDir });
+  assert.equal(healed.compressed, 1);
+  assert.equal(sha256(fs.readFileSync(victim.file)), victim.sha256);
+
+  // Emulator bytes that no longer match the manifest never enter the cache under its digest.
+  const dir = tmp('bad');
+  const e = hosts[0]!.emulators[0]!;
+  const bytes = fs.readFileSync(path.join(hosts[0]!.dir, e.file));
+  bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
+  fs.writeFileSync(path.join(dir, e.file), bytes);
+  const badCache = tmp('cache');
+  await assert.rejects(buildAssets([{ host: 'x86_64', dir, emulators: [e] }], { cacheDir: badCache }), new RegExp(`${e.file}: sha256 [0-9a-f]{64} .*the manifest says ${e.sha256}`));
+  assert.deepEqual(fs.readdirSync(path.join(badCache, 'tarballs')), []);
+});
+
+test('polyarch assets: two runs in two folders give the same bytes; gzip -t, tar -tvzf and sha256sum -c agree', () => {
+  const outs = ['a', 'b'].map((tag) => {
+    const work = tmp(tag);
+    const r = polyarch(['assets', '--out', path.join(work, 'out'), '--host', 'x86_64', '--cache', path.join(work, 'cache'), ...x86Rpms]);
+    assert.equal(r.status, 0, r.stderr);
+    return { dir: path.join(work, 'out'), listing: JSON.parse(r.stdout) as Asset[] };
+  });
+  const [a, b] = outs as [(typeof outs)[0], (typeof outs)[0]];
+  assert.deepEqual(a.listing, b.listing);
+  const files = fs.readdirSync(a.dir).sort();
+  assert.deepEqual(files, fs.readdirSync(b.dir).sort());
+  assert.deepEqual(files, a.listing.map((x) => x.name).sort());
+  for (const f of files) assert.ok(fs.readFileSync(path.join(a.dir, f)).equals(fs.readFileSync(path.join(b.dir, f))), `${f} differs between runs`);
+
+  const tarballs = files.filter((f) => f.endsWith('.tar.gz'));
+  assert.equal(tarballs.length, X86_TARGETS.length * 2);
+  execFileSync('gzip', ['-t', ...tarballs], { cwd: a.dir });
+  for (const t of tarballs) {
+    const entry = t.replace(/^x86_64_/, '').replace(/\.tar\.gz$/, '');
+    const size = fs.statSync(path.join(a.dir, entry)).size;
+    const listing = execFileSync('tar', ['--numeric-owner', '-tvzf', t], { cwd: a.dir, encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
+    assert.match(listing, new RegExp(`^-rwxr-xr-x 0/0 +${size} 1970-01-01 00:00 ${entry}\n$`));
+  }
+  const check = execFileSync('sha256sum', ['-c', SUMS_FILE], { cwd: a.dir, encoding: 'utf8' });
+  assert.deepEqual(check.trimEnd().split('\n').sort(), files.filter((f) => f !== SUMS_FILE).map((f) => `${f}: OK`).sort());
+  assert.equal(fs.statSync(path.join(a.dir, 'qemu-arm-static')).mode & 0o777, 0o755);
+  assert.equal(fs.statSync(path.join(a.dir, 'qemu-arm-static.tar.gz')).mode & 0o777, 0o644);
+});
+
+test('polyarch assets --lock: every host the lockfile pins, or the ones --hosts names', () => {
+  const out = path.join(tmp('lock'), 'out');
+  const all = polyarch(['assets', '--out', out, '--lock', lockFile, '--cache', rpmCache]);
+  assert.equal(all.status, 0, all.stderr);
+  const listing = JSON.parse(all.stdout) as Asset[];
+  assert.equal(listing.length, X86_TARGETS.length * 3 + ARM_TARGETS.length + 1);
+  assert.deepEqual(fs.readdirSync(out).sort(), listing.map((a) => a.name).sort());
+  execFileSync('sha256sum', ['--quiet', '-c', SUMS_FILE], { cwd: out });
+  const one = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', lockFile, '--hosts', 'aarch64', '--cache', rpmCache]);
+  assert.equal(one.status, 0, one.stderr);
+  assert.deepEqual((JSON.parse(one.stdout) as Asset[]).map((a) => a.name).sort(), [SUMS_FILE, ...ARM_TARGETS.map((t) => hostTarballName('aarch64', t))].sort());
+  const none = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', lockFile, '--hosts', 's390x', '--cache', rpmCache]);
+  assert.match(none.stderr, /^error: .*qemu\.lock\.json pins no RPMs for host\(s\) s390x \(it has: x86_64, aarch64\)\n$/);
+});
+
+test('polyarch assets: bad input is one error line and writes nothing', () => {
+  const work = tmp('err');
+  const out = path.join(work, 'out');
+  const cases: [string[], RegExp][] = [
+    [['--out', out], /^error: no input: give --lock FILE, or --host H and RPM files\n$/],
+    [['--out', out, '--host', 'x86_64', '--lock', 'x.json'], /^error: --host goes with RPM files/],
+    [['--out', out, '--lock', 'x.json', x86Rpms[0]!], /^error: give either --lock FILE or --host H with RPM files, not both\n$/],
+    [['--out', out, '--host', 'sparc', x86Rpms[0]!], /^error: unknown host arch "sparc"/],
+    [['--out', out, '--host', 'aarch64', '--cache', path.join(work, 'cache'), ...x86Rpms], /^error: qemu-user-static-\S+\.x86_64 is not built for host aarch64/],
+    [['--out', out, '--lock', path.join(work, 'missing.json')], /^error: .*missing\.json: ENOENT/],
+  ];
+  for (const [args, message] of cases) {
+    const r = polyarch(['assets', ...args]);
+    assert.equal(r.status, 1, args.join(' '));
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.ok(!fs.existsSync(out) || fs.readdirSync(out).length === 0, 'nothing written');
+  }
+});
+
+test('release notes list hosts, targets, usage and every checksum', async () => {
+  const { assets } = cold;
+  const body = releaseNotes({ tag: 'v9.2.4-1', qemu: { version: '9.2.4', release: '1.fc42' }, hosts, assets, repository: 'polyarch/qemu-user-static' });
+  assert.match(body, /^QEMU 9\.2\.4 user-mode static emulators, from Fedora's qemu-user-static 9\.2\.4-1\.fc42\./);
+  assert.match(body, /\| x86_64 \| aarch64, aarch64_be, arm, armeb, ppc64le, riscv64, s390x \|/);
+  assert.match(body, /\| aarch64 \| aarch64_be, armeb, i386, ppc64le, riscv64, s390x, x86_64 \|/);
+  assert.match(body, /curl -fsSLO https:\/\/github\.com\/polyarch\/qemu-user-static\/releases\/download\/v9\.2\.4-1\/x86_64_qemu-aarch64-static\.tar\.gz/);
+  assert.match(body, /sha256sum -c --ignore-missing SHA256SUMS/);
+  for (const a of assets.filter((x) => x.name !== SUMS_FILE)) assert.ok(body.includes(`${a.sha256}  ${a.name}\n`), a.name);
+});

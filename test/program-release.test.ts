@@ -1,0 +1,139 @@
+// The program under mocks, release side: a GitHub release plus one ReleaseAsset per file
+// with the right names and digests and no token in any plain input; the dev stack's local
+// folder with one FolderAsset per file, whose serialized provider then really writes the
+// folder in Pulumi's plain-node dynamic-provider host, digest-diffed.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import { startDynamicHost } from './helpers/dynamic-host.ts';
+import { fixtureLock, loadProgram, plainText, type Declared } from './helpers/program.ts';
+
+const TOKEN = 'ghp_programTestToken0123456789abcdef';
+const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
+const FOLDER_ASSET = 'pulumi-nodejs:dynamic/polyarch:FolderAsset';
+const X86_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'];
+const ARM_TARGETS = ['aarch64_be', 'armeb', 'i386', 'ppc64le', 'riscv64', 's390x', 'x86_64'];
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+let lockFile = '';
+let cacheDir = '';
+before(async () => {
+  ({ file: lockFile, cacheDir } = await fixtureLock(['x86_64', 'aarch64']));
+});
+
+const base = (hosts: string[]) => ({ 'polyarch:lockFile': lockFile, 'polyarch:cacheDir': cacheDir, 'polyarch:hosts': JSON.stringify(hosts) });
+const github = { 'polyarch:release': JSON.stringify({ repository: 'polyarch/qemu-user-static' }) };
+const expectedNames = [
+  'SHA256SUMS',
+  ...X86_TARGETS.flatMap((t) => [`qemu-${t}-static`, `qemu-${t}-static.tar.gz`, `x86_64_qemu-${t}-static.tar.gz`]),
+  ...ARM_TARGETS.map((t) => `aarch64_qemu-${t}-static.tar.gz`),
+].sort();
+
+/** Every asset's digest and size match its file, and SHA256SUMS lists every other asset. */
+function checkFiles(assets: Declared[]) {
+  const sumsAsset = assets.find((a) => a.inputs.name === 'SHA256SUMS')!;
+  const sums = fs.readFileSync(path.resolve(String(sumsAsset.inputs.file)), 'utf8');
+  for (const a of assets) {
+    const bytes = fs.readFileSync(path.resolve(String(a.inputs.file)));
+    assert.equal(sha256(bytes), a.inputs.sha256, `${a.name} digest`);
+    assert.equal(bytes.length, a.inputs.size, `${a.name} size`);
+    if (a !== sumsAsset) assert.ok(sums.includes(`${a.inputs.sha256}  ${a.inputs.name}\n`), `${a.name} in SHA256SUMS`);
+  }
+  assert.equal(sums.trimEnd().split('\n').length, assets.length - 1);
+}
+
+test('GitHub release: the release and one asset per file with names and digests; the token only ever a secret', async () => {
+  const { outputs, resources } = await loadProgram({ ...base(['x86_64', 'aarch64']), ...github }, { 'polyarch:githubToken': TOKEN });
+  assert.equal(resources.filter((r) => r.type === 'polyarch:index:ReleaseAssets').length, 1);
+  const provider = resources.find((r) => r.type === 'pulumi:providers:github')!;
+  assert.equal(provider.inputs.token, TOKEN);
+  assert.equal(provider.inputs.owner, 'polyarch');
+  assert.match(plainText(provider.wire), /"token":"\[secret\]"/);
+
+  const release = resources.find((r) => r.type === 'github:index/release:Release')!;
+  assert.equal(release.name, 'release');
+  assert.deepEqual([release.inputs.repository, release.inputs.tagName, release.inputs.name, release.inputs.draft], ['qemu-user-static', 'v9.2.4-1', 'v9.2.4-1', false]);
+  const body = String(release.inputs.body);
+  assert.match(body, /\| x86_64 \| aarch64, aarch64_be, arm, armeb, ppc64le, riscv64, s390x \|/);
+  assert.match(body, /\| aarch64 \| aarch64_be, armeb, i386, ppc64le, riscv64, s390x, x86_64 \|/);
+  assert.match(body, /## Usage/);
+
+  const assets = resources.filter((r) => r.type === ASSET);
+  assert.deepEqual(assets.map((a) => a.inputs.name).sort(), expectedNames);
+  for (const a of assets) {
+    assert.equal(a.name, `release-${a.inputs.name}`);
+    assert.equal(a.parent, 'urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets::release');
+    assert.deepEqual([a.inputs.owner, a.inputs.repo, a.inputs.apiUrl], ['polyarch', 'qemu-user-static', 'https://api.github.com']);
+    assert.ok(!path.isAbsolute(String(a.inputs.file)), `${a.name}: a project-relative path, not a machine's`);
+    assert.equal(typeof a.inputs.__provider, 'string');
+    assert.ok(!String(a.inputs.__provider).includes(TOKEN));
+    if (a.inputs.name !== 'SHA256SUMS') assert.ok(body.includes(`${a.inputs.sha256}  ${a.inputs.name}`), `${a.name} in the body`);
+  }
+  checkFiles(assets);
+  const byName = new Map(assets.map((a) => [a.inputs.name, a]));
+  for (const t of X86_TARGETS) assert.equal(byName.get(`qemu-${t}-static.tar.gz`)!.inputs.sha256, byName.get(`x86_64_qemu-${t}-static.tar.gz`)!.inputs.sha256);
+
+  // No plain input anywhere holds the token: it reaches the github provider as a secret and
+  // the asset provider reads it from secret config at run time.
+  for (const r of resources) assert.ok(!plainText(r.wire).includes(TOKEN), `${r.type} ${r.name} holds the token in plain`);
+  assert.equal(outputs.releaseLocation, 'https://github.com/polyarch/qemu-user-static/releases/tag/v9.2.4-1');
+  assert.deepEqual(Object.keys(outputs.releaseDigests as object).sort(), expectedNames);
+});
+
+test('a GitHub release without the token secret is refused before anything is declared', async () => {
+  await assert.rejects(loadProgram({ ...base(['x86_64']), ...github }), /polyarch:release: publishing to polyarch\/qemu-user-static needs the secret polyarch:githubToken/);
+});
+
+test("dev stack: a local folder, one FolderAsset per file, written for real by the provider in Pulumi's plain-node host", async () => {
+  const { outputs, resources } = await loadProgram(base(['x86_64', 'aarch64']));
+  assert.ok(!resources.some((r) => r.type.startsWith('github:') || r.type === 'pulumi:providers:github' || r.type === ASSET));
+  const files = resources.filter((r) => r.type === FOLDER_ASSET);
+  assert.deepEqual(files.map((a) => a.inputs.name).sort(), expectedNames);
+  for (const f of files) assert.equal(f.inputs.dir, path.join('out/release', 'v9.2.4-1'));
+  checkFiles(files);
+  assert.equal(outputs.releaseLocation, path.resolve('out/release/v9.2.4-1'));
+
+  // One host fewer: the x86_64 files keep their inputs, SHA256SUMS changes, aarch64's go away.
+  const { resources: fewer } = await loadProgram(base(['x86_64']));
+  const smaller = new Map(fewer.filter((r) => r.type === FOLDER_ASSET).map((r) => [r.inputs.name, r]));
+  assert.equal(smaller.size, X86_TARGETS.length * 3 + 1);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-release-folder-'));
+  const host = await startDynamicHost();
+  try {
+    const created = new Map<string, { id: string; props: Record<string, unknown> }>();
+    for (const f of files) {
+      const urn = `urn:pulumi:dev::qemu-user-static::${FOLDER_ASSET}::${f.name}`;
+      created.set(String(f.inputs.name), await host.create(urn, await host.check(urn, {}, { ...f.wire, dir })));
+    }
+    assert.deepEqual(fs.readdirSync(dir).sort(), expectedNames);
+    execFileSync('sha256sum', ['--quiet', '-c', 'SHA256SUMS'], { cwd: dir });
+    execFileSync('gzip', ['-t', ...expectedNames.filter((n) => n.endsWith('.tar.gz'))], { cwd: dir });
+    assert.equal(fs.statSync(path.join(dir, 'qemu-arm-static')).mode & 0o777, 0o755);
+
+    // Digest-diffed: unchanged files show no change, new bytes are an update, gone files delete.
+    for (const [name, c] of created) {
+      const urn = `urn:pulumi:dev::qemu-user-static::${FOLDER_ASSET}::release-${name}`;
+      const next = smaller.get(name);
+      if (!next) {
+        await host.delete(urn, c.id, c.props);
+        continue;
+      }
+      const news = { ...next.wire, dir };
+      const d = await host.diff(urn, c.id, c.props, news);
+      if (name === 'SHA256SUMS') {
+        assert.deepEqual(d, { changes: 'some', replaces: [] });
+        await host.update(urn, c.id, c.props, news);
+      } else assert.deepEqual(d, { changes: 'none', replaces: [] }, name);
+    }
+    assert.deepEqual(fs.readdirSync(dir).sort(), [...smaller.keys()].sort());
+    execFileSync('sha256sum', ['--quiet', '-c', 'SHA256SUMS'], { cwd: dir });
+    assert.equal(sha256(fs.readFileSync(path.join(dir, 'SHA256SUMS'))), smaller.get('SHA256SUMS')!.inputs.sha256);
+  } finally {
+    await host.close();
+  }
+});

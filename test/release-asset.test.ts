@@ -1,0 +1,216 @@
+// Release assets on GitHub: lib/github-release against a local server that speaks GitHub's
+// REST endpoints (upload included) with realistic failures; then the ReleaseAsset provider
+// exactly as the program serialized it under mocks, run by Pulumi's own dynamic-provider
+// host in a plain node process, through create, diff, update, read and delete.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { deleteAsset, getAsset, githubClient, listAssets, putAsset, replaceAsset, STAGING_SUFFIX, type AssetContent } from '../lib/github-release.ts';
+import { startFakeGitHub, type FakeGitHub } from './fixtures/github.ts';
+import { startDynamicHost } from './helpers/dynamic-host.ts';
+import { fixtureLock, loadProgram, type Declared } from './helpers/program.ts';
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const content = (name: string, text: string): AssetContent => {
+  const data = Buffer.from(text);
+  return { name, data, sha256: sha256(data), contentType: 'application/gzip' };
+};
+
+let fake: FakeGitHub;
+before(async () => {
+  fake = await startFakeGitHub();
+});
+after(() => fake.close());
+
+// Backoff and retry-after shrink to milliseconds; everything else is as in production.
+const client = (token = fake.token) => githubClient({ token, apiUrl: fake.url, retryAfterBaseValue: 5 });
+const release = () => ({ owner: fake.owner, repo: fake.repo, releaseId: fake.createRelease(`v9.2.4-${Math.random()}`) });
+const named = (r: { releaseId: number }, name: string) => fake.assets(r.releaseId).filter((a) => a.name === name);
+
+test('upload, read, list across pages, delete (twice is fine)', async () => {
+  const r = release();
+  const c = content('qemu-arm-static.tar.gz', 'one');
+  const a = await putAsset(client(), r, c);
+  assert.equal(a.name, c.name);
+  assert.equal(a.sha256, c.sha256);
+  assert.equal(a.state, 'uploaded');
+  assert.deepEqual(named(r, c.name).map((x) => x.data.toString()), ['one']);
+  assert.deepEqual(await getAsset(client(), r, a.id), a);
+  for (let i = 0; i < 104; i++) fake.seedAsset(r.releaseId, `extra-${i}`, Buffer.from('x'));
+  assert.equal((await listAssets(client(), r)).length, 105);
+  await deleteAsset(client(), r, a.id);
+  await deleteAsset(client(), r, a.id);
+  assert.equal(await getAsset(client(), r, a.id), undefined);
+  assert.deepEqual(named(r, c.name), []);
+});
+
+test('a same-named asset left by a failed run (uploaded or half-uploaded) is replaced, not duplicated', async () => {
+  for (const state of ['uploaded', 'starter'] as const) {
+    const r = release();
+    fake.seedAsset(r.releaseId, 'SHA256SUMS', Buffer.from('stale'), state);
+    const before = fake.log.length;
+    await putAsset(client(), r, content('SHA256SUMS', 'fresh'));
+    assert.deepEqual(named(r, 'SHA256SUMS').map((x) => [x.state, x.data.toString()]), [['uploaded', 'fresh']]);
+    assert.deepEqual(fake.log.slice(before).map((l) => `${l.method} ${l.status}`), ['GET 200', 'POST 422', 'GET 200', 'DELETE 204', 'POST 201']);
+  }
+});
+
+test('5xx answers are retried with backoff, then succeed; an interrupted upload is cleaned up', async () => {
+  const r = release();
+  fake.fail({ method: 'POST', path: /\/assets$/, status: 502, times: 2 });
+  const before = fake.log.length;
+  await putAsset(client(), r, content('a.tar.gz', 'a'));
+  assert.deepEqual(fake.log.slice(before).map((l) => `${l.method} ${l.status}`), ['GET 200', 'POST 502', 'POST 502', 'POST 201']);
+  // The server kept half an upload before failing: the retry meets it as a duplicate name.
+  fake.fail({ method: 'POST', path: /\/assets$/, status: 500, leaveStarter: true });
+  await putAsset(client(), r, content('b.tar.gz', 'b'));
+  assert.deepEqual(named(r, 'b.tar.gz').map((x) => [x.state, x.data.toString()]), [['uploaded', 'b']]);
+  fake.fail({ method: 'GET', status: 503, times: 1 });
+  assert.equal((await listAssets(client(), r)).length, 2);
+});
+
+test('5xx that never ends: a clear error after the retries', async () => {
+  const r = release();
+  fake.fail({ method: 'POST', path: /\/assets$/, status: 503, times: 100 });
+  const before = fake.log.length;
+  await assert.rejects(putAsset(client(), r, content('c.tar.gz', 'c')), /^Error: upload c\.tar\.gz to polyarch\/qemu-user-static release \d+: 503 Server Error \(GitHub kept failing after retries\)$/);
+  assert.equal(fake.log.slice(before).filter((l) => l.method === 'POST').length, 5, 'one try and four retries');
+  fake.clearFailures();
+});
+
+test('secondary rate limits wait for retry-after, then go on', async () => {
+  const r = release();
+  fake.secondaryRateLimit(2, 1);
+  const before = fake.log.length;
+  await putAsset(client(), r, content('d.tar.gz', 'd'));
+  assert.deepEqual(fake.log.slice(before).map((l) => `${l.method} ${l.status}`), ['GET 403', 'GET 403', 'GET 200', 'POST 201']);
+});
+
+test('401, 403, 404 and 422 are clear one-line errors that never show the token', async () => {
+  const r = release();
+  const bad = 'ghp_thisIsNotTheRightToken0123456789';
+  const expectations: [() => Promise<unknown>, RegExp][] = [
+    [() => putAsset(client(bad), r, content('e', 'e')), /^read polyarch\/qemu-user-static release \d+: 401 Bad credentials \(GitHub rejected the token; check polyarch:githubToken\)$/],
+    [() => deleteAsset(client(bad), r, 1), /^delete asset 1 of .*: 401 Bad credentials/],
+    [() => putAsset(client(), { ...r, releaseId: 1 }, content('e', 'e')), /^read polyarch\/qemu-user-static release 1: 404 Not Found \(not found, or the token cannot see the repository\)$/],
+    [() => listAssets(client(), { ...r, repo: 'elsewhere' }), /^list the assets of polyarch\/elsewhere release \d+: 404 Not Found/],
+  ];
+  for (const [f, message] of expectations) {
+    await assert.rejects(f(), (e: Error) => {
+      assert.match(e.message, message);
+      assert.ok(!e.message.includes(bad) && !e.message.includes(fake.token));
+      assert.ok(!e.message.includes('\n'));
+      return true;
+    });
+  }
+  fake.fail({ method: 'POST', path: /\/assets$/, status: 403, body: { message: 'Resource not accessible by integration' } });
+  await assert.rejects(putAsset(client(), r, content('f', 'f')), /: 403 Resource not accessible by integration \(the token may not write to this repository \(it needs contents: write\)\)$/);
+  fake.fail({ method: 'POST', path: /\/assets$/, status: 422, body: { message: 'Validation Failed', errors: [{ resource: 'ReleaseAsset', code: 'custom', field: 'name', message: 'name is too long' }] } });
+  await assert.rejects(putAsset(client(), r, content('g', 'g')), /: 422 Validation Failed: name is too long \(GitHub refused the request\)$/);
+  assert.throws(() => githubClient({ token: '' }), /^Error: no GitHub token: set the secret polyarch:githubToken/);
+});
+
+test('replacing an asset: new bytes under the same name, one asset, no staging leftovers', async () => {
+  const r = release();
+  const first = await putAsset(client(), r, content('qemu-s390x-static', 'v1'));
+  // A staging asset left by an earlier failed replacement is cleaned up too.
+  fake.seedAsset(r.releaseId, `qemu-s390x-static${STAGING_SUFFIX}`, Buffer.from('junk'));
+  const second = await replaceAsset(client(), r, first.id, content('qemu-s390x-static', 'v2'));
+  assert.notEqual(second.id, first.id);
+  assert.deepEqual(fake.assets(r.releaseId).map((a) => [a.name, a.data.toString()]), [['qemu-s390x-static', 'v2']]);
+  await assert.rejects(putAsset(client(), r, { ...content('h', 'h'), sha256: '0'.repeat(64) }), /the bytes to upload do not hash to 0{64}/);
+});
+
+/** The program under mocks with a GitHub release pointing at the fake server. */
+async function programAssets(): Promise<Declared[]> {
+  const { file, cacheDir } = await fixtureLock(['x86_64']);
+  const config = {
+    'polyarch:lockFile': file,
+    'polyarch:cacheDir': path.relative(process.cwd(), cacheDir),
+    'polyarch:release': JSON.stringify({ repository: `${fake.owner}/${fake.repo}`, apiUrl: fake.url }),
+  };
+  const { resources } = await loadProgram(config, { 'polyarch:githubToken': fake.token });
+  return resources.filter((r) => r.type === 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset');
+}
+
+test("the provider as serialized under mocks runs in Pulumi's dynamic-provider host (plain node): create, diff, update, read, delete", async () => {
+  const assets = await programAssets();
+  const declared = assets.find((r) => r.name === 'release-qemu-s390x-static.tar.gz')!;
+  assert.equal(typeof declared.wire.__provider, 'string');
+  const r = release();
+  // The one value the engine fills in from the created github.Release.
+  const news: Record<string, unknown> = { ...declared.wire, releaseId: r.releaseId };
+  const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
+  fake.seedAsset(r.releaseId, 'qemu-s390x-static.tar.gz', Buffer.from('left by a failed run'));
+
+  const host = await startDynamicHost();
+  try {
+    assert.ok(!host.process.spawnargs.some((a) => /tsx/.test(a)), `plain node: ${host.process.spawnargs.join(' ')}`);
+    await host.configure({ 'polyarch:githubToken': fake.token }, ['polyarch:githubToken']);
+    const inputs = await host.check(urn, {}, news);
+    const created = await host.create(urn, inputs);
+    const bytes = fs.readFileSync(path.resolve(String(news.file)));
+    assert.deepEqual(named(r, 'qemu-s390x-static.tar.gz').map((a) => [String(a.id), sha256(a.data)]), [[created.id, news.sha256]]);
+    assert.equal(sha256(bytes), news.sha256);
+    assert.equal(created.props.assetId, Number(created.id));
+    assert.equal(created.props.__provider, news.__provider);
+
+    assert.deepEqual(await host.diff(urn, created.id, created.props, inputs), { changes: 'none', replaces: [] });
+    // A file elsewhere with the same bytes is no change: the diff is by digest.
+    assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, file: path.resolve(String(inputs.file)) }), { changes: 'none', replaces: [] });
+    assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, name: 'other.tar.gz' }), { changes: 'some', replaces: ['name'] });
+    assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, releaseId: r.releaseId + 1 }), { changes: 'some', replaces: ['releaseId'] });
+
+    // New bytes (a new QEMU build): an update in place, the same name, one asset.
+    const next = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-next-')), 'next.tar.gz');
+    fs.writeFileSync(next, Buffer.concat([bytes, Buffer.from('next')]));
+    const changed = { ...inputs, file: next, sha256: sha256(fs.readFileSync(next)), size: bytes.length + 4 };
+    assert.deepEqual(await host.diff(urn, created.id, created.props, changed), { changes: 'some', replaces: [] });
+    const updated = await host.update(urn, created.id, created.props, changed);
+    assert.notEqual(updated.assetId, created.props.assetId);
+    assert.deepEqual(named(r, 'qemu-s390x-static.tar.gz').map((a) => sha256(a.data)), [changed.sha256]);
+    assert.equal(fake.assets(r.releaseId).length, 1);
+
+    const read = await host.read(urn, String(updated.assetId), updated);
+    assert.equal(read.id, String(updated.assetId));
+    assert.equal(read.props.sha256, changed.sha256);
+
+    await host.delete(urn, String(updated.assetId), updated);
+    assert.deepEqual(fake.assets(r.releaseId), []);
+    assert.equal((await host.read(urn, String(updated.assetId), updated)).id, '', 'a deleted asset reads as gone');
+    await host.delete(urn, String(updated.assetId), updated);
+
+    for (const props of [created.props, updated, read.props]) assert.ok(!JSON.stringify(props).includes(fake.token), 'no token in state');
+    assert.ok(!host.stderr().includes(fake.token));
+  } finally {
+    await host.close();
+  }
+
+  // A bad token: the provider's error is GitHub's 401, named clearly, without the token.
+  const bad = await startDynamicHost();
+  try {
+    const token = 'ghp_wrongwrongwrongwrongwrongwrong0000';
+    await bad.configure({ 'polyarch:githubToken': token }, ['polyarch:githubToken']);
+    await assert.rejects(bad.create(urn, news), (e: Error) => {
+      assert.match(e.message, /401 Bad credentials \(GitHub rejected the token; check polyarch:githubToken\)/);
+      assert.ok(!e.message.includes(token));
+      return true;
+    });
+    assert.ok(!bad.stderr().includes(token));
+  } finally {
+    await bad.close();
+  }
+
+  // No token in the stack config: GITHUB_TOKEN from the environment, read at run time.
+  const fromEnv = await startDynamicHost({ GITHUB_TOKEN: fake.token });
+  try {
+    await fromEnv.configure({});
+    const again = await fromEnv.create(urn, news);
+    assert.deepEqual(named(r, 'qemu-s390x-static.tar.gz').map((a) => String(a.id)), [again.id]);
+  } finally {
+    await fromEnv.close();
+  }
+});
