@@ -37,6 +37,8 @@ export const TOKEN_CONFIG_KEY = 'polyarch:githubToken';
 const LIB = 'lib/github-release.ts';
 const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'releaseId', 'name'] as const;
 const UPDATE_KEYS = ['sha256', 'contentType'] as const;
+/** The inputs the diff compares: where the bytes sit locally (`file`) is not among them. */
+export const DIFFED_KEYS: readonly string[] = [...REPLACE_KEYS, ...UPDATE_KEYS];
 
 interface Provider extends pulumi.dynamic.ResourceProvider<ReleaseAssetInputs, ReleaseAssetOutputs> {
   /** Set by configure; lives only in the provider host's memory. */

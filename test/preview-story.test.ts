@@ -1,0 +1,142 @@
+// The preview story, under mocks: what each committed stack declares, and what a pull request
+// that only bumps the lockfile's QEMU version changes. Two fixture builds hold the same
+// emulator bytes under 9.2.4-1.fc42 and 9.2.5-1.fc42, so anything that changes between the
+// two programs changed because of the version, and nothing else may.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import * as pulumi from '@pulumi/pulumi';
+import { parse } from 'yaml';
+import { DIFFED_KEYS } from '../components/releaseAsset.ts';
+import { fixtureLock, loadProgram, plainText, type Declared } from './helpers/program.ts';
+import { imageMocks } from './helpers/registry.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const SECRETS = { 'polyarch:registryPassword': 'registry-pw-3141', 'polyarch:githubToken': 'ghp_previewStoryToken2718', 'polyarch:sshPrivateKey': '-----BEGIN OPENSSH PRIVATE KEY-----\nstory\n-----END OPENSSH PRIVATE KEY-----' };
+const RELEASE = 'github:index/release:Release';
+const IMAGE = 'docker-build:index:Image';
+const INDEX = 'docker-build:index:Index';
+const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
+
+let old: { file: string; cacheDir: string };
+let bumped: { file: string; cacheDir: string };
+before(async () => {
+  pulumi.runtime.setMocks(imageMocks, 'qemu-user-static', 'dev', true);
+  old = await fixtureLock(['x86_64', 'aarch64']);
+  bumped = await fixtureLock(['x86_64', 'aarch64'], { version: '9.2.5', release: '1.fc42' });
+});
+
+/** A committed stack file's config as Pulumi hands it to the program (objects as JSON text). */
+function stackConfig(stack: string): Record<string, string> {
+  const { config } = parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), 'utf8')) as { config: Record<string, unknown> };
+  return Object.fromEntries(Object.entries(config).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
+}
+
+/** The fixture lockfile stands in for the committed one; the fixture builds x86_64 and aarch64. */
+const onFixtures = (lock: { file: string; cacheDir: string }) => ({ 'polyarch:lockFile': lock.file, 'polyarch:cacheDir': lock.cacheDir, 'polyarch:hosts': '["x86_64","aarch64"]' });
+const types = (rs: Declared[]) => new Set(rs.map((r) => r.type));
+
+describe('each committed stack', () => {
+  test('dockerhub: the GitHub release and images pushed to docker.io', async () => {
+    const { resources } = await loadProgram({ ...stackConfig('dockerhub'), ...onFixtures(old) }, SECRETS);
+    assert.equal(resources.filter((r) => r.type === RELEASE).length, 1);
+    const latest = resources.find((r) => r.type === IMAGE && r.name === 'images-emulators')!;
+    assert.deepEqual(latest.inputs.tags, ['docker.io/polyarch/qemu-user-static:latest', 'docker.io/polyarch/qemu-user-static:9.2.4-1']);
+    // plainText is JSON: compare with each secret as JSON spells it (the key has newlines).
+    const spelled = Object.values(SECRETS).map((v) => JSON.stringify(v).slice(1, -1));
+    assert.ok(resources.some((r) => JSON.stringify(r.inputs).includes(spelled[1]!)), 'the token reaches the provider');
+    for (const r of resources) for (const secret of spelled) assert.ok(!plainText(r.wire).includes(secret), `${r.type} ${r.name}: a secret in plain`);
+  });
+  for (const [stack, server] of [['ghcr', 'ghcr.io'], ['quay', 'quay.io']] as const) {
+    test(`${stack}: images pushed to ${server}, no release`, async () => {
+      const { resources, outputs } = await loadProgram({ ...stackConfig(stack), ...onFixtures(old) }, { 'polyarch:registryPassword': SECRETS['polyarch:registryPassword'] });
+      assert.ok(!types(resources).has(RELEASE) && !types(resources).has(ASSET), 'only one stack publishes the release');
+      assert.equal(outputs.releaseLocation, undefined);
+      const tags = (outputs.imageTags as string[]);
+      assert.ok(tags.length > 0 && tags.every((t) => t.startsWith(`${server}/polyarch/qemu-user-static:`)), tags.join(' '));
+    });
+  }
+  test('dev: a local registry, the release in a local folder, no remote hosts, no secrets needed', async () => {
+    const { resources, outputs } = await loadProgram({ ...stackConfig('dev'), ...onFixtures(old) });
+    assert.ok(types(resources).has('docker:index/container:Container'));
+    assert.ok(!types(resources).has(RELEASE));
+    assert.ok(!types(resources).has('command:remote:Command'));
+    assert.match(String(outputs.releaseLocation), /out\/release\/v9\.2\.4-1$/);
+    assert.ok((outputs.imageTags as string[]).includes('localhost:5000/polyarch/qemu-user-static:latest'));
+  });
+});
+
+describe('a pull request that only bumps QEMU', () => {
+  const sha = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  // What the engine compares: a file asset by its content, a context by the files in it.
+  const stable = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(stable);
+    if (v && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      if (o.__pulumiAsset && typeof o.path === 'string') return { asset: sha(o.path) };
+      return Object.fromEntries(Object.entries(o).filter(([k]) => k !== '__provider' && k !== 'context' && k !== 'dockerfile').map(([k, x]) => [k, stable(x)]));
+    }
+    return typeof v === 'string' ? v.replace(/@sha256:[0-9a-f]{64}/g, '@<digest>') : v;
+  };
+  const unversioned = (v: unknown) => JSON.stringify(stable(v)).replaceAll('9.2.5', '9.2.4');
+  const config = (lock: typeof old) => ({
+    ...stackConfig('dockerhub'),
+    ...onFixtures(lock),
+    'polyarch:buildHosts': JSON.stringify([{ name: 'builder-1', address: '192.0.2.10', user: 'root' }]),
+  });
+
+  let before_: Declared[];
+  let after_: Declared[];
+  before(async () => {
+    before_ = (await loadProgram(config(old), SECRETS)).resources;
+    after_ = (await loadProgram(config(bumped), SECRETS)).resources;
+  });
+  // An asset's provider diffs only some inputs (not where the bytes sit locally).
+  const diffed = (r: Declared) => (r.type === ASSET ? Object.fromEntries(DIFFED_KEYS.map((k) => [k, r.inputs[k]])) : r.inputs);
+  const key = (r: Declared) => `${r.type} ${r.name.replace('9.2.5-1', '9.2.4-1')}`;
+  const pairs = () => {
+    const after = new Map(after_.map((r) => [key(r), r]));
+    return before_.map((r) => [r, after.get(key(r))!] as const);
+  };
+
+  test('declares the same resources but for the versioned indexes, which are new', () => {
+    assert.deepEqual(after_.map(key).sort(), before_.map(key).sort());
+    const renamed = after_.filter((r) => r.name !== key(r).split(' ')[1]);
+    assert.ok(renamed.length > 0 && renamed.every((r) => r.type === INDEX && r.name.endsWith('-9.2.5-1')), renamed.map((r) => r.name).join(' '));
+  });
+
+  test('changes exactly the release, the versioned tags and the version labels', () => {
+    const changed = pairs().filter(([a, b]) => JSON.stringify(stable(diffed(a))) !== JSON.stringify(stable(diffed(b))));
+    assert.deepEqual([...new Set(changed.map(([a]) => a.type))].sort(), [IMAGE, INDEX, RELEASE].sort());
+    for (const [a, b] of changed) assert.equal(unversioned(b.inputs), unversioned(a.inputs), `${a.name}: changed by more than the version`);
+    const release = changed.find(([a]) => a.type === RELEASE)!;
+    assert.deepEqual([release[0].inputs.tagName, release[1].inputs.tagName], ['v9.2.4-1', 'v9.2.5-1']);
+    // Rolling tags stay; only their versioned twins move.
+    for (const [a, b] of changed.filter(([x]) => x.type === IMAGE)) {
+      const rolling = (tags: unknown) => (tags as string[]).filter((t) => !/9\.2\.[45]-1/.test(t));
+      assert.deepEqual(rolling(b.inputs.tags), rolling(a.inputs.tags), a.name);
+    }
+  });
+
+  test('emulators that did not change keep their digests: their assets and build-host resources show no change', () => {
+    const unchanged = pairs().filter(([a]) => a.type === ASSET || a.type.startsWith('command:remote:'));
+    assert.ok(unchanged.length > 20);
+    for (const [a, b] of unchanged) assert.deepEqual(stable(diffed(b)), stable(diffed(a)), `${a.type} ${a.name}`);
+    for (const [a, b] of unchanged.filter(([x]) => x.type === ASSET)) assert.equal(b.inputs.sha256, a.inputs.sha256, a.name);
+  });
+
+  test('an image context differs only in its version label', () => {
+    for (const [a, b] of pairs().filter(([x]) => x.type === IMAGE)) {
+      const dirA = (a.inputs.context as { location: string }).location;
+      const dirB = (b.inputs.context as { location: string }).location;
+      const files = (d: string) => (fs.readdirSync(d, { recursive: true, withFileTypes: true }) as fs.Dirent[]).filter((e) => e.isFile()).map((e) => path.relative(d, path.join(e.parentPath, e.name))).sort();
+      assert.deepEqual(files(dirB), files(dirA), a.name);
+      for (const f of files(dirA)) {
+        if (f === 'Dockerfile') assert.equal(fs.readFileSync(path.join(dirB, f), 'utf8').replaceAll('9.2.5', '9.2.4'), fs.readFileSync(path.join(dirA, f), 'utf8'), a.name);
+        else assert.equal(sha(path.join(dirB, f)), sha(path.join(dirA, f)), `${a.name}: ${f}`);
+      }
+    }
+  });
+});
