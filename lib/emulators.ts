@@ -37,7 +37,13 @@ export function extractionKey(lock: Lock, host: HostArch): string {
 async function cachedManifest(dir: string): Promise<ManifestEntry[] | undefined> {
   const text = await fs.readFile(path.join(dir, MANIFEST), 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
-  const manifest = JSON.parse(text) as ManifestEntry[];
+  let manifest: ManifestEntry[];
+  try {
+    manifest = JSON.parse(text) as ManifestEntry[];
+  } catch {
+    return undefined; // a damaged manifest means a fresh extraction, not a failed program
+  }
+  if (!Array.isArray(manifest)) return undefined;
   // Sizes are a cheap guard against a folder someone edited; digests were checked on extraction.
   for (const m of manifest) {
     const st = await fs.stat(path.join(dir, m.file)).catch(() => undefined);
