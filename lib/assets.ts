@@ -3,7 +3,7 @@
 // x86_64 host (the names existing download URLs point at), plus `SHA256SUMS` over every file.
 // Tarballs are built once per emulator digest and kept in a cache keyed by that digest and the
 // tarball recipe, so a second run with the same lockfile compresses nothing.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -12,6 +12,7 @@ import { deflateWorkers } from './deflate-pool.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
+import { sha256 } from './digest.ts';
 
 /** The host whose assets also go by unprefixed names. */
 export const UNPREFIXED_HOST: HostArch = 'x86_64';
@@ -54,7 +55,6 @@ export const hostTarballName = (host: HostArch, target: string) => `${host}_${ta
 
 const CONTENT_TYPE: Record<AssetKind, string> = { emulator: 'application/octet-stream', tarball: 'application/gzip', checksums: 'text/plain' };
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 /** `sha256sum` format: one `<hex>  <name>` line per asset, sorted by name. */
 export function sha256sums(assets: readonly Pick<Asset, 'name' | 'sha256'>[]): string {

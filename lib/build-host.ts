@@ -19,7 +19,6 @@
 // so it cannot touch the new ones. A replacement with nothing changed (`pulumi up
 // --replace`) has the same key: every create takes a claim on the folder and every delete
 // gives one back, and only the last one removes anything.
-import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { hostFamily, targetsFor, type Cpu } from './cpus.ts';
@@ -27,6 +26,7 @@ import type { StackConfig } from './config.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
 import { generateRegisterScript } from './register-script.ts';
+import { sha256 } from './digest.ts';
 
 export type BuildHost = StackConfig['buildHosts'][number];
 
@@ -70,7 +70,6 @@ export interface BuildHostPlan {
   delete: string;
 }
 
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
 /** Single-quotes `s` for a POSIX shell: nothing inside is expanded. */
 export function shellQuote(s: string): string {

@@ -6,7 +6,7 @@
 // one gets a new folder. Folders are written under a temporary name and renamed into place,
 // so a folder that exists is complete. Nothing here depends on the machine: paths are kept
 // as given (relative stays relative), modes are set explicitly, and no timestamps are used.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { reconcileConf } from './binfmt.ts';
@@ -15,6 +15,7 @@ import type { HostEmulators } from './emulators.ts';
 import type { ManifestEntry } from './extract.ts';
 import { platformArch, type ImagePlan, type PlannedImage } from './image-plan.ts';
 import { generateRegisterScript } from './register-script.ts';
+import { sha256 } from './digest.ts';
 
 /** busybox 1.36.1 (the multi-platform index), the default base of `:latest` and `:register`. */
 export const DEFAULT_BASE_IMAGE = 'docker.io/library/busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662';
@@ -72,7 +73,6 @@ interface ContextFile {
   from?: string;
 }
 
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const text = (p: string, mode: ContextFile['mode'], data: string): ContextFile => ({ path: p, mode, data, sha256: sha256(data), size: Buffer.byteLength(data) });
 const emulatorFile = (p: string, hostDir: string, m: ManifestEntry): ContextFile => ({ path: p, mode: 0o755, from: path.join(hostDir, m.file), sha256: m.sha256, size: m.size });
 

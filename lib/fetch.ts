@@ -1,10 +1,11 @@
 // HTTP downloads with retries, and the RPM cache keyed by sha256.
 // A file enters the cache only by rename after its digest matched, so an interrupted or
 // failed download leaves at most a temp file that no later run reads.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pRetry, { AbortError } from 'p-retry';
+import { sha256 } from './digest.ts';
 
 export class FetchError extends Error {
   /** The HTTP status, when the server answered. */
@@ -83,7 +84,6 @@ export function fetchText(url: string, opts: RetryOptions = {}, max = 4 << 20): 
   return withResponse(url, async (res) => (await readBody(res, url, max)).toString('utf8'), opts);
 }
 
-export const sha256 = (buf: Buffer) => createHash('sha256').update(buf).digest('hex');
 
 export interface Pin {
   sha256: string;

@@ -3,10 +3,10 @@
 // (plugin-retry); primary and secondary rate limits wait as GitHub says (plugin-throttling),
 // which also spaces writes a second apart as GitHub asks. 401, 403, 404 and 422 become one-line
 // errors that name the action and never the token.
-import { createHash } from 'node:crypto';
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
+import { sha256 } from './digest.ts';
 
 export const DEFAULT_API_URL = 'https://api.github.com';
 /** Suffix of an asset's staging name while its replacement uploads. */
@@ -84,7 +84,6 @@ interface ApiAsset {
   browser_download_url: string;
 }
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 const toRemote = (a: ApiAsset): RemoteAsset => ({
   id: a.id,
