@@ -1,13 +1,12 @@
 // The polyarch command line: thin wrappers over lib/. Any failure prints one line,
 // `error: ...`, on stderr and exits 1; commands write their output whole or not at all.
-import fs from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
 import { HOST_ARCHES, parseHostArch, type HostArch } from '../lib/cpus.ts';
 import { assetsCommand } from './commands/assets.ts';
 import { binfmtCommands } from './commands/binfmt.ts';
 import { imageCommands } from './commands/images.ts';
 import { extractToDir } from '../lib/extract.ts';
-import { fetchText, RpmCache } from '../lib/fetch.ts';
+import { fetchText, readRpmSource, RpmCache } from '../lib/fetch.ts';
 import { DEFAULT_KOJI, newestBuild } from '../lib/koji.ts';
 import { createLock, extractLocked, readLock, writeLock } from '../lib/lock.ts';
 
@@ -59,7 +58,7 @@ program
     if (rpms.length === 0) throw new Error('no RPMs given (pass files or URLs, or --lock FILE)');
     const cache = new RpmCache(o.cache);
     const inputs = await Promise.all(
-      rpms.map(async (r) => ({ label: r, buf: /^https?:\/\//.test(r) ? (await cache.get(r)).buf : await fs.readFile(r).catch((e: Error) => { throw new Error(`${r}: ${e.message}`); }) })),
+      rpms.map(async (r) => ({ label: r, buf: await readRpmSource(r, cache) })),
     );
     json(await extractToDir(inputs, o.out));
   });

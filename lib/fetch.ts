@@ -145,3 +145,11 @@ export class RpmCache {
     return { buf, sha256: got };
   }
 }
+
+/** An RPM named on a command line: an http(s) URL (through the cache) or a local file; errors name it. */
+export async function readRpmSource(source: string, cache: RpmCache): Promise<Buffer> {
+  if (/^https?:\/\//.test(source)) return (await cache.get(source)).buf;
+  return fs.readFile(source).catch((e: Error) => {
+    throw new Error(`${source}: ${e.message}`);
+  });
+}

@@ -9,7 +9,7 @@ import { buildAssets, writeAssets, type Asset } from '../../lib/assets.ts';
 import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib/cpus.ts';
 import { prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { extractToDir } from '../../lib/extract.ts';
-import { RpmCache } from '../../lib/fetch.ts';
+import { readRpmSource, RpmCache } from '../../lib/fetch.ts';
 import { readLock } from '../../lib/lock.ts';
 
 export interface AssetsOptions {
@@ -37,7 +37,7 @@ async function fromLock(o: AssetsOptions & { lock: string }): Promise<Promise<Ho
 async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: string, work: string): Promise<HostEmulators> {
   const cache = new RpmCache(cacheDir);
   const inputs = await Promise.all(
-    rpms.map(async (r) => ({ label: r, buf: /^https?:\/\//.test(r) ? (await cache.get(r)).buf : await fs.readFile(r).catch((e: Error) => { throw new Error(`${r}: ${e.message}`); }) })),
+    rpms.map(async (r) => ({ label: r, buf: await readRpmSource(r, cache) })),
   );
   const manifest = await extractToDir(inputs, work);
   const foreign = manifest.find((m) => !m.rpm.endsWith(`.${host}`));
