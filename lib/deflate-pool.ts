@@ -1,4 +1,4 @@
-// Raw DEFLATE on worker threads, one per core: the compressor is synchronous JavaScript, and
+// Raw DEFLATE on worker threads, one per core: the compressor is synchronous (WebAssembly), and
 // the tarballs of a release are independent, so this is where building them gains from cores.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -40,11 +40,11 @@ function slots(): Slot[] {
 }
 
 /**
- * Compresses `input` (raw DEFLATE, no framing) with fflate's `level` and `mem` on the least
- * busy worker. The input's memory is transferred to the worker: the caller must not use
+ * Compresses `input` (raw DEFLATE, no framing) with libdeflate's `level` on the least busy
+ * worker. The input's memory is transferred to the worker: the caller must not use
  * `input` afterwards.
  */
-export function deflateInWorker(input: Uint8Array, level: number, mem?: number): Promise<Buffer> {
+export function deflateInWorker(input: Uint8Array, level: number): Promise<Buffer> {
   const all = slots();
   const slot = all.reduce((a, b) => (b.busy < a.busy ? b : a));
   const id = seq++;
@@ -60,6 +60,6 @@ export function deflateInWorker(input: Uint8Array, level: number, mem?: number):
   const data = owned ? input : Uint8Array.prototype.slice.call(input);
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve: (b) => { finish(); resolve(b); }, reject: (e) => { finish(); reject(e); } });
-    slot.worker.postMessage({ id, input: data, level, mem }, [data.buffer as ArrayBuffer]);
+    slot.worker.postMessage({ id, input: data, level }, [data.buffer as ArrayBuffer]);
   });
 }

@@ -1,14 +1,15 @@
 // Worker body for lib/deflate-pool.ts. Plain JavaScript so it starts under any loader
 // (tsx, Pulumi's runtime, plain node) without TypeScript hooks in the worker.
-// fflate is pure JavaScript: the same input and level give the same DEFLATE bytes on every
-// CPU and Node version, which Node's bundled zlib does not promise (its hash depends on
-// the CPU's CRC32C instructions and on the zlib revision each Node release ships).
+// libdeflate runs here as WebAssembly: wasm has no CPU-dependent code paths, so the same
+// input and level give the same DEFLATE bytes on every CPU and Node version, which Node's
+// bundled zlib does not promise (its hash depends on the CPU's CRC32C instructions and on
+// the zlib revision each Node release ships).
 import { parentPort } from 'node:worker_threads';
-import { deflateSync } from 'fflate';
+import { deflate } from 'libdeflate';
 
-parentPort.on('message', ({ id, input, level, mem }) => {
+parentPort.on('message', ({ id, input, level }) => {
   try {
-    const output = deflateSync(input, mem === undefined ? { level } : { level, mem });
+    const output = deflate(input, level);
     parentPort.postMessage({ id, output }, [output.buffer]);
   } catch (e) {
     parentPort.postMessage({ id, error: e instanceof Error ? e.message : String(e) });
