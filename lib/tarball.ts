@@ -1,8 +1,8 @@
 // Reproducible one-entry tarballs (`qemu-<cpu>-static.tar.gz`): the same emulator bytes give
 // the same tarball bytes on every run and machine. Every field that could vary is fixed:
 // ustar entry with mode 0755, uid/gid 0 (root/root), mtime 0; gzip header without name or
-// timestamp and with OS = 3 (Unix); DEFLATE from libdeflate built to WebAssembly, pinned by the
-// lockfile.
+// timestamp and with OS = 3 (Unix); DEFLATE from libdeflate built to WebAssembly, its version
+// pinned by package-lock.json.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -18,7 +18,8 @@ export const TARBALL_MTIME = new Date(0);
  */
 export const GZIP_LEVEL = 6;
 // The package exports no package.json, so it is read beside its entry point.
-const DEFLATE = `libdeflate-wasm-${(JSON.parse(readFileSync(path.join(path.dirname(createRequire(import.meta.url).resolve('libdeflate')), 'package.json'), 'utf8')) as { version: string }).version}`;
+const deflatePackage = path.join(path.dirname(createRequire(import.meta.url).resolve('libdeflate')), 'package.json');
+const DEFLATE = `libdeflate-wasm-${(JSON.parse(readFileSync(deflatePackage, 'utf8')) as { version: string }).version}`;
 
 /**
  * Everything besides the emulator's name and bytes that decides a tarball's bytes. It is part
