@@ -48,6 +48,9 @@ export class QemuImages extends pulumi.ComponentResource {
           platforms: image.platforms as dockerBuild.Platform[],
           tags: image.tags,
           push: plan.push,
+          // Previews diff declared inputs; building every image on every pull request's
+          // preview (the provider's default) would cost minutes and prove nothing more.
+          buildOnPreview: false,
           registries: credentials ? [credentials] : [],
         },
         childOpts,
