@@ -1,0 +1,167 @@
+// The real Pulumi engine (scripts/engine.sh: the CLI, the language host and the plugins), run
+// on a copy of the project in a temp folder with a local file backend, as a user's `pulumi`
+// would run it. Nothing here talks to anything but loopback.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import YAML from 'yaml';
+import type { Probe } from './system.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+/** One PULUMI_HOME for every engine test: the docker-build plugin is installed into it once. */
+const PULUMI_HOME = path.join(ROOT, '.cache/pulumi-home');
+/** What a stack's program needs: the rest of the checkout (tests, caches, state) stays out. */
+const PROJECT_FILES = ['index.ts', 'components', 'lib', 'Pulumi.yaml', 'package.json', 'tsconfig.json'];
+export const PASSPHRASE = 'engine-test-passphrase';
+
+let bin: string | undefined;
+let failure: string | undefined;
+
+/** The engine's bin folder, built by scripts/engine.sh on first use (minutes) or taken from its cache. */
+export function engineBin(): string {
+  if (bin) return bin;
+  if (failure) throw new Error(failure);
+  try {
+    const out = execFileSync('bash', [path.join(ROOT, 'scripts/engine.sh')], {
+      env: { ...process.env, PULUMI_HOME },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      timeout: 20 * 60_000,
+    });
+    bin = out.trim().split('\n').pop()!;
+    return bin;
+  } catch (e) {
+    failure = `scripts/engine.sh failed: ${(e as Error).message.split('\n')[0]}`;
+    throw new Error(failure);
+  }
+}
+
+export const hasEngine: Probe = () => {
+  try {
+    engineBin();
+    return undefined;
+  } catch (e) {
+    return `needs the Pulumi engine: ${(e as Error).message}`;
+  }
+};
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface EngineProject {
+  /** The project copy the engine runs in. */
+  dir: string;
+  stack: string;
+  /** The environment every command gets (backend, PULUMI_HOME, passphrase, PATH). */
+  env: NodeJS.ProcessEnv;
+  /** Every command's stdout and stderr so far, for secret scans. */
+  transcript: string[];
+  /** `pulumi <args> --stack <stack> --non-interactive`; `input` goes to stdin. */
+  pulumi(args: readonly string[], o?: { input?: string; env?: NodeJS.ProcessEnv }): Promise<Run>;
+  /** Like `pulumi`, but a non-zero exit throws with the output's last lines. */
+  ok(args: readonly string[], o?: { input?: string; env?: NodeJS.ProcessEnv }): Promise<Run>;
+  /** Sets a stack config string; a `secret` one goes in through stdin, never argv. */
+  setConfig(key: string, value: string, secret?: boolean): Promise<void>;
+}
+
+export interface ProjectOptions {
+  /** A committed stack whose Pulumi.<name>.yaml the stack starts from. */
+  from?: string;
+  /** Config over that file, namespaced keys (`polyarch:hosts`) to plain values. */
+  config?: Record<string, unknown>;
+  /** Secret config, set with `pulumi config set --secret` (value on stdin, never argv). */
+  secrets?: Record<string, string>;
+}
+
+/** A fresh copy of the project with a new stack on a temp file backend; removed after the test. */
+export async function engineProject(t: TestContext, stack: string, o: ProjectOptions = {}): Promise<EngineProject> {
+  const top = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-engine-'));
+  const dir = path.join(top, 'project');
+  const state = path.join(top, 'state');
+  fs.mkdirSync(dir);
+  fs.mkdirSync(state);
+  for (const f of PROJECT_FILES) fs.cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  const base = o.from ? (YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${o.from}.yaml`), 'utf8')) as { config?: Record<string, unknown> }).config : {};
+  fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), YAML.stringify({ config: { ...base, ...o.config } }));
+  if (!process.env.POLYARCH_KEEP_ENGINE_TMP) t.after(() => fs.rmSync(top, { recursive: true, force: true }));
+
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${engineBin()}:${process.env.PATH}`,
+    PULUMI_HOME,
+    PULUMI_BACKEND_URL: `file://${state}`,
+    PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
+    PULUMI_SKIP_UPDATE_CHECK: 'true',
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
+    PULUMI_SKIP_CONFIRMATIONS: 'true',
+    NO_COLOR: '1',
+  };
+  const transcript: string[] = [];
+  const pulumi = (args: readonly string[], p: { input?: string; env?: NodeJS.ProcessEnv } = {}) =>
+    new Promise<Run>((resolve, reject) => {
+      // Async, never spawnSync: a test's loopback servers (fake GitHub, koji) answer from this process.
+      const child = spawn('pulumi', [...args, '--stack', stack, '--non-interactive'], { cwd: dir, env: { ...env, ...p.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        transcript.push(stdout, stderr);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+      child.stdin.end(p.input ?? '');
+    });
+  const ok = async (args: readonly string[], p?: { input?: string; env?: NodeJS.ProcessEnv }) => {
+    const r = await pulumi(args, p);
+    if (r.code !== 0) throw new Error(`pulumi ${args.join(' ')} exited ${r.code}:\n${(r.stdout + r.stderr).split('\n').slice(-40).join('\n')}`);
+    return r;
+  };
+  const project: EngineProject = {
+    dir,
+    stack,
+    env,
+    transcript,
+    pulumi,
+    ok,
+    async setConfig(key, value, secret = false) {
+      await ok(secret ? ['config', 'set', '--secret', key] : ['config', 'set', key, value], secret ? { input: value } : undefined);
+    },
+  };
+  // `stack init` may not be given --stack; it names the stack itself.
+  const init = await new Promise<Run>((resolve, reject) => {
+    const child = spawn('pulumi', ['stack', 'init', stack, '--non-interactive'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout: out, stderr: '' }));
+  });
+  if (init.code !== 0) throw new Error(`pulumi stack init ${stack} failed: ${init.stdout.trim()}`);
+  for (const [key, value] of Object.entries(o.secrets ?? {})) await project.setConfig(key, value, true);
+  return project;
+}
+
+/** Type and name of every resource in a preview's or an update's steps (`--json`), stack and providers left out. */
+export function stepResources(steps: readonly { urn: string }[]): string[] {
+  return steps
+    .map(({ urn }) => {
+      const parts = urn.split('::');
+      return `${parts[2]!.split('$').pop()} ${parts.slice(3).join('::')}`;
+    })
+    .filter((r) => !r.startsWith('pulumi:pulumi:Stack ') && !r.startsWith('pulumi:providers:'))
+    .sort();
+}
+
+/** The JSON a `--json` command printed (the engine may print warnings before it). */
+export function parseJson<T = Record<string, unknown>>(stdout: string): T {
+  const start = stdout.indexOf('{');
+  if (start < 0) throw new Error(`no JSON in: ${stdout.slice(0, 400)}`);
+  return JSON.parse(stdout.slice(start)) as T;
+}
