@@ -3,6 +3,7 @@
 // like ReleaseAsset's: new bytes rewrite the file, a new folder or name replaces it.
 import * as pulumi from '@pulumi/pulumi';
 import type * as Assets from '../lib/assets.ts';
+import type * as Digest from '../lib/digest.ts';
 import { diffKeys, loadProjectModule } from './providerRuntime.ts';
 
 export interface FolderAssetInputs {
@@ -51,13 +52,27 @@ const provider: pulumi.dynamic.ResourceProvider<FolderAssetInputs, FolderAssetOu
   async update(_id, _olds, news) {
     return { outs: await place(news) };
   },
+  // Refresh reads the folder, not the state: a file that was changed shows as drift (its
+  // real digest and mode), a file that is gone as deleted, so the next `up` puts it back.
+  async read(id, props) {
+    if (!props) return { id, props };
+    const { sha256 } = await loadProjectModule<typeof Digest>('lib/digest.ts');
+    const { readFile, stat } = process.getBuiltinModule('node:fs/promises');
+    try {
+      const [data, st] = await Promise.all([readFile(props.path), stat(props.path)]);
+      return { id, props: { ...props, sha256: sha256(data), size: data.length, mode: st.mode & 0o7777 } };
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return { id: '', props: {} as FolderAssetOutputs };
+      throw e;
+    }
+  },
   async delete(_id, props) {
     const { rm } = process.getBuiltinModule('node:fs/promises');
     await rm(props.path, { force: true });
   },
 };
 
-/** One file of the release in a local folder: written, rewritten when its digest changes, removed on destroy. */
+/** One file of the release in a local folder: written, rewritten when its digest changes, read back on refresh, removed on destroy. */
 export class FolderAsset extends pulumi.dynamic.Resource {
   declare public readonly sha256: pulumi.Output<string>;
   declare public readonly path: pulumi.Output<string>;

@@ -20,17 +20,19 @@ export interface Declared {
   wire: Record<string, unknown>;
   /** Resource options that matter to tests. */
   parent?: string;
+  /** URNs of the resources it waits for (dependsOn and inputs). */
+  dependencies: string[];
 }
 
 const declared: Declared[] = [];
 
 // Record the wire form before the mock monitor unwraps it.
-type WireReq = { getType(): string; getName(): string; getObject(): { toJavaScript(): Record<string, unknown> }; getParent(): string };
+type WireReq = { getType(): string; getName(): string; getObject(): { toJavaScript(): Record<string, unknown> }; getParent(): string; getDependenciesList(): string[] };
 const proto = MockMonitor.prototype as unknown as { registerResource(req: WireReq, cb: unknown): Promise<void> };
 const original = proto.registerResource;
 proto.registerResource = function (this: unknown, req: WireReq, cb: unknown) {
   const wire = req.getObject().toJavaScript();
-  declared.push({ type: req.getType(), name: req.getName(), inputs: unwrap(wire) as Record<string, unknown>, wire, parent: req.getParent() || undefined });
+  declared.push({ type: req.getType(), name: req.getName(), inputs: unwrap(wire) as Record<string, unknown>, wire, parent: req.getParent() || undefined, dependencies: req.getDependenciesList() });
   return original.call(this, req, cb);
 };
 
@@ -94,9 +96,10 @@ async function resolveOutputs(mod: Record<string, unknown>): Promise<Record<stri
 export async function fixtureLock(
   hosts: readonly FixtureHost[] = ['x86_64', 'aarch64'],
   build: { version: string; release: string } = SPLIT_BUILD,
+  o: { alter?: string } = {},
 ): Promise<{ file: string; lock: Lock; cacheDir: string }> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-koji-'));
-  for (const host of hosts) kojiTree(buildFixtureRpms({ host, layout: 'split', compression: 'zstd', build }), build, host, root);
+  for (const host of hosts) kojiTree(buildFixtureRpms({ host, layout: 'split', compression: 'zstd', build, ...o }), build, host, root);
   const koji = await startKoji(root);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-prog-'));
   const cacheDir = path.join(FIXTURE_ROOT, 'program-rpms');

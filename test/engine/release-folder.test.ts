@@ -1,0 +1,107 @@
+// The release in a local folder (the dev stack's way) through the real engine's whole life
+// cycle: preview, up, a no-change up, a rebuilt emulator, refresh, drift, destroy. After every
+// step the test looks at the folder itself, not only at the state.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import { sha256 } from '../../lib/digest.ts';
+import { engineProject, hasEngine, parseJson, type EngineProject } from '../helpers/engine.ts';
+import { fixtureLock } from '../helpers/program.ts';
+import { hasCommand, isRoot, requireSystem } from '../helpers/system.ts';
+
+const ASSET = 'pulumi-nodejs:dynamic/polyarch:FolderAsset';
+interface Step {
+  op: string;
+  urn: string;
+  newState?: { type: string };
+  oldState?: { type: string };
+}
+const name = (urn: string) => urn.split('::').pop()!;
+
+let lock: { file: string; cacheDir: string };
+let rebuilt: { file: string; cacheDir: string };
+before(async () => {
+  lock = await fixtureLock(['x86_64', 'aarch64']);
+  // The same build with one emulator rebuilt: qemu-riscv64-static differs, nothing else.
+  rebuilt = await fixtureLock(['x86_64', 'aarch64'], undefined, { alter: 'riscv64' });
+});
+
+/** The release folder's files, checked with sha256sum against its own SHA256SUMS. */
+function checkFolder(dir: string): string[] {
+  const files = fs.readdirSync(dir).sort();
+  assert.ok(files.includes('SHA256SUMS'), `${dir}: no SHA256SUMS`);
+  const out = execFileSync('sha256sum', ['--strict', '-c', 'SHA256SUMS'], { cwd: dir, encoding: 'utf8' });
+  const listed = out.trim().split('\n').map((l) => l.replace(/: OK$/, ''));
+  assert.deepEqual([...listed, 'SHA256SUMS'].sort(), files, 'the folder holds exactly what SHA256SUMS lists');
+  return files;
+}
+
+async function outputs(p: EngineProject): Promise<Record<string, unknown>> {
+  return parseJson((await p.ok(['stack', 'output', '--json'])).stdout);
+}
+
+const changes = (steps: Step[]) => steps.filter((s) => s.op !== 'same').map((s) => `${s.op} ${name(s.urn)}`).sort();
+
+test('a folder release: up, no-change up, a rebuilt emulator, refresh, drift and destroy, on the real engine', async (t) => {
+  if (!requireSystem(t, isRoot, hasEngine, hasCommand('sha256sum'))) return;
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-release-'));
+  t.after(() => fs.rmSync(folder, { recursive: true, force: true }));
+  const p = await engineProject(t, 'folder', {
+    config: { 'polyarch:lockFile': lock.file, 'polyarch:cacheDir': lock.cacheDir, 'polyarch:hosts': ['x86_64', 'aarch64'], 'polyarch:release': { folder } },
+  });
+
+  const preview = parseJson<{ steps: Step[] }>((await p.ok(['preview', '--json'])).stdout);
+  const planned = preview.steps.filter((s) => s.newState?.type === ASSET).map((s) => name(s.urn)).sort();
+  assert.ok(planned.length > 20, `${planned.length} assets planned`);
+
+  await p.ok(['up', '--yes']);
+  const dir = path.join(folder, 'v9.2.4-1');
+  const files = checkFolder(dir);
+  assert.deepEqual(files.map((f) => `release-${f}`), planned);
+  const digests = (await outputs(p)).releaseDigests as Record<string, string>;
+  for (const f of files) assert.equal(digests[f], sha256(fs.readFileSync(path.join(dir, f))), `${f}: state and folder agree`);
+  assert.equal(fs.statSync(path.join(dir, 'qemu-aarch64-static')).mode & 0o777, 0o755);
+
+  // Nothing changed, so nothing may change.
+  await p.ok(['up', '--yes', '--expect-no-changes']);
+
+  // One rebuilt emulator: its raw file, its tarballs and SHA256SUMS update in place; nothing else moves.
+  await p.setConfig('polyarch:lockFile', rebuilt.file);
+  const diff = parseJson<{ steps: Step[] }>((await p.ok(['preview', '--diff', '--json'])).stdout);
+  assert.deepEqual(changes(diff.steps), [
+    'update release-SHA256SUMS',
+    'update release-aarch64_qemu-riscv64-static.tar.gz',
+    'update release-qemu-riscv64-static',
+    'update release-qemu-riscv64-static.tar.gz',
+    'update release-x86_64_qemu-riscv64-static.tar.gz',
+  ].filter((c) => planned.includes(c.split(' ')[1]!)));
+  const before = sha256(fs.readFileSync(path.join(dir, 'qemu-arm-static')));
+  await p.ok(['up', '--yes']);
+  checkFolder(dir);
+  assert.match(fs.readFileSync(path.join(dir, 'qemu-riscv64-static')).subarray(-26).toString(), /rebuilt/);
+  assert.equal(sha256(fs.readFileSync(path.join(dir, 'qemu-arm-static'))), before, 'an unchanged emulator is untouched');
+
+  // After in-place updates, refresh reads the folder and finds what the state says.
+  await p.ok(['refresh', '--yes', '--expect-no-changes']);
+
+  // Drift: a file changed by hand shows on refresh, and the next up puts the release back.
+  fs.appendFileSync(path.join(dir, 'qemu-arm-static'), 'tampered');
+  fs.rmSync(path.join(dir, 'SHA256SUMS'));
+  const drift = await p.pulumi(['refresh', '--yes', '--expect-no-changes']);
+  assert.notEqual(drift.code, 0, 'refresh must see the changed and the missing file');
+  await p.ok(['refresh', '--yes']);
+  await p.ok(['up', '--yes']);
+  checkFolder(dir);
+  assert.equal(sha256(fs.readFileSync(path.join(dir, 'qemu-arm-static'))), before);
+  await p.ok(['up', '--yes', '--expect-no-changes']);
+
+  // Destroy removes every file it wrote, and only those.
+  fs.writeFileSync(path.join(dir, 'NOTES.txt'), 'a file of the user\n');
+  await p.ok(['destroy', '--yes']);
+  assert.deepEqual(fs.readdirSync(dir), ['NOTES.txt']);
+  const state = parseJson<{ deployment: { resources?: unknown[] } }>((await p.ok(['stack', 'export'])).stdout);
+  assert.deepEqual(state.deployment.resources ?? [], []);
+});
