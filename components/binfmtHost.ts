@@ -54,7 +54,17 @@ export class BinfmtHost extends pulumi.ComponentResource {
 
     const register = new command.remote.Command(
       `${name}-register`,
-      { connection, create: plan.create, update: plan.update, delete: plan.delete, triggers: plan.triggers },
+      {
+        connection,
+        create: plan.create,
+        update: plan.update,
+        delete: plan.delete,
+        triggers: plan.triggers,
+        // The commands never read the previous run's output; left on (the default), the
+        // provider asks sshd to set PULUMI_COMMAND_STDOUT/STDERR on every update and delete,
+        // which sshd refuses (AcceptEnv) with a warning each time.
+        addPreviousOutputInEnv: false,
+      },
       { parent: this, dependsOn: copies },
     );
 

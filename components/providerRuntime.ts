@@ -29,3 +29,14 @@ export function diffKeys(olds: Record<string, unknown>, news: Record<string, unk
   const replaces = replaceKeys.filter(changed);
   return { changes: replaces.length > 0 || updateKeys.some(changed), replaces };
 }
+
+/** The stack config key the GitHub providers read the token from, at run time. */
+export const TOKEN_CONFIG_KEY = 'polyarch:githubToken';
+
+/**
+ * The GitHub token for a provider's `configure`: the stack's secret config, else GITHUB_TOKEN.
+ * Read at run time so it is never an input, never in state, never captured by the serializer.
+ */
+export function githubToken(config: { get(key: string): string | undefined }): string | undefined {
+  return config.get(TOKEN_CONFIG_KEY) || process.env.GITHUB_TOKEN;
+}

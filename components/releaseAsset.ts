@@ -5,7 +5,7 @@
 // the serialized provider captures no secret.
 import * as pulumi from '@pulumi/pulumi';
 import type * as GitHubRelease from '../lib/github-release.ts';
-import { diffKeys, loadProjectModule } from './providerRuntime.ts';
+import { diffKeys, githubToken, loadProjectModule } from './providerRuntime.ts';
 
 /** The asset's inputs, as the provider receives them. */
 export interface ReleaseAssetInputs {
@@ -13,7 +13,7 @@ export interface ReleaseAssetInputs {
   apiUrl: string;
   owner: string;
   repo: string;
-  /** The release's numeric id (github.Release `releaseId`). */
+  /** The release's numeric id (GitHubRelease `releaseId`). */
   releaseId: number;
   /** Asset name on the release. */
   name: string;
@@ -32,8 +32,7 @@ export interface ReleaseAssetOutputs extends ReleaseAssetInputs {
 
 export type ReleaseAssetArgs = { [K in keyof ReleaseAssetInputs]: pulumi.Input<ReleaseAssetInputs[K]> };
 
-/** The stack config key the provider reads the token from, at run time. */
-export const TOKEN_CONFIG_KEY = 'polyarch:githubToken';
+export { TOKEN_CONFIG_KEY } from './providerRuntime.ts';
 const LIB = 'lib/github-release.ts';
 const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'releaseId', 'name'] as const;
 const UPDATE_KEYS = ['sha256', 'contentType'] as const;
@@ -48,7 +47,7 @@ interface Provider extends pulumi.dynamic.ResourceProvider<ReleaseAssetInputs, R
 // Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
 const provider: Provider = {
   async configure(req) {
-    this.token = req.config.get(TOKEN_CONFIG_KEY) || process.env.GITHUB_TOKEN;
+    this.token = githubToken(req.config);
   },
 
   async diff(_id, olds, news) {
@@ -75,20 +74,22 @@ const provider: Provider = {
     return { outs: { ...news, assetId: asset.id, downloadUrl: asset.downloadUrl } };
   },
 
+  // The engine keeps the first id across updates, while an update uploads a new asset: read
+  // and delete follow the outputs' assetId.
   async read(id, props) {
     if (!props) return { id, props };
     const gh = await loadProjectModule<typeof GitHubRelease>(LIB);
     const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
-    const asset = await gh.getAsset(client, props, Number(id));
+    const asset = await gh.getAsset(client, props, props.assetId ?? Number(id));
     // An empty id tells the engine the asset is gone.
     if (!asset) return { id: '', props: {} as ReleaseAssetOutputs };
-    return { id, props: { ...props, name: asset.name, size: asset.size, sha256: asset.sha256 ?? props.sha256 } };
+    return { id, props: { ...props, assetId: asset.id, name: asset.name, size: asset.size, sha256: asset.sha256 ?? props.sha256, downloadUrl: asset.downloadUrl } };
   },
 
   async delete(id, props) {
     const gh = await loadProjectModule<typeof GitHubRelease>(LIB);
     const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
-    await gh.deleteAsset(client, props, Number(id));
+    await gh.deleteAsset(client, props, props.assetId ?? Number(id));
   },
 };
 

@@ -3,21 +3,21 @@
 // into a local folder, one FolderAsset per file. The files themselves are built beforehand
 // (lib/assets, at program evaluation), so previews show each asset's digest.
 import path from 'node:path';
-import * as github from '@pulumi/github';
 import * as pulumi from '@pulumi/pulumi';
 import { assetMode, releaseNotes, type Asset } from '../lib/assets.ts';
 import type { HostEmulators } from '../lib/emulators.ts';
 import { DEFAULT_API_URL } from '../lib/github-release.ts';
 import { FolderAsset } from './folderAsset.ts';
+import { GitHubRelease } from './githubRelease.ts';
 import { ReleaseAsset } from './releaseAsset.ts';
 
 export interface GitHubReleaseTarget {
   /** `owner/name` of the repository that gets the release. */
   repository: string;
-  /** REST API root for GitHub Enterprise Server; api.github.com when unset. */
+  /** REST API root as is, e.g. https://ghe.example.com/api/v3 for GitHub Enterprise Server; api.github.com when unset. */
   apiUrl?: string;
-  /** Token for the release itself (a Pulumi secret); the asset provider reads polyarch:githubToken at run time. */
-  token: pulumi.Input<string>;
+  /** Unused: the release and asset providers read polyarch:githubToken at run time, so no resource holds the token. */
+  token?: pulumi.Input<string>;
 }
 
 export interface ReleaseAssetsArgs {
@@ -57,18 +57,16 @@ export class ReleaseAssets extends pulumi.ComponentResource {
     if (args.github) {
       const [owner, repo] = args.github.repository.split('/') as [string, string];
       const apiUrl = args.github.apiUrl ?? DEFAULT_API_URL;
-      const provider = new github.Provider(`${name}-github`, { owner, token: args.github.token, ...(args.github.apiUrl && { baseUrl: args.github.apiUrl }) }, { parent: this });
-      const release = new github.Release(
-        name,
-        { repository: repo, tagName: args.tag, name: args.tag, body: releaseNotes({ ...args, repository: args.github.repository }), draft: false, prerelease: false },
-        { parent: this, provider },
-      );
+      // Published download URLs must keep working: a QEMU bump's new tag replaces the release
+      // and its assets, and neither that nor `pulumi destroy` may delete the old ones.
+      const published = { parent: this, retainOnDelete: true };
+      const release = new GitHubRelease(name, { apiUrl, owner, repo, tag: args.tag, name: args.tag, body: releaseNotes({ ...args, repository: args.github.repository }) }, published);
       files = args.assets.map(
         (a) =>
           new ReleaseAsset(
             `${name}-${a.name}`,
             { apiUrl, owner, repo, releaseId: release.releaseId, name: a.name, file: portable(a.file), sha256: a.sha256, size: a.size, contentType: a.contentType },
-            { parent: this },
+            published,
           ),
       );
       // Known at preview (the release's own htmlUrl is not): GitHub's web root, or a GHES host's.

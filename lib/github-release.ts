@@ -1,5 +1,6 @@
-// GitHub release assets over Octokit: upload, replace, read and delete one asset, the
-// operations behind the ReleaseAsset resource. 5xx answers are retried with backoff
+// GitHub releases and their assets over Octokit: find, create (or adopt), update and read a
+// release, the operations behind the GitHubRelease resource; upload, replace, read and delete
+// one asset, those behind ReleaseAsset. 5xx answers are retried with backoff
 // (plugin-retry); primary and secondary rate limits wait as GitHub says (plugin-throttling),
 // which also spaces writes a second apart as GitHub asks. 401, 403, 404 and 422 become one-line
 // errors that name the action and never the token.
@@ -107,7 +108,8 @@ function apiMessage(e: HttpError): string {
   return [data?.message, ...details].filter(Boolean).join(': ') || 'no message';
 }
 
-const isDuplicateName = (e: unknown) =>
+/** GitHub's 422 for a name (asset) or tag (release) that is taken. */
+const isAlreadyExists = (e: unknown) =>
   isHttpError(e) && e.status === 422 && ((e.response?.data as { errors?: { code?: string }[] } | undefined)?.errors ?? []).some((x) => x.code === 'already_exists');
 
 /**
@@ -136,6 +138,97 @@ async function call<T>(action: string, f: () => Promise<T>): Promise<T> {
 }
 
 const where = (r: ReleaseRef) => `${r.owner}/${r.repo} release ${r.releaseId}`;
+
+/** One repository. */
+export interface RepoRef {
+  owner: string;
+  repo: string;
+}
+
+/** What a release should say: its tag, title and notes. */
+export interface ReleaseSpec {
+  tag: string;
+  name: string;
+  body: string;
+}
+
+/** A release as GitHub holds it. */
+export interface RemoteRelease extends ReleaseSpec {
+  id: number;
+  htmlUrl: string;
+}
+
+interface ApiRelease {
+  id: number;
+  tag_name: string;
+  name?: string | null;
+  body?: string | null;
+  html_url: string;
+}
+
+const toRelease = (r: ApiRelease): RemoteRelease => ({ id: r.id, tag: r.tag_name, name: r.name ?? '', body: r.body ?? '', htmlUrl: r.html_url });
+const is404 = (e: unknown) => isHttpError(e) && e.status === 404;
+
+/** The published release with this tag, or undefined when there is none. */
+export async function findRelease(gh: GitHub, r: RepoRef, tag: string): Promise<RemoteRelease | undefined> {
+  try {
+    const { data } = await gh.rest.repos.getReleaseByTag({ owner: r.owner, repo: r.repo, tag });
+    return toRelease(data as ApiRelease);
+  } catch (e) {
+    if (is404(e)) return undefined;
+    throw githubError(`find release ${tag} of ${r.owner}/${r.repo}`, e);
+  }
+}
+
+/** The release with this id, or undefined when it is gone. */
+export async function getRelease(gh: GitHub, r: ReleaseRef): Promise<RemoteRelease | undefined> {
+  try {
+    const { data } = await gh.rest.repos.getRelease({ owner: r.owner, repo: r.repo, release_id: r.releaseId });
+    return toRelease(data as ApiRelease);
+  } catch (e) {
+    if (is404(e)) return undefined;
+    throw githubError(`read ${where(r)}`, e);
+  }
+}
+
+/** Sets the release's title and notes; undefined when the release is gone. */
+export async function updateRelease(gh: GitHub, r: ReleaseRef, s: Pick<ReleaseSpec, 'name' | 'body'>): Promise<RemoteRelease | undefined> {
+  try {
+    const { data } = await gh.rest.repos.updateRelease({ owner: r.owner, repo: r.repo, release_id: r.releaseId, name: s.name, body: s.body });
+    return toRelease(data as ApiRelease);
+  } catch (e) {
+    if (is404(e)) return undefined;
+    throw githubError(`update ${where(r)}`, e);
+  }
+}
+
+/** Gives an existing release the spec's title and notes, writing only when they differ. */
+async function adopt(gh: GitHub, r: RepoRef, found: RemoteRelease, s: ReleaseSpec): Promise<RemoteRelease> {
+  if (found.name === s.name && found.body === s.body) return found;
+  const updated = await updateRelease(gh, { ...r, releaseId: found.id }, s);
+  if (!updated) throw new Error(`${where({ ...r, releaseId: found.id })} (${s.tag}) vanished while being adopted; run again`);
+  return updated;
+}
+
+/**
+ * Publishes release `s.tag`. A release that already has the tag (left by a run that died
+ * before recording it, or made by hand) is adopted and given the spec's title and notes, so
+ * a rerun never fails on it and never makes a second one.
+ */
+export async function createRelease(gh: GitHub, r: RepoRef, s: ReleaseSpec): Promise<RemoteRelease> {
+  const found = await findRelease(gh, r, s.tag);
+  if (found) return adopt(gh, r, found, s);
+  try {
+    const { data } = await gh.rest.repos.createRelease({ owner: r.owner, repo: r.repo, tag_name: s.tag, name: s.name, body: s.body, draft: false, prerelease: false });
+    return toRelease(data as ApiRelease);
+  } catch (e) {
+    if (!isAlreadyExists(e)) throw githubError(`create release ${s.tag} of ${r.owner}/${r.repo}`, e);
+  }
+  // Someone published the tag between the lookup and the create.
+  const raced = await findRelease(gh, r, s.tag);
+  if (!raced) throw new Error(`create release ${s.tag} of ${r.owner}/${r.repo}: GitHub says it exists but cannot find it`);
+  return adopt(gh, r, raced, s);
+}
 
 /** Every asset of the release, across pages. */
 export async function listAssets(gh: GitHub, r: ReleaseRef): Promise<RemoteAsset[]> {
@@ -197,7 +290,7 @@ export async function putAsset(gh: GitHub, r: ReleaseRef, c: AssetContent, name 
   try {
     return checkStored(await upload(gh, r, url, name, c), c, name, r);
   } catch (e) {
-    if (!isDuplicateName(e)) throw e instanceof Error && !isHttpError(e) ? e : githubError(action, e);
+    if (!isAlreadyExists(e)) throw e instanceof Error && !isHttpError(e) ? e : githubError(action, e);
   }
   for (const old of (await listAssets(gh, r)).filter((a) => a.name === name)) await deleteAsset(gh, r, old.id);
   return checkStored(await call(action, () => upload(gh, r, url, name, c)), c, name, r);

@@ -55,6 +55,7 @@ test('one BinfmtHost per build host: its emulators and the script copied, then o
     assert.equal(commands.length, 1);
     const register = commands[0]!;
     assert.equal(register.name, `${host.name}-register`);
+    assert.equal(register.inputs.addPreviousOutputInEnv, false, 'no environment requests that sshd refuses');
     for (const r of [...copies, register]) assert.equal(r.parent, parent, `${r.name} is a child of its host`);
 
     // Every copied file is the one its trigger digest names; the emulators are for the host's own arch.

@@ -25,6 +25,7 @@ const REPO = 'ghcr.io/polyarch/qemu-user-static';
 const V = '9.2.4-1';
 const IMAGE = 'docker-build:index:Image';
 const INDEX = 'docker-build:index:Index';
+const REGISTRY = 'pulumi-nodejs:dynamic/polyarch:RegistryContainer';
 
 const base = () => ({ 'polyarch:lockFile': lockFile, 'polyarch:cacheDir': cacheDir, 'polyarch:hosts': '["x86_64","aarch64"]' });
 const stack = (more: Record<string, string> = {}) => ({
@@ -158,21 +159,31 @@ test('build only (push: false): images without credentials and no indexes', asyn
 
 test('the dev stack starts its own registry on loopback and pushes there without credentials', async () => {
   const { resources } = await loadProgram({ ...base(), 'polyarch:localRegistry': '{"port":5123}' });
-  const container = resources.find((r) => r.type === 'docker:index/container:Container');
-  assert.ok(container, 'a registry container');
-  assert.deepEqual(container.inputs.ports, [{ internal: 5000, external: 5123, ip: '127.0.0.1' }]);
-  assert.equal(container.inputs.wait, true);
-  const pulled = resources.find((r) => r.type === 'docker:index/remoteImage:RemoteImage');
-  assert.match(pulled?.inputs.name as string, /^docker\.io\/library\/registry:2\.8\.3@sha256:[0-9a-f]{64}$/);
+  // No @pulumi/docker resource: its plugin cannot be built everywhere the dev stack runs.
+  assert.deepEqual(resources.filter((r) => r.type.startsWith('docker:')), []);
+  const containers = resources.filter((r) => r.type === REGISTRY);
+  assert.equal(containers.length, 1, 'one registry container');
+  const container = containers[0]!;
+  assert.equal(typeof container.wire.__provider, 'string');
+  assert.deepEqual(
+    { port: container.inputs.port, name: container.inputs.name, volume: container.inputs.volume },
+    { port: 5123, name: 'polyarch-registry-5123', volume: 'polyarch-registry-5123' },
+  );
+  assert.match(container.inputs.image as string, /^docker\.io\/library\/registry:2\.8\.3@sha256:[0-9a-f]{64}$/);
+  const urn = `urn:pulumi:dev::qemu-user-static::polyarch:index:LocalRegistry$${REGISTRY}::registry`;
   const latest = byName(resources, IMAGE).get('images-emulators')!;
   assert.deepEqual(latest.inputs.tags, ['localhost:5123/polyarch/qemu-user-static:latest', `localhost:5123/polyarch/qemu-user-static:${V}`]);
   assert.deepEqual(latest.inputs.registries, []);
   assert.equal(byName(resources, INDEX).size, 18);
+  // Every push waits for the registry to answer.
+  const pushing = resources.filter((r) => r.type === IMAGE || r.type === INDEX);
+  assert.equal(pushing.length, 16 + 18);
+  for (const r of pushing) assert.ok(r.dependencies.includes(urn), `${r.name} depends on the registry: ${r.dependencies.join(', ')}`);
 });
 
 test('a stack without a registry declares no images', async () => {
   const { resources, outputs } = await loadProgram({ 'polyarch:lockFile': lockFile, 'polyarch:cacheDir': cacheDir, 'polyarch:hosts': '["x86_64"]' });
-  assert.equal(resources.filter((r) => r.type.startsWith('docker')).length, 0);
+  assert.equal(resources.filter((r) => r.type.startsWith('docker') || r.type === REGISTRY).length, 0);
   assert.deepEqual(outputs.imageTags, []);
 });
 

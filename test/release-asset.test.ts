@@ -214,3 +214,29 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
     await fromEnv.close();
   }
 });
+
+test('after an update in place the engine keeps the first id: read and delete follow the outputs\' assetId', async () => {
+  const declared = (await programAssets()).find((r) => r.name === 'release-SHA256SUMS')!;
+  const r = release();
+  const news: Record<string, unknown> = { ...declared.wire, releaseId: r.releaseId };
+  const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
+  const host = await startDynamicHost();
+  try {
+    await host.configure({ 'polyarch:githubToken': fake.token }, ['polyarch:githubToken']);
+    const created = await host.create(urn, await host.check(urn, {}, news));
+    const next = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-next-')), 'SHA256SUMS');
+    fs.writeFileSync(next, 'new sums\n');
+    const updated = await host.update(urn, created.id, created.props, { ...created.props, file: next, sha256: sha256(fs.readFileSync(next)), size: 9 });
+    // The first asset is gone; the id the engine holds names it still.
+    assert.deepEqual(fake.assets(r.releaseId).map((a) => a.id), [updated.assetId]);
+    assert.notEqual(String(updated.assetId), created.id);
+
+    const read = await host.read(urn, created.id, updated);
+    assert.equal(read.id, created.id, 'the new asset is found, under the id the engine knows');
+    assert.deepEqual([read.props.assetId, read.props.sha256], [updated.assetId, updated.sha256]);
+    await host.delete(urn, created.id, updated);
+    assert.deepEqual(fake.assets(r.releaseId), [], 'delete removed the new asset');
+  } finally {
+    await host.close();
+  }
+});
