@@ -17,7 +17,9 @@ import { readLock } from './lib/lock.ts';
 
 const config = loadStackConfig();
 const lock = await readLock(config.lockFile);
-const hostEmulators = await prepareStackEmulators(config, lock);
+// A cold host takes minutes (fetch, extract, compress) before the first resource: say so.
+const progress = (message: string) => void pulumi.log.info(message);
+const hostEmulators = await prepareStackEmulators(config, lock, progress);
 const cache = (what: string) => path.join(config.cacheDir, what);
 
 /** The release this stack publishes, e.g. v9.2.4-1. */
@@ -29,7 +31,7 @@ export const emulators = Object.fromEntries(hostEmulators.map((h) => [h.host, h.
 // Release assets: a GitHub release, or a local folder (dev), or none (stacks that only push images).
 let releaseAssets: ReleaseAssets | undefined;
 if (config.release) {
-  const { assets } = await buildAssets(hostEmulators, { cacheDir: cache('assets') });
+  const { assets } = await buildAssets(hostEmulators, { cacheDir: cache('assets'), progress });
   const { repository, apiUrl, folder } = config.release;
   releaseAssets = new ReleaseAssets('release', {
     tag: release,

@@ -48,6 +48,8 @@ export interface BuiltAssets {
 export interface BuildOptions {
   /** Asset cache: tarballs keyed by emulator digest and recipe, and SHA256SUMS files. */
   cacheDir: string;
+  /** Told how the tarballs went (compressed or reused, bytes, time); the program logs it. */
+  progress?: (message: string) => void;
 }
 
 export const tarballName = (target: string) => `${emulatorFile(target)}.tar.gz`;
@@ -118,8 +120,10 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
   const cacheDir = path.resolve(o.cacheDir);
   const tarDir = path.join(cacheDir, 'tarballs');
   await fs.mkdir(tarDir, { recursive: true });
+  const start = performance.now();
 
   let compressed = 0;
+  let compressedBytes = 0;
   let reused = 0;
   // Twice the workers: one tarball is read and framed while another compresses.
   const limit = pLimit(deflateWorkers() * 2);
@@ -129,9 +133,14 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
     if (!t) {
       t = limit(async () => {
         const hit = await cachedTarball(tarDir, job.key);
-        if (hit) reused++;
-        else compressed++;
-        return hit ?? compressTarball(tarDir, job);
+        if (hit) {
+          reused++;
+          return hit;
+        }
+        const made = await compressTarball(tarDir, job);
+        compressed++;
+        compressedBytes += job.size;
+        return made;
       });
       // Awaited below; this only keeps a failure seen while another host is still extracting.
       t.catch(() => {});
@@ -179,6 +188,8 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
     await writeWhole(sumsFile, sums);
   }
   assets.push({ name: SUMS_FILE, kind: 'checksums', contentType: CONTENT_TYPE.checksums, file: sumsFile, size: Buffer.byteLength(sums), sha256: sumsDigest });
+  const secs = ((performance.now() - start) / 1000).toFixed(1);
+  o.progress?.(`release assets: ${assets.length} files; ${compressed} tarballs compressed (${(compressedBytes / 1e6).toFixed(1)} MB of emulators) and ${reused} reused from the cache in ${secs} s`);
   return { assets: assets.sort(byName), compressed, reused };
 }
 

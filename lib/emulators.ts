@@ -24,7 +24,12 @@ export interface PrepareOptions {
   emulatorsDir: string;
   /** 'all' or target CPU names (aliases resolve to their emulator). */
   targets: 'all' | readonly string[];
+  /** Told what is being done, so a cold run of minutes is never silent (the program logs it). */
+  progress?: (message: string) => void;
 }
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+const seconds = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`;
 
 const MANIFEST = 'manifest.json';
 
@@ -59,9 +64,15 @@ async function cachedManifest(dir: string): Promise<ManifestEntry[] | undefined>
 export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOptions): Promise<HostEmulators> {
   const dir = path.resolve(o.emulatorsDir, extractionKey(lock, host));
   let manifest = await cachedManifest(dir);
-  if (!manifest) {
+  const rpms = lock.hosts[host] ?? [];
+  if (manifest) {
+    o.progress?.(`${host}: ${manifest.length} emulators already extracted`);
+  } else {
+    const start = performance.now();
+    o.progress?.(`${host}: fetching and extracting ${rpms.length} RPMs (${mb(rpms.reduce((n, r) => n + r.size, 0))}) ...`);
     await fs.rm(dir, { recursive: true, force: true });
     manifest = await extractLocked(lock, host, o.cacheDir, dir);
+    o.progress?.(`${host}: ${manifest.length} emulators (${mb(manifest.reduce((n, m) => n + m.size, 0))}) extracted in ${seconds(start)}`);
     // The manifest is written last: its presence means the folder is complete.
     const tmp = path.join(dir, `.${MANIFEST}.tmp`);
     await fs.writeFile(tmp, JSON.stringify(manifest, null, 2));
@@ -84,9 +95,9 @@ export interface StackEmulatorConfig {
  * Every host's emulators for one stack, as the program and the CLI both compute them:
  * each host must be pinned by the lockfile; extractions live under `<cacheDir>/emulators`.
  */
-export async function prepareStackEmulators(config: StackEmulatorConfig, lock: Lock): Promise<HostEmulators[]> {
+export async function prepareStackEmulators(config: StackEmulatorConfig, lock: Lock, progress?: (message: string) => void): Promise<HostEmulators[]> {
   const missing = config.hosts.filter((h) => !lock.hosts[h]);
   if (missing.length > 0) throw new Error(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}; run polyarch lock with --hosts ${config.hosts.join(',')}`);
   const targets = config.targets.includes('all') ? 'all' : config.targets;
-  return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: path.join(config.cacheDir, 'emulators'), targets })));
+  return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: path.join(config.cacheDir, 'emulators'), targets, progress })));
 }

@@ -37,3 +37,17 @@ test('a host the lockfile does not pin is named, with the command that fixes it'
     message: 'qemu.lock.json pins no RPMs for host(s) s390x; run polyarch lock with --hosts s390x',
   });
 });
+
+test('progress: a cold host says what it fetches and how long extraction took; a warm one says it reused', async () => {
+  const emulatorsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-emu-'));
+  const said: string[] = [];
+  const o = { cacheDir, emulatorsDir, targets: 'all' as const, progress: (m: string) => said.push(m) };
+  await prepareEmulators(lock, 'x86_64', o);
+  const rpms = lock.hosts.x86_64!.length;
+  assert.match(said[0]!, new RegExp(`^x86_64: fetching and extracting ${rpms} RPMs \\(\\d+\\.\\d MB\\) \\.\\.\\.$`));
+  const extracted = /^x86_64: (\d+) emulators \(\d+\.\d MB\) extracted in \d+\.\d s$/.exec(said[1]!);
+  assert.ok(extracted, said[1]);
+  said.length = 0;
+  await prepareEmulators(lock, 'x86_64', o);
+  assert.deepEqual(said, [`x86_64: ${extracted[1]} emulators already extracted`]);
+});

@@ -57,7 +57,10 @@ test('a folder release: up, no-change up, a rebuilt emulator, refresh, drift and
   const planned = preview.steps.filter((s) => s.newState?.type === ASSET).map((s) => name(s.urn)).sort();
   assert.ok(planned.length > 20, `${planned.length} assets planned`);
 
-  await p.ok(['up', '--yes']);
+  const up = await p.ok(['up', '--yes']);
+  // Evaluation reports its work through the engine's log, so a long cold run is never silent.
+  assert.match(up.stdout, /x86_64: \d+ emulators/);
+  assert.match(up.stdout, /release assets: \d+ files; \d+ tarballs compressed/);
   const dir = path.join(folder, 'v9.2.4-1');
   const files = checkFolder(dir);
   assert.deepEqual(files.map((f) => `release-${f}`), planned);
