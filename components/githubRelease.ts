@@ -1,0 +1,89 @@
+// One GitHub release as a Pulumi resource (a dynamic provider over lib/github-release), in
+// place of @pulumi/github's, whose plugin cannot be built here. A new tag (or repository)
+// replaces it; new title or notes update it in place. The token is read at run time from the
+// stack's secret config (polyarch:githubToken, or GITHUB_TOKEN), like ReleaseAsset's: never an
+// input, so never in state, and the serialized provider captures no secret.
+import * as pulumi from '@pulumi/pulumi';
+import type * as GitHub from '../lib/github-release.ts';
+import { diffKeys, githubToken, loadProjectModule } from './providerRuntime.ts';
+
+/** The release's inputs, as the provider receives them. */
+export interface GitHubReleaseInputs {
+  /** GitHub REST API root, as Octokit's baseUrl (for GitHub Enterprise Server: https://<host>/api/v3). */
+  apiUrl: string;
+  owner: string;
+  repo: string;
+  tag: string;
+  /** The release's title. */
+  name: string;
+  /** The release notes (Markdown). */
+  body: string;
+}
+
+export interface GitHubReleaseOutputs extends GitHubReleaseInputs {
+  releaseId: number;
+  htmlUrl: string;
+}
+
+export type GitHubReleaseArgs = { [K in keyof GitHubReleaseInputs]: pulumi.Input<GitHubReleaseInputs[K]> };
+
+const LIB = 'lib/github-release.ts';
+const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'tag'] as const;
+const UPDATE_KEYS = ['name', 'body'] as const;
+
+interface Provider extends pulumi.dynamic.ResourceProvider<GitHubReleaseInputs, GitHubReleaseOutputs> {
+  /** Set by configure; lives only in the provider host's memory. */
+  token?: string;
+}
+
+// Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
+const provider: Provider = {
+  async configure(req) {
+    this.token = githubToken(req.config);
+  },
+
+  async diff(_id, olds, news) {
+    return diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
+  },
+
+  async create(inputs) {
+    const gh = await loadProjectModule<typeof GitHub>(LIB);
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: inputs.apiUrl });
+    const r = await gh.createRelease(client, inputs, inputs);
+    return { id: String(r.id), outs: { ...inputs, releaseId: r.id, htmlUrl: r.htmlUrl } };
+  },
+
+  async update(id, olds, news) {
+    const gh = await loadProjectModule<typeof GitHub>(LIB);
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: news.apiUrl });
+    // A release deleted by hand since the last run is published again (or adopted by tag),
+    // so the release id can change here; read() follows the outputs, not the engine's id.
+    const r = (await gh.updateRelease(client, { ...news, releaseId: olds.releaseId ?? Number(id) }, news)) ?? (await gh.createRelease(client, news, news));
+    return { outs: { ...news, releaseId: r.id, htmlUrl: r.htmlUrl } };
+  },
+
+  async read(id, props) {
+    if (!props) return { id, props };
+    const gh = await loadProjectModule<typeof GitHub>(LIB);
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
+    const r = await gh.getRelease(client, { ...props, releaseId: props.releaseId ?? Number(id) });
+    // An empty id tells the engine the release is gone.
+    if (!r) return { id: '', props: {} as GitHubReleaseOutputs };
+    return { id, props: { ...props, tag: r.tag, name: r.name, body: r.body, releaseId: r.id, htmlUrl: r.htmlUrl } };
+  },
+
+  // Published releases are never deleted: their download URLs are in use. Dropping the
+  // resource only forgets it (ReleaseAssets also sets retainOnDelete, so the engine agrees).
+  async delete() {},
+};
+
+/** A published GitHub release: created or adopted by tag, its notes kept up to date, never deleted. */
+export class GitHubRelease extends pulumi.dynamic.Resource {
+  declare public readonly tag: pulumi.Output<string>;
+  declare public readonly releaseId: pulumi.Output<number>;
+  declare public readonly htmlUrl: pulumi.Output<string>;
+
+  constructor(name: string, args: GitHubReleaseArgs, opts?: pulumi.CustomResourceOptions) {
+    super(provider, name, { ...args, releaseId: undefined, htmlUrl: undefined }, opts, 'polyarch', 'GitHubRelease');
+  }
+}
