@@ -119,3 +119,12 @@ describe('weekly: a newer QEMU becomes a pull request', () => {
     assert.equal(w.permissions?.['pull-requests'], 'write');
   });
 });
+
+test('preview and up run the engine release that engine/go.mod pins', () => {
+  const pinned = /github\.com\/pulumi\/pulumi\/pkg\/v3 v(\S+)/.exec(fs.readFileSync(path.join(ROOT, 'engine/go.mod'), 'utf8'))![1];
+  for (const file of ['preview.yml', 'up.yml']) {
+    const jobs = Object.values(load(file).jobs).filter((j) => pulumiStep(j));
+    assert.ok(jobs.length > 0, file);
+    for (const j of jobs) assert.equal(String(pulumiStep(j)!.with?.['pulumi-version']), pinned, file);
+  }
+});
