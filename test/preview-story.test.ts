@@ -1,7 +1,8 @@
 // The preview story, under mocks: what each committed stack declares, and what a pull request
 // that only bumps the lockfile's QEMU version changes. Two fixture builds hold the same
 // emulator bytes under 9.2.4-1.fc42 and 9.2.5-1.fc42, so anything that changes between the
-// two programs changed because of the version, and nothing else may.
+// two programs changed because of the version, and nothing else may. The new version is a new
+// release: every GitHub file is published again on it, and the old release keeps its files.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -10,20 +11,32 @@ import { before, describe, test } from 'node:test';
 import * as pulumi from '@pulumi/pulumi';
 import { parse } from 'yaml';
 import { DIFFED_KEYS } from '../components/releaseAsset.ts';
+import { startDynamicHost } from './helpers/dynamic-host.ts';
 import { fixtureLock, loadProgram, plainText, type Declared } from './helpers/program.ts';
 import { imageMocks } from './helpers/registry.ts';
+import { retainedOnDelete } from './helpers/resource-options.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const SECRETS = { 'polyarch:registryPassword': 'registry-pw-3141', 'polyarch:githubToken': 'ghp_previewStoryToken2718', 'polyarch:sshPrivateKey': '-----BEGIN OPENSSH PRIVATE KEY-----\nstory\n-----END OPENSSH PRIVATE KEY-----' };
-const RELEASE = 'github:index/release:Release';
+const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
 const IMAGE = 'docker-build:index:Image';
 const INDEX = 'docker-build:index:Index';
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
 
 let old: { file: string; cacheDir: string };
 let bumped: { file: string; cacheDir: string };
+// As GitHub does: a new release (a new tag) gets a new id, which its assets then point at.
+const releaseId = (tag: unknown) => Number(String(tag).replace(/\D/g, ''));
+const storyMocks: pulumi.runtime.Mocks = {
+  ...imageMocks,
+  newResource: (a) =>
+    a.type === RELEASE
+      ? { id: String(releaseId(a.inputs.tag)), state: { ...a.inputs, releaseId: releaseId(a.inputs.tag), htmlUrl: `https://github.com/${a.inputs.owner}/${a.inputs.repo}/releases/tag/${a.inputs.tag}` } }
+      : imageMocks.newResource(a),
+};
+
 before(async () => {
-  pulumi.runtime.setMocks(imageMocks, 'qemu-user-static', 'dev', true);
+  pulumi.runtime.setMocks(storyMocks, 'qemu-user-static', 'dev', true);
   old = await fixtureLock(['x86_64', 'aarch64']);
   bumped = await fixtureLock(['x86_64', 'aarch64'], { version: '9.2.5', release: '1.fc42' });
 });
@@ -46,7 +59,9 @@ describe('each committed stack', () => {
     assert.deepEqual(latest.inputs.tags, ['docker.io/polyarch/qemu-user-static:latest', 'docker.io/polyarch/qemu-user-static:9.2.4-1']);
     // plainText is JSON: compare with each secret as JSON spells it (the key has newlines).
     const spelled = Object.values(SECRETS).map((v) => JSON.stringify(v).slice(1, -1));
-    assert.ok(resources.some((r) => JSON.stringify(r.inputs).includes(spelled[1]!)), 'the token reaches the provider');
+    assert.ok(resources.some((r) => JSON.stringify(r.inputs).includes(spelled[0]!)), 'the registry password reaches the images');
+    // The GitHub providers read the token at run time: no resource holds it at all.
+    assert.ok(!resources.some((r) => JSON.stringify(r.inputs).includes(spelled[1]!)), 'the GitHub token is in no input');
     for (const r of resources) for (const secret of spelled) assert.ok(!plainText(r.wire).includes(secret), `${r.type} ${r.name}: a secret in plain`);
   });
   for (const [stack, server] of [['ghcr', 'ghcr.io'], ['quay', 'quay.io']] as const) {
@@ -60,7 +75,7 @@ describe('each committed stack', () => {
   }
   test('dev: a local registry, the release in a local folder, no remote hosts, no secrets needed', async () => {
     const { resources, outputs } = await loadProgram({ ...stackConfig('dev'), ...onFixtures(old) });
-    assert.ok(types(resources).has('docker:index/container:Container'));
+    assert.ok(types(resources).has('pulumi-nodejs:dynamic/polyarch:RegistryContainer'));
     assert.ok(!types(resources).has(RELEASE));
     assert.ok(!types(resources).has('command:remote:Command'));
     assert.match(String(outputs.releaseLocation), /out\/release\/v9\.2\.4-1$/);
@@ -89,12 +104,16 @@ describe('a pull request that only bumps QEMU', () => {
 
   let before_: Declared[];
   let after_: Declared[];
+  let retainedBefore: Set<string>;
   before(async () => {
     before_ = (await loadProgram(config(old), SECRETS)).resources;
+    retainedBefore = new Set(before_.filter(retainedOnDelete).map((r) => `${r.type} ${r.name}`));
     after_ = (await loadProgram(config(bumped), SECRETS)).resources;
   });
   // An asset's provider diffs only some inputs (not where the bytes sit locally).
   const diffed = (r: Declared) => (r.type === ASSET ? Object.fromEntries(DIFFED_KEYS.map((k) => [k, r.inputs[k]])) : r.inputs);
+  // What an asset holds but for the release it is on.
+  const content = (r: Declared) => ({ ...(diffed(r) as Record<string, unknown>), releaseId: undefined });
   const key = (r: Declared) => `${r.type} ${r.name.replace('9.2.5-1', '9.2.4-1')}`;
   const pairs = () => {
     const after = new Map(after_.map((r) => [key(r), r]));
@@ -107,12 +126,18 @@ describe('a pull request that only bumps QEMU', () => {
     assert.ok(renamed.length > 0 && renamed.every((r) => r.type === INDEX && r.name.endsWith('-9.2.5-1')), renamed.map((r) => r.name).join(' '));
   });
 
-  test('changes exactly the release, the versioned tags and the version labels', () => {
+  test('changes exactly the release (its files move to the new one), the versioned tags and the version labels', () => {
     const changed = pairs().filter(([a, b]) => JSON.stringify(stable(diffed(a))) !== JSON.stringify(stable(diffed(b))));
-    assert.deepEqual([...new Set(changed.map(([a]) => a.type))].sort(), [IMAGE, INDEX, RELEASE].sort());
-    for (const [a, b] of changed) assert.equal(unversioned(b.inputs), unversioned(a.inputs), `${a.name}: changed by more than the version`);
+    assert.deepEqual([...new Set(changed.map(([a]) => a.type))].sort(), [ASSET, IMAGE, INDEX, RELEASE].sort());
+    for (const [a, b] of changed.filter(([x]) => x.type !== ASSET)) assert.equal(unversioned(b.inputs), unversioned(a.inputs), `${a.name}: changed by more than the version`);
+    // Every file, same bytes, on the new release.
+    for (const [a, b] of changed.filter(([x]) => x.type === ASSET)) {
+      assert.deepEqual([a.inputs.releaseId, b.inputs.releaseId], [releaseId('v9.2.4-1'), releaseId('v9.2.5-1')], a.name);
+      assert.deepEqual(content(b), content(a), a.name);
+    }
+    assert.equal(changed.filter(([x]) => x.type === ASSET).length, before_.filter((r) => r.type === ASSET).length);
     const release = changed.find(([a]) => a.type === RELEASE)!;
-    assert.deepEqual([release[0].inputs.tagName, release[1].inputs.tagName], ['v9.2.4-1', 'v9.2.5-1']);
+    assert.deepEqual([release[0].inputs.tag, release[1].inputs.tag], ['v9.2.4-1', 'v9.2.5-1']);
     // Rolling tags stay; only their versioned twins move.
     for (const [a, b] of changed.filter(([x]) => x.type === IMAGE)) {
       const rolling = (tags: unknown) => (tags as string[]).filter((t) => !/9\.2\.[45]-1/.test(t));
@@ -120,11 +145,34 @@ describe('a pull request that only bumps QEMU', () => {
     }
   });
 
-  test('emulators that did not change keep their digests: their assets and build-host resources show no change', () => {
-    const unchanged = pairs().filter(([a]) => a.type === ASSET || a.type.startsWith('command:remote:'));
-    assert.ok(unchanged.length > 20);
-    for (const [a, b] of unchanged) assert.deepEqual(stable(diffed(b)), stable(diffed(a)), `${a.type} ${a.name}`);
-    for (const [a, b] of unchanged.filter(([x]) => x.type === ASSET)) assert.equal(b.inputs.sha256, a.inputs.sha256, a.name);
+  test('emulators that did not change keep their digests: their assets the same bytes, build-host resources no change', () => {
+    const hosts = pairs().filter(([a]) => a.type.startsWith('command:remote:'));
+    assert.ok(hosts.length > 0);
+    for (const [a, b] of hosts) assert.deepEqual(stable(diffed(b)), stable(diffed(a)), `${a.type} ${a.name}`);
+    const assets = pairs().filter(([a]) => a.type === ASSET);
+    assert.ok(assets.length > 20);
+    for (const [a, b] of assets) assert.equal(b.inputs.sha256, a.inputs.sha256, a.name);
+  });
+
+  test("the new tag replaces the release and its files, and the old ones are kept (the providers' own diff)", async () => {
+    const published = [...pairs()].filter(([a]) => a.type === RELEASE || a.type === ASSET);
+    for (const [a, b] of published) {
+      assert.ok(retainedBefore.has(`${a.type} ${a.name}`), `${a.name}: retained on delete before the bump`);
+      assert.ok(retainedOnDelete(b), `${b.name}: retained on delete after the bump`);
+    }
+    // What the engine asks each provider at preview: the state the old program left vs the new inputs.
+    const host = await startDynamicHost();
+    try {
+      await host.configure({});
+      for (const [a, b] of published) {
+        const urn = `urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets$${a.type}::${a.name}`;
+        const [id, outs] = a.type === RELEASE ? [String(releaseId(a.inputs.tag)), { releaseId: releaseId(a.inputs.tag), htmlUrl: 'https://github.com/polyarch/qemu-user-static/releases/tag/v9.2.4-1' }] : ['1', { assetId: 1 }];
+        const expected = a.type === RELEASE ? ['tag'] : ['releaseId'];
+        assert.deepEqual(await host.diff(urn, id, { ...a.wire, ...outs }, b.wire), { changes: 'some', replaces: expected }, a.name);
+      }
+    } finally {
+      await host.close();
+    }
   });
 
   test('an image context differs only in its version label', () => {

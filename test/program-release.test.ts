@@ -1,5 +1,5 @@
-// The program under mocks, release side: a GitHub release plus one ReleaseAsset per file
-// with the right names and digests and no token in any plain input; the dev stack's local
+// The program under mocks, release side: a GitHubRelease plus one ReleaseAsset per file with
+// the right names and digests, both kept on delete, and no token in any input; the dev stack's local
 // folder with one FolderAsset per file, whose serialized provider then really writes the
 // folder in Pulumi's plain-node dynamic-provider host, digest-diffed.
 import assert from 'node:assert/strict';
@@ -11,8 +11,10 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import { startDynamicHost } from './helpers/dynamic-host.ts';
 import { fixtureLock, loadProgram, plainText, type Declared } from './helpers/program.ts';
+import { retainedOnDelete } from './helpers/resource-options.ts';
 
 const TOKEN = 'ghp_programTestToken0123456789abcdef';
+const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
 const FOLDER_ASSET = 'pulumi-nodejs:dynamic/polyarch:FolderAsset';
 const X86_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'];
@@ -46,17 +48,21 @@ function checkFiles(assets: Declared[]) {
   assert.equal(sums.trimEnd().split('\n').length, assets.length - 1);
 }
 
-test('GitHub release: the release and one asset per file with names and digests; the token only ever a secret', async () => {
+test('GitHub release: the release and one asset per file with names and digests, kept on delete; no token in any input', async () => {
   const { outputs, resources } = await loadProgram({ ...base(['x86_64', 'aarch64']), ...github }, { 'polyarch:githubToken': TOKEN });
   assert.equal(resources.filter((r) => r.type === 'polyarch:index:ReleaseAssets').length, 1);
-  const provider = resources.find((r) => r.type === 'pulumi:providers:github')!;
-  assert.equal(provider.inputs.token, TOKEN);
-  assert.equal(provider.inputs.owner, 'polyarch');
-  assert.match(plainText(provider.wire), /"token":"\[secret\]"/);
+  assert.ok(!resources.some((r) => r.type.startsWith('github:') || r.type === 'pulumi:providers:github'), 'no @pulumi/github resource or provider');
 
-  const release = resources.find((r) => r.type === 'github:index/release:Release')!;
+  const releases = resources.filter((r) => r.type === RELEASE);
+  assert.equal(releases.length, 1);
+  const release = releases[0]!;
   assert.equal(release.name, 'release');
-  assert.deepEqual([release.inputs.repository, release.inputs.tagName, release.inputs.name, release.inputs.draft], ['qemu-user-static', 'v9.2.4-1', 'v9.2.4-1', false]);
+  assert.equal(release.parent, 'urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets::release');
+  assert.deepEqual([release.inputs.apiUrl, release.inputs.owner, release.inputs.repo, release.inputs.tag, release.inputs.name], ['https://api.github.com', 'polyarch', 'qemu-user-static', 'v9.2.4-1', 'v9.2.4-1']);
+  assert.equal(typeof release.inputs.__provider, 'string');
+  assert.ok(!String(release.inputs.__provider).includes(TOKEN));
+  // Published releases and files stay through replacement and destroy (download URLs).
+  assert.ok(retainedOnDelete(release), 'the release is retained on delete');
   const body = String(release.inputs.body);
   assert.match(body, /\| x86_64 \| aarch64, aarch64_be, arm, armeb, ppc64le, riscv64, s390x \|/);
   assert.match(body, /\| aarch64 \| aarch64_be, armeb, i386, ppc64le, riscv64, s390x, x86_64 \|/);
@@ -71,17 +77,28 @@ test('GitHub release: the release and one asset per file with names and digests;
     assert.ok(!path.isAbsolute(String(a.inputs.file)), `${a.name}: a project-relative path, not a machine's`);
     assert.equal(typeof a.inputs.__provider, 'string');
     assert.ok(!String(a.inputs.__provider).includes(TOKEN));
+    assert.ok(retainedOnDelete(a), `${a.name} is retained on delete`);
     if (a.inputs.name !== 'SHA256SUMS') assert.ok(body.includes(`${a.inputs.sha256}  ${a.inputs.name}`), `${a.name} in the body`);
   }
   checkFiles(assets);
   const byName = new Map(assets.map((a) => [a.inputs.name, a]));
   for (const t of X86_TARGETS) assert.equal(byName.get(`qemu-${t}-static.tar.gz`)!.inputs.sha256, byName.get(`x86_64_qemu-${t}-static.tar.gz`)!.inputs.sha256);
 
-  // No plain input anywhere holds the token: it reaches the github provider as a secret and
-  // the asset provider reads it from secret config at run time.
+  // No input anywhere holds the token, in plain or as a secret: the release and asset providers
+  // read it from secret config at run time.
   for (const r of resources) assert.ok(!plainText(r.wire).includes(TOKEN), `${r.type} ${r.name} holds the token in plain`);
+  for (const r of resources) assert.ok(!JSON.stringify(r.inputs).includes(TOKEN), `${r.type} ${r.name} holds the token`);
   assert.equal(outputs.releaseLocation, 'https://github.com/polyarch/qemu-user-static/releases/tag/v9.2.4-1');
   assert.deepEqual(Object.keys(outputs.releaseDigests as object).sort(), expectedNames);
+});
+
+test('GitHub Enterprise Server: the API root reaches the release and assets as given; the location is the server\'s web root', async () => {
+  const ghes = { 'polyarch:release': JSON.stringify({ repository: 'polyarch/qemu-user-static', apiUrl: 'https://ghe.example.com/api/v3' }) };
+  const { outputs, resources } = await loadProgram({ ...base(['x86_64']), ...ghes }, { 'polyarch:githubToken': TOKEN });
+  const github = resources.filter((r) => r.type === RELEASE || r.type === ASSET);
+  assert.ok(github.length > 1);
+  for (const r of github) assert.equal(r.inputs.apiUrl, 'https://ghe.example.com/api/v3', `${r.type} ${r.name}`);
+  assert.equal(outputs.releaseLocation, 'https://ghe.example.com/polyarch/qemu-user-static/releases/tag/v9.2.4-1');
 });
 
 test('a GitHub release without the token secret is refused before anything is declared', async () => {
@@ -90,9 +107,11 @@ test('a GitHub release without the token secret is refused before anything is de
 
 test("dev stack: a local folder, one FolderAsset per file, written for real by the provider in Pulumi's plain-node host", async () => {
   const { outputs, resources } = await loadProgram(base(['x86_64', 'aarch64']));
-  assert.ok(!resources.some((r) => r.type.startsWith('github:') || r.type === 'pulumi:providers:github' || r.type === ASSET));
+  assert.ok(!resources.some((r) => r.type.startsWith('github:') || r.type === RELEASE || r.type === ASSET));
   const files = resources.filter((r) => r.type === FOLDER_ASSET);
   assert.deepEqual(files.map((a) => a.inputs.name).sort(), expectedNames);
+  // A dev folder is scratch: destroy removes it.
+  for (const f of files) assert.ok(!retainedOnDelete(f), `${f.name} is removed on destroy`);
   for (const f of files) assert.equal(f.inputs.dir, path.join('out/release', 'v9.2.4-1'));
   checkFiles(files);
   assert.equal(outputs.releaseLocation, path.resolve('out/release/v9.2.4-1'));
