@@ -38,7 +38,7 @@ if (config.release) {
     qemu: lock.qemu,
     hosts: hostEmulators,
     assets,
-    ...(repository ? { github: { repository, apiUrl, token: secretConfig('githubToken') } } : { folder }),
+    ...(repository ? { github: { repository, apiUrl } } : { folder }),
   });
 }
 /** The GitHub release page or the local folder, and every asset's sha256. */

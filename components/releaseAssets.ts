@@ -16,8 +16,6 @@ export interface GitHubReleaseTarget {
   repository: string;
   /** REST API root as is, e.g. https://ghe.example.com/api/v3 for GitHub Enterprise Server; api.github.com when unset. */
   apiUrl?: string;
-  /** Unused: the release and asset providers read polyarch:githubToken at run time, so no resource holds the token. */
-  token?: pulumi.Input<string>;
 }
 
 export interface ReleaseAssetsArgs {
