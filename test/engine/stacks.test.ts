@@ -44,7 +44,10 @@ for (const stack of committed) {
     const overrides = { 'polyarch:lockFile': lock.file, 'polyarch:cacheDir': lock.cacheDir };
     const project = await engineProject(t, stack, { from: stack, config: overrides, secrets: SECRETS });
 
-    const preview = await project.ok(['preview', '--json']);
+    // With the engine's debug log on stderr, at the most verbose level that Pulumi keeps free
+    // of secrets (from -v=7 on, the engine prints resource inputs with secret values itself).
+    const preview = await project.ok(['preview', '--json', '-v=6', '--logtostderr', '--logflow']);
+    assert.ok(preview.stderr.length > 10_000, 'the engine log was captured');
     const { steps, diagnostics = [] } = parseJson<{ steps: Step[]; diagnostics?: { severity: string; message: string }[] }>(preview.stdout);
     assert.deepEqual(diagnostics.filter((d) => d.severity === 'error'), []);
     assert.ok(steps.every((s) => s.op === 'create'), 'a new stack only creates');
