@@ -59,12 +59,15 @@ export class ReleaseAssets extends pulumi.ComponentResource {
       // and its assets, and neither that nor `pulumi destroy` may delete the old ones.
       const published = { parent: this, retainOnDelete: true };
       const release = new GitHubRelease(name, { apiUrl, owner, repo, tag: args.tag, name: args.tag, body: releaseNotes({ ...args, repository: args.github.repository }) }, published);
+      // Assets name the release by its tag, known at preview, not by its id, an output the
+      // engine makes unknown whenever the notes change: that would replace every asset. The
+      // release still has to exist before its files upload, hence dependsOn.
       files = args.assets.map(
         (a) =>
           new ReleaseAsset(
             `${name}-${a.name}`,
-            { apiUrl, owner, repo, releaseId: release.releaseId, name: a.name, file: portable(a.file), sha256: a.sha256, size: a.size, contentType: a.contentType },
-            published,
+            { apiUrl, owner, repo, tag: args.tag, name: a.name, file: portable(a.file), sha256: a.sha256, size: a.size, contentType: a.contentType },
+            { ...published, dependsOn: [release] },
           ),
       );
       // Known at preview (the release's own htmlUrl is not): GitHub's web root, or a GHES host's.

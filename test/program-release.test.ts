@@ -1,7 +1,8 @@
 // The program under mocks, release side: a GitHubRelease plus one ReleaseAsset per file with
-// the right names and digests, both kept on delete, and no token in any input; the dev stack's local
-// folder with one FolderAsset per file, whose serialized provider then really writes the
-// folder in Pulumi's plain-node dynamic-provider host, digest-diffed.
+// the right names and digests, on the release by its tag, both kept on delete, and no token in
+// any input; the dev stack's local folder with one FolderAsset per file, whose serialized
+// provider then really writes the folder in Pulumi's plain-node dynamic-provider host,
+// digest-diffed.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -69,11 +70,16 @@ test('GitHub release: the release and one asset per file with names and digests,
   assert.match(body, /## Usage/);
 
   const assets = resources.filter((r) => r.type === ASSET);
+  const releaseUrn = `urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets$${RELEASE}::release`;
   assert.deepEqual(assets.map((a) => a.inputs.name).sort(), expectedNames);
   for (const a of assets) {
     assert.equal(a.name, `release-${a.inputs.name}`);
     assert.equal(a.parent, 'urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets::release');
     assert.deepEqual([a.inputs.owner, a.inputs.repo, a.inputs.apiUrl], ['polyarch', 'qemu-user-static', 'https://api.github.com']);
+    // The release by its tag (known at preview), not its id (an output); created after it.
+    assert.equal(a.inputs.tag, 'v9.2.4-1');
+    assert.ok(!('releaseId' in a.inputs), `${a.name}: no release id input`);
+    assert.ok(a.dependencies.includes(releaseUrn), `${a.name} waits for the release`);
     assert.ok(!path.isAbsolute(String(a.inputs.file)), `${a.name}: a project-relative path, not a machine's`);
     assert.equal(typeof a.inputs.__provider, 'string');
     assert.ok(!String(a.inputs.__provider).includes(TOKEN));

@@ -27,7 +27,10 @@ after(() => fake.close());
 
 // Backoff and retry-after shrink to milliseconds; everything else is as in production.
 const client = (token = fake.token) => githubClient({ token, apiUrl: fake.url, retryAfterBaseValue: 5 });
-const release = () => ({ owner: fake.owner, repo: fake.repo, releaseId: fake.createRelease(`v9.2.4-${Math.random()}`) });
+const release = () => {
+  const tag = `v9.2.4-${Math.random()}`;
+  return { owner: fake.owner, repo: fake.repo, tag, releaseId: fake.createRelease(tag) };
+};
 const named = (r: { releaseId: number }, name: string) => fake.assets(r.releaseId).filter((a) => a.name === name);
 
 test('upload, read, list across pages, delete (twice is fine)', async () => {
@@ -141,8 +144,8 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
   const declared = assets.find((r) => r.name === 'release-qemu-s390x-static.tar.gz')!;
   assert.equal(typeof declared.wire.__provider, 'string');
   const r = release();
-  // The one value the engine fills in from the created github.Release.
-  const news: Record<string, unknown> = { ...declared.wire, releaseId: r.releaseId };
+  // The program's tag, v9.2.4-1, as this test's own release.
+  const news: Record<string, unknown> = { ...declared.wire, tag: r.tag };
   const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
   fake.seedAsset(r.releaseId, 'qemu-s390x-static.tar.gz', Buffer.from('left by a failed run'));
 
@@ -156,13 +159,14 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
     assert.deepEqual(named(r, 'qemu-s390x-static.tar.gz').map((a) => [String(a.id), sha256(a.data)]), [[created.id, news.sha256]]);
     assert.equal(sha256(bytes), news.sha256);
     assert.equal(created.props.assetId, Number(created.id));
+    assert.equal(created.props.releaseId, r.releaseId, 'the release found by tag, kept as an output');
     assert.equal(created.props.__provider, news.__provider);
 
     assert.deepEqual(await host.diff(urn, created.id, created.props, inputs), { changes: 'none', replaces: [] });
     // A file elsewhere with the same bytes is no change: the diff is by digest.
     assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, file: path.resolve(String(inputs.file)) }), { changes: 'none', replaces: [] });
     assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, name: 'other.tar.gz' }), { changes: 'some', replaces: ['name'] });
-    assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, releaseId: r.releaseId + 1 }), { changes: 'some', replaces: ['releaseId'] });
+    assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, tag: 'v9.2.5-1' }), { changes: 'some', replaces: ['tag'] });
 
     // New bytes (a new QEMU build): an update in place, the same name, one asset.
     const next = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-next-')), 'next.tar.gz');
@@ -218,7 +222,7 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
 test('after an update in place the engine keeps the first id: read and delete follow the outputs\' assetId', async () => {
   const declared = (await programAssets()).find((r) => r.name === 'release-SHA256SUMS')!;
   const r = release();
-  const news: Record<string, unknown> = { ...declared.wire, releaseId: r.releaseId };
+  const news: Record<string, unknown> = { ...declared.wire, tag: r.tag };
   const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
   const host = await startDynamicHost();
   try {
@@ -236,6 +240,68 @@ test('after an update in place the engine keeps the first id: read and delete fo
     assert.deepEqual([read.props.assetId, read.props.sha256], [updated.assetId, updated.sha256]);
     await host.delete(urn, created.id, updated);
     assert.deepEqual(fake.assets(r.releaseId), [], 'delete removed the new asset');
+  } finally {
+    await host.close();
+  }
+});
+
+test('an asset names its release by tag: found at create and update, kept as an output for read and delete; a missing release is an error to create, gone to read, nothing to delete', async () => {
+  const declared = (await programAssets()).find((r) => r.name === 'release-qemu-arm-static')!;
+  const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
+  const other = release();
+  const r = release();
+  const news: Record<string, unknown> = { ...declared.wire, tag: r.tag };
+  // Outputs without the recorded release id (the struct the host reads cannot hold undefined).
+  const unrecorded = ({ releaseId: _releaseId, ...props }: Record<string, unknown>) => props;
+  const lookups = (since: number) => fake.log.slice(since).filter((l) => l.path.includes('/releases/tags/')).length;
+  const host = await startDynamicHost();
+  try {
+    await host.configure({ 'polyarch:githubToken': fake.token }, ['polyarch:githubToken']);
+    const inputs = await host.check(urn, {}, news);
+    const created = await host.create(urn, inputs);
+    assert.deepEqual(fake.assets(r.releaseId).map((a) => String(a.id)), [created.id], 'on the release holding the tag');
+    assert.deepEqual(fake.assets(other.releaseId), []);
+    assert.deepEqual([created.props.tag, created.props.releaseId], [r.tag, r.releaseId]);
+
+    // A new tag is a new release (a QEMU bump): replace. New bytes: update in place.
+    assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, tag: other.tag }), { changes: 'some', replaces: ['tag'] });
+    assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, sha256: 'f'.repeat(64) }), { changes: 'some', replaces: [] });
+    // The id recorded in the outputs is not an input: no change when the inputs lack it.
+    assert.deepEqual(await host.diff(urn, created.id, created.props, inputs), { changes: 'none', replaces: [] });
+
+    // Read and delete use the recorded release id without a lookup; without one, the tag finds it.
+    let since = fake.log.length;
+    assert.equal((await host.read(urn, created.id, created.props)).id, created.id);
+    assert.equal(lookups(since), 0, 'no lookup by tag when the outputs hold the release id');
+    const legacy = unrecorded(created.props);
+    since = fake.log.length;
+    const found = await host.read(urn, created.id, legacy);
+    assert.deepEqual([found.id, found.props.releaseId, lookups(since)], [created.id, r.releaseId, 1]);
+    await host.delete(urn, created.id, legacy);
+    assert.deepEqual(fake.assets(r.releaseId), []);
+
+    // No release with the tag: create and update fail with one line naming repository and tag.
+    const missing = { ...inputs, tag: 'v0.0.0-none' };
+    const noRelease = /^Error: polyarch\/qemu-user-static has no release v0\.0\.0-none; publish it before its assets \(the program's GitHubRelease does\)$/;
+    await assert.rejects(host.create(urn, missing), noRelease);
+    await assert.rejects(host.update(urn, created.id, created.props, missing), noRelease);
+    assert.deepEqual(fake.assets(other.releaseId), [], 'nothing uploaded anywhere else');
+
+    // Deleted by hand and published again under the same tag: an update finds the new release.
+    const again = await host.create(urn, inputs);
+    fake.deleteRelease(r.releaseId);
+    const republished = fake.createRelease(r.tag);
+    const updated = await host.update(urn, again.id, again.props, inputs);
+    assert.equal(updated.releaseId, republished);
+    assert.deepEqual(fake.assets(republished).map((a) => a.id), [updated.assetId]);
+
+    // The release deleted by hand: the asset reads as gone, recorded release id or not, and
+    // deleting it is nothing to do.
+    fake.deleteRelease(republished);
+    for (const props of [updated, unrecorded(updated)]) {
+      assert.equal((await host.read(urn, again.id, props)).id, '', 'an asset whose release is gone reads as gone');
+      await host.delete(urn, again.id, props);
+    }
   } finally {
     await host.close();
   }
