@@ -3,6 +3,8 @@
 // emulator bytes under 9.2.4-1.fc42 and 9.2.5-1.fc42, so anything that changes between the
 // two programs changed because of the version, and nothing else may. The new version is a new
 // release: every GitHub file is published again on it, and the old release keeps its files.
+// A rebuilt emulator under the same version only updates the release's notes, whose outputs
+// the engine then makes unknown: only the files whose bytes changed may change.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -10,7 +12,9 @@ import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import * as pulumi from '@pulumi/pulumi';
 import { parse } from 'yaml';
+import { unknownValue } from '@pulumi/pulumi/runtime/rpc.js';
 import { DIFFED_KEYS } from '../components/releaseAsset.ts';
+import { SPLIT_BUILD } from './fixtures/rpms.ts';
 import { startDynamicHost } from './helpers/dynamic-host.ts';
 import { fixtureLock, loadProgram, plainText, type Declared } from './helpers/program.ts';
 import { imageMocks } from './helpers/registry.ts';
@@ -25,20 +29,28 @@ const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
 
 let old: { file: string; cacheDir: string };
 let bumped: { file: string; cacheDir: string };
+let rebuilt: { file: string; cacheDir: string };
 // As GitHub does: a new release (a new tag) gets a new id.
 const releaseId = (tag: unknown) => Number(String(tag).replace(/\D/g, ''));
+// What the engine's preview gives for a release that updates in place: unknown outputs (its
+// dynamic-provider host reports none as stable).
+let releaseUpdating = false;
 const storyMocks: pulumi.runtime.Mocks = {
   ...imageMocks,
-  newResource: (a) =>
-    a.type === RELEASE
-      ? { id: String(releaseId(a.inputs.tag)), state: { ...a.inputs, releaseId: releaseId(a.inputs.tag), htmlUrl: `https://github.com/${a.inputs.owner}/${a.inputs.repo}/releases/tag/${a.inputs.tag}` } }
-      : imageMocks.newResource(a),
+  newResource: (a) => {
+    if (a.type !== RELEASE) return imageMocks.newResource(a);
+    const outs = releaseUpdating
+      ? { releaseId: unknownValue, htmlUrl: unknownValue }
+      : { releaseId: releaseId(a.inputs.tag), htmlUrl: `https://github.com/${a.inputs.owner}/${a.inputs.repo}/releases/tag/${a.inputs.tag}` };
+    return { id: String(releaseId(a.inputs.tag)), state: { ...a.inputs, ...outs } };
+  },
 };
 
 before(async () => {
   pulumi.runtime.setMocks(storyMocks, 'qemu-user-static', 'dev', true);
   old = await fixtureLock(['x86_64', 'aarch64']);
   bumped = await fixtureLock(['x86_64', 'aarch64'], { version: '9.2.5', release: '1.fc42' });
+  rebuilt = await fixtureLock(['x86_64', 'aarch64'], SPLIT_BUILD, { alter: 'riscv64' });
 });
 
 /** A committed stack file's config as Pulumi hands it to the program (objects as JSON text). */
@@ -83,6 +95,15 @@ describe('each committed stack', () => {
   });
 });
 
+/** The stack that publishes the GitHub release, with one build host, on a fixture lockfile. */
+const config = (lock: typeof old) => ({
+  ...stackConfig('dockerhub'),
+  ...onFixtures(lock),
+  'polyarch:buildHosts': JSON.stringify([{ name: 'builder-1', address: '192.0.2.10', user: 'root' }]),
+});
+// An asset's provider diffs only some inputs (not where the bytes sit locally).
+const diffed = (r: Declared) => (r.type === ASSET ? Object.fromEntries(DIFFED_KEYS.map((k) => [k, r.inputs[k]])) : r.inputs);
+
 describe('a pull request that only bumps QEMU', () => {
   const sha = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
   // What the engine compares: a file asset by its content, a context by the files in it.
@@ -96,11 +117,6 @@ describe('a pull request that only bumps QEMU', () => {
     return typeof v === 'string' ? v.replace(/@sha256:[0-9a-f]{64}/g, '@<digest>') : v;
   };
   const unversioned = (v: unknown) => JSON.stringify(stable(v)).replaceAll('9.2.5', '9.2.4');
-  const config = (lock: typeof old) => ({
-    ...stackConfig('dockerhub'),
-    ...onFixtures(lock),
-    'polyarch:buildHosts': JSON.stringify([{ name: 'builder-1', address: '192.0.2.10', user: 'root' }]),
-  });
 
   let before_: Declared[];
   let after_: Declared[];
@@ -110,8 +126,6 @@ describe('a pull request that only bumps QEMU', () => {
     retainedBefore = new Set(before_.filter(retainedOnDelete).map((r) => `${r.type} ${r.name}`));
     after_ = (await loadProgram(config(bumped), SECRETS)).resources;
   });
-  // An asset's provider diffs only some inputs (not where the bytes sit locally).
-  const diffed = (r: Declared) => (r.type === ASSET ? Object.fromEntries(DIFFED_KEYS.map((k) => [k, r.inputs[k]])) : r.inputs);
   // What an asset holds but for the release it is on.
   const content = (r: Declared) => ({ ...(diffed(r) as Record<string, unknown>), tag: undefined });
   const key = (r: Declared) => `${r.type} ${r.name.replace('9.2.5-1', '9.2.4-1')}`;
@@ -187,6 +201,56 @@ describe('a pull request that only bumps QEMU', () => {
         if (f === 'Dockerfile') assert.equal(fs.readFileSync(path.join(dirB, f), 'utf8').replaceAll('9.2.5', '9.2.4'), fs.readFileSync(path.join(dirA, f), 'utf8'), a.name);
         else assert.equal(sha(path.join(dirB, f)), sha(path.join(dirA, f)), `${a.name}: ${f}`);
       }
+    }
+  });
+});
+
+describe('a rebuilt emulator under the same QEMU build: only the release notes change', () => {
+  // Fixture riscv64 differs by trailing bytes: its four files and SHA256SUMS change, and with it
+  // the notes, which list the checksums.
+  const rebuiltFiles = ['SHA256SUMS', 'qemu-riscv64-static', 'qemu-riscv64-static.tar.gz', 'x86_64_qemu-riscv64-static.tar.gz', 'aarch64_qemu-riscv64-static.tar.gz'].sort();
+  let before_: Declared[];
+  let after_: Declared[];
+  before(async () => {
+    before_ = (await loadProgram(config(old), SECRETS)).resources;
+    releaseUpdating = true;
+    try {
+      after_ = (await loadProgram(config(rebuilt), SECRETS)).resources;
+    } finally {
+      releaseUpdating = false;
+    }
+  });
+  const github = (rs: Declared[]) => rs.filter((r) => r.type === RELEASE || r.type === ASSET);
+  const pairs = () => {
+    const after = new Map(github(after_).map((r) => [`${r.type} ${r.name}`, r]));
+    return github(before_).map((r) => [r, after.get(`${r.type} ${r.name}`)!] as const);
+  };
+
+  test('the release keeps its tag; its assets name it by that tag, so none holds an unknown input', () => {
+    const [release] = pairs().filter(([a]) => a.type === RELEASE);
+    assert.equal(release![1].inputs.tag, release![0].inputs.tag);
+    assert.notEqual(release![1].inputs.body, release![0].inputs.body);
+    for (const [, b] of pairs().filter(([a]) => a.type === ASSET)) {
+      for (const k of DIFFED_KEYS) assert.notEqual(b.wire[k], unknownValue, `${b.name}: ${k} unknown at preview`);
+    }
+  });
+
+  test("the release updates in place; only the files whose bytes changed update, and none replaces (the providers' own diff)", async () => {
+    const changed = pairs().filter(([a, b]) => a.type === ASSET && b.inputs.sha256 !== a.inputs.sha256);
+    assert.deepEqual(changed.map(([a]) => String(a.inputs.name)).sort(), rebuiltFiles);
+    // What the engine asks each provider at preview: the state the last up left vs the new inputs.
+    const host = await startDynamicHost();
+    try {
+      await host.configure({});
+      for (const [a, b] of pairs()) {
+        const urn = `urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets$${a.type}::${a.name}`;
+        const id = String(releaseId('v9.2.4-1'));
+        const outs = a.type === RELEASE ? { releaseId: Number(id), htmlUrl: 'https://github.com/polyarch/qemu-user-static/releases/tag/v9.2.4-1' } : { assetId: 1, releaseId: Number(id) };
+        const expected = a.type === RELEASE || rebuiltFiles.includes(String(a.inputs.name)) ? 'some' : 'none';
+        assert.deepEqual(await host.diff(urn, a.type === RELEASE ? id : '1', { ...a.wire, ...outs }, b.wire), { changes: expected, replaces: [] }, a.name);
+      }
+    } finally {
+      await host.close();
     }
   });
 });
