@@ -53,7 +53,7 @@ if (imageRegistry) {
   const contexts = await writeContexts(plan, hostEmulators, { outDir: cache('contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
   const registry = config.localRegistry && new LocalRegistry('registry', config.localRegistry);
   const password = config.secrets.registryPassword ? secretConfig('registryPassword') : undefined;
-  images = new QemuImages('images', { plan, contexts, username: imageRegistry.username, password }, { dependsOn: registry ? [registry.container] : [] });
+  images = new QemuImages('images', { plan, contexts, username: imageRegistry.username, password, builder: config.builder }, { dependsOn: registry ? [registry.container] : [] });
 }
 /** Every tag this stack publishes, and image or index name -> pushed reference with digest. */
 export const imageTags = images?.tags ?? [];

@@ -16,6 +16,8 @@ export interface QemuImagesArgs {
   username?: string;
   /** Registry password; always handled as a secret. */
   password?: pulumi.Input<string>;
+  /** The buildx builder to build with, by name; unset, the provider picks one. */
+  builder?: string;
 }
 
 export class QemuImages extends pulumi.ComponentResource {
@@ -51,6 +53,7 @@ export class QemuImages extends pulumi.ComponentResource {
           // Previews diff declared inputs; building every image on every pull request's
           // preview (the provider's default) would cost minutes and prove nothing more.
           buildOnPreview: false,
+          ...(args.builder !== undefined && { builder: { name: args.builder } }),
           registries: credentials ? [credentials] : [],
         },
         childOpts,

@@ -104,6 +104,11 @@ export const StackConfigSchema = z
     imageRevision: z.string().regex(LABEL_REVISION, 'may only hold letters, digits and . _ + -').optional(),
     /** Start a local registry container and publish there (the dev stack). */
     localRegistry: LocalRegistry.optional(),
+    /**
+     * The buildx builder that builds the images, by name (e.g. a `remote` builder over a
+     * buildkitd of one's own). Unset: the docker-build provider picks or creates one itself.
+     */
+    builder: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be a buildx builder name (letters, digits, . _ -)').optional(),
     /** Where the release assets go: a GitHub release, a local folder (the default), or false for none. */
     release: z.union([z.literal(false), Release]).default({ folder: 'out/release' }),
   });

@@ -136,3 +136,9 @@ test('release: false publishes none; it is a stack of images only', () => {
   assert.equal(parseStackConfig({ release: 'false' }, none).release, false);
   assert.throws(() => parseStackConfig({ release: 'true' }, none), /polyarch:release: /);
 });
+
+test('builder: unset by default (the provider picks one), a buildx builder name when set', () => {
+  assert.equal(parseStackConfig({}, none).builder, undefined);
+  assert.equal(parseStackConfig({ builder: 'polyarch-ci' }, none).builder, 'polyarch-ci');
+  assert.throws(() => parseStackConfig({ builder: 'no spaces; rm -rf /' }, none), /polyarch:builder: must be a buildx builder name/);
+});

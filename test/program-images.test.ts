@@ -198,3 +198,11 @@ test('the contexts the program declares are content-addressed by what they hold'
   assert.equal(digest, manifest.find((m) => m.cpu === 'riscv64')?.sha256);
   assert.match(path.basename(dir), /^x86_64-riscv64-[0-9a-f]{16}$/);
 });
+
+test('a named builder builds every image; without one, no image names a builder', async () => {
+  const registry = JSON.stringify({ server: 'quay.io', repository: 'polyarch/qemu-user-static' });
+  const named = [...byName((await loadProgram(stack({ 'polyarch:registry': registry, 'polyarch:builder': 'polyarch-ci' }))).resources, IMAGE).values()];
+  assert.ok(named.length > 0 && named.every((r) => JSON.stringify(r.inputs.builder) === '{"name":"polyarch-ci"}'));
+  const unnamed = [...byName((await loadProgram(stack({ 'polyarch:registry': registry }))).resources, IMAGE).values()];
+  assert.ok(unnamed.every((r) => r.inputs.builder === undefined));
+});
