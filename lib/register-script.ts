@@ -475,6 +475,11 @@ done
 [ -z "$QEMU_SUFFIX" ] || check_chars --qemu-suffix "$QEMU_SUFFIX"
 case $QEMU_SUFFIX in */*) usage_error "--qemu-suffix must not contain /" ;; esac
 if [ -n "$PERSIST_DIR" ]; then
+  # Relative to wherever the script happens to run is never what a root user meant.
+  case $PERSIST_DIR in
+  /*) ;;
+  *) usage_error "--persist-dir must be an absolute path" ;;
+  esac
   check_chars --persist-dir "$PERSIST_DIR"
 fi
 

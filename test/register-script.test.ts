@@ -112,4 +112,23 @@ for (const shell of SHELLS) {
     }
     assert.ok(!fs.existsSync(marker), 'an argument was executed');
   });
+
+  test(`${shell.name}: --persist-dir must be absolute, like --qemu-path`, (t) => {
+    if (!requireSystem(t, hasCommand(shell.argv[0]))) return;
+    // Run unprivileged when we are root: if the check were missing, the script would go on to
+    // binfmt_misc, and an unprivileged run can neither mount it nor register anything there.
+    const asUser = process.getuid?.() === 0;
+    if (asUser && !requireSystem(t, hasCommand('setpriv'))) return;
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-persist-'));
+    fs.chmodSync(cwd, 0o777);
+    t.after(() => fs.rmSync(cwd, { recursive: true, force: true }));
+    for (const args of [['--persist-dir', '../../etc'], ['--persist-dir=etc/binfmt.d'], ['--uninstall', 'arm', '--persist-dir', './x'], ['--targets', 'aarch64', '--persist-dir', '~/binfmt.d']]) {
+      const [cmd, ...pre] = asUser ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...shell.argv] : shell.argv;
+      const r = spawnSync(cmd!, [...pre, registerScript(), ...args], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
+      assert.equal(r.status, REGISTER_EXIT_CODES.usage, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stderr, 'register: error: --persist-dir must be an absolute path\nregister: try: register --help\n', args.join(' '));
+      assert.equal(r.stdout, '');
+    }
+    assert.deepEqual(fs.readdirSync(cwd), [], 'nothing written');
+  });
 }
