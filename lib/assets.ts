@@ -11,6 +11,7 @@ import type { HostArch } from './cpus.ts';
 import { deflateWorkers } from './deflate-pool.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
+import { makeStage, prepareOutDir, sweepStages } from './out-dir.ts';
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
 import { sha256 } from './digest.ts';
 
@@ -200,28 +201,51 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
 export async function copyVerified(src: string, sha: string, dest: string, mode = 0o644): Promise<void> {
   const data = await fs.readFile(src);
   const got = sha256(data);
-  if (got !== sha) throw new Error(`${src}: sha256 is ${got}, expected ${sha} (the file changed since the assets were built)`);
+  if (got !== sha) throw new Error(`${src}: sha256 is ${got}, expected ${sha} (the file changed since the assets were built; remove it and run again)`);
   await writeWhole(dest, data, mode);
 }
 
 /** File mode an asset gets on disk: emulators are executable. */
 export const assetMode = (a: Pick<Asset, 'kind'>) => (a.kind === 'emulator' ? 0o755 : 0o644);
 
+/** Staging folders of writeAssets inside the output folder. */
+export const ASSETS_STAGE_PREFIX = '.polyarch-assets-';
+
 /**
  * Writes every asset into `outDir`, all or nothing: files are staged in a folder inside
- * `outDir` and moved into place only when every one was copied and checked.
+ * `outDir` and moved into place only when every one was copied and checked. Stale staging
+ * folders that killed runs left there are removed first.
  */
 export async function writeAssets(assets: readonly Asset[], outDir: string): Promise<void> {
-  await fs.mkdir(outDir, { recursive: true });
-  const stage = path.join(outDir, `.polyarch-assets-${randomBytes(6).toString('hex')}`);
-  await fs.mkdir(stage);
+  await prepareOutDir(outDir);
+  await sweepStages(outDir, ASSETS_STAGE_PREFIX);
+  const stage = await makeStage(outDir, ASSETS_STAGE_PREFIX);
+  let failure: { cause: unknown } | undefined;
   try {
     const limit = pLimit(4);
-    await Promise.all(assets.map((a) => limit(() => copyVerified(a.file, a.sha256, path.join(stage, a.name), assetMode(a)))));
-    for (const a of assets) await fs.rename(path.join(stage, a.name), path.join(outDir, a.name));
-  } finally {
-    await fs.rm(stage, { recursive: true, force: true });
+    // After the first failure the queued copies do nothing and the running ones are awaited:
+    // a writer still busy in the stage while it is removed would keep files there, and the
+    // removal's ENOTEMPTY would hide the real cause.
+    await Promise.all(
+      assets.map((a) =>
+        limit(async () => {
+          if (failure) return;
+          await copyVerified(a.file, a.sha256, path.join(stage, a.name), assetMode(a)).catch((e: unknown) => {
+            failure ??= { cause: e };
+          });
+        }),
+      ),
+    );
+    if (!failure) for (const a of assets) await fs.rename(path.join(stage, a.name), path.join(outDir, a.name));
+  } catch (e) {
+    failure ??= { cause: e };
   }
+  try {
+    await fs.rm(stage, { recursive: true, force: true });
+  } catch (e) {
+    if (!failure) throw e;
+  }
+  if (failure) throw failure.cause;
 }
 
 export interface NotesInput {

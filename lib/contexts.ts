@@ -14,6 +14,7 @@ import { CPUS, hostFamily, type Cpu, type HostArch } from './cpus.ts';
 import type { HostEmulators } from './emulators.ts';
 import type { ManifestEntry } from './extract.ts';
 import { platformArch, type ImagePlan, type PlannedImage } from './image-plan.ts';
+import { prepareOutDir } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
 
@@ -208,7 +209,7 @@ async function writeContext(name: string, files: readonly ContextFile[], outDir:
  * image name. `hosts` are the prepared emulators of every host in the plan.
  */
 export async function writeContexts(plan: ImagePlan, hosts: readonly HostEmulators[], o: ContextOptions): Promise<Record<string, BuildContext>> {
-  await fs.mkdir(o.outDir, { recursive: true });
+  await prepareOutDir(o.outDir);
   const out: Record<string, BuildContext> = {};
   for (const image of plan.images) out[image.name] = await writeContext(image.name, await contextFiles(image, hosts, o), o.outDir);
   return out;

@@ -39,7 +39,8 @@ export function extractionKey(lock: Lock, host: HostArch): string {
   return `${host}-${createHash('sha256').update(pins).digest('hex').slice(0, 16)}`;
 }
 
-async function cachedManifest(dir: string): Promise<ManifestEntry[] | undefined> {
+/** The manifest of a complete extraction in `dir`, or undefined when it is missing or damaged. */
+export async function cachedManifest(dir: string): Promise<ManifestEntry[] | undefined> {
   const text = await fs.readFile(path.join(dir, MANIFEST), 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   let manifest: ManifestEntry[];
@@ -55,6 +56,13 @@ async function cachedManifest(dir: string): Promise<ManifestEntry[] | undefined>
     if (st?.size !== m.size) return undefined;
   }
   return manifest;
+}
+
+/** Marks the extraction in `dir` complete; written last, so its presence means the folder is whole. */
+export async function recordManifest(dir: string, manifest: readonly ManifestEntry[]): Promise<void> {
+  const tmp = path.join(dir, `.${MANIFEST}.${process.pid}.tmp`);
+  await fs.writeFile(tmp, JSON.stringify(manifest, null, 2));
+  await fs.rename(tmp, path.join(dir, MANIFEST));
 }
 
 /**
@@ -73,10 +81,7 @@ export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOpt
     await fs.rm(dir, { recursive: true, force: true });
     manifest = await extractLocked(lock, host, o.cacheDir, dir);
     o.progress?.(`${host}: ${manifest.length} emulators (${mb(manifest.reduce((n, m) => n + m.size, 0))}) extracted in ${seconds(start)}`);
-    // The manifest is written last: its presence means the folder is complete.
-    const tmp = path.join(dir, `.${MANIFEST}.tmp`);
-    await fs.writeFile(tmp, JSON.stringify(manifest, null, 2));
-    await fs.rename(tmp, path.join(dir, MANIFEST));
+    await recordManifest(dir, manifest);
   }
   // Emulator names, not CPU names: an alias such as i486 runs on qemu-i386.
   const wanted = new Set(targetsFor(host, o.targets).map((c) => c.emulator));

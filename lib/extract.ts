@@ -1,12 +1,13 @@
 // Turns qemu-user-static RPMs into emulator binaries and their binfmt.d confs.
 // Only two kinds of path are taken; everything else in the payload is ignored, and output
 // names are built from validated CPU names, never from archive paths.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { reconcileConf } from './binfmt.ts';
 import { readCpio } from './cpio.ts';
 import { findCpu } from './cpus.ts';
+import { makeStage, prepareOutDir, sweepStages } from './out-dir.ts';
 import { decompressPayload, readRpm, RpmError, type Rpm } from './rpm.ts';
 
 const EMULATOR_PATH = /^usr\/bin\/qemu-([a-z0-9_]+)-static$/;
@@ -19,6 +20,8 @@ const MAX_CONF_BYTES = 4096;
 
 export const emulatorFile = (cpu: string) => `qemu-${cpu}-static`;
 export const confFile = (cpu: string) => `binfmt.d/qemu-${cpu}-static.conf`;
+/** Staging folders of extractToDir inside the output folder. */
+export const EXTRACT_STAGE_PREFIX = '.polyarch-extract-';
 
 const kind = (mode: number) =>
   ({ 0o120000: 'a symlink', 0o040000: 'a directory', 0o020000: 'a character device', 0o060000: 'a block device', 0o010000: 'a fifo', 0o140000: 'a socket' })[mode & S_IFMT] ?? `mode ${mode.toString(8)}`;
@@ -161,10 +164,11 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
     }
   }
 
-  await fs.mkdir(outDir, { recursive: true });
-  const stage = path.join(outDir, `.polyarch-extract-${randomBytes(6).toString('hex')}`);
-  await fs.mkdir(path.join(stage, 'binfmt.d'), { recursive: true });
+  await prepareOutDir(outDir);
+  await sweepStages(outDir, EXTRACT_STAGE_PREFIX);
+  const stage = await makeStage(outDir, EXTRACT_STAGE_PREFIX);
   try {
+    await fs.mkdir(path.join(stage, 'binfmt.d'));
     for (const { emulators } of results) {
       for (const e of emulators) {
         await fs.writeFile(path.join(stage, emulatorFile(e.cpu)), e.data, { mode: 0o755 });

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { before, test } from 'node:test';
-import { buildAssets, hostTarballName, releaseNotes, SUMS_FILE, tarballName, type Asset, type BuiltAssets } from '../lib/assets.ts';
+import { buildAssets, hostTarballName, releaseNotes, SUMS_FILE, tarballName, writeAssets, type Asset, type BuiltAssets } from '../lib/assets.ts';
 import { prepareEmulators, type HostEmulators } from '../lib/emulators.ts';
 import { gzipMember, reproducibleTarball, tarOne } from '../lib/tarball.ts';
 import { buildFixtureRpms } from './fixtures/rpms.ts';
@@ -206,6 +206,94 @@ test('polyarch assets: bad input is one error line and writes nothing', () => {
     assert.equal(r.stdout, '');
     assert.ok(!fs.existsSync(out) || fs.readdirSync(out).length === 0, 'nothing written');
   }
+});
+
+test('writeAssets: one bad copy among many stops every writer before cleanup, reports its own error and leaves nothing', async () => {
+  const src = tmp('many');
+  // Many small files: the queue is still busy creating files in the stage when the bad one fails.
+  const assets: Asset[] = Array.from({ length: 300 }, (_, i) => {
+    const data = Buffer.alloc(32 << 10, i);
+    const file = path.join(src, `f${i}`);
+    fs.writeFileSync(file, data);
+    return { name: `qemu-t${String(i).padStart(3, '0')}-static`, kind: 'emulator', file, size: data.length, sha256: sha256(data), contentType: 'application/octet-stream' };
+  });
+  const bad = assets[1]!;
+  bad.sha256 = 'ab'.repeat(32);
+  for (let i = 0; i < 5; i++) {
+    const out = tmp('many-out');
+    await assert.rejects(writeAssets(assets, out), { message: `${bad.file}: sha256 is ${sha256(fs.readFileSync(bad.file))}, expected ${bad.sha256} (the file changed since the assets were built; remove it and run again)` });
+    // Anything still writing would show up a moment later.
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(fs.readdirSync(out), []);
+  }
+});
+
+test('polyarch assets: a poisoned cache entry fails with its digest error, not the cleanup\'s, and leaves no staging folder', () => {
+  const work = tmp('poison');
+  const cache = path.join(work, 'cache');
+  const first = polyarch(['assets', '--out', path.join(work, 'first'), '--host', 'x86_64', '--cache', cache, ...x86Rpms]);
+  assert.equal(first.status, 0, first.stderr);
+  // Same size, other bytes: the cache's size check passes and only the copy's digest check sees
+  // it. The first tarball by name, so most copies are still to come when it fails.
+  const want = (JSON.parse(first.stdout) as Asset[]).find((a) => a.name === tarballName('aarch64'))!.sha256;
+  const tarballs = path.join(cache, 'assets', 'tarballs');
+  const victim = fs.readdirSync(tarballs).map((f) => path.join(tarballs, f)).find((f) => f.endsWith('.tar.gz') && sha256(fs.readFileSync(f)) === want)!;
+  const bytes = fs.readFileSync(victim);
+  bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
+  fs.writeFileSync(victim, bytes);
+  for (let i = 0; i < 3; i++) {
+    const out = path.join(work, `out-${i}`);
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(out, 'sentinel'), 'keep');
+    const r = polyarch(['assets', '--out', out, '--host', 'x86_64', '--cache', cache, ...x86Rpms]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`^error: ${victim}: sha256 is [0-9a-f]{64}, expected ${want} \\(`));
+    assert.doesNotMatch(r.stderr, /ENOTEMPTY/);
+    assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+    assert.deepEqual(fs.readdirSync(out), ['sentinel'], 'no asset and no staging folder');
+  }
+});
+
+test('polyarch assets: staging folders of killed runs are removed, those of live runs kept', async () => {
+  const work = tmp('stale');
+  const out = path.join(work, 'out');
+  fs.mkdirSync(out);
+  // A "killed run": a process that made its staging folder, wrote a file into it and died.
+  const killed = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
+    import fs from 'node:fs';
+    import { makeStage } from ${JSON.stringify(path.join(ROOT, 'lib/out-dir.ts'))};
+    const stage = await makeStage(${JSON.stringify(out)}, '.polyarch-assets-');
+    fs.writeFileSync(stage + '/qemu-arm-static', 'complete-looking');
+    process.kill(process.pid, 'SIGKILL');
+  `], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+  const [dead] = fs.readdirSync(out);
+  assert.match(dead ?? '', /^\.polyarch-assets-/);
+  // This test's own process stands for a live run; an ownerless folder is judged by age.
+  const { makeStage } = await import('../lib/out-dir.ts');
+  const live = path.basename(await makeStage(out, '.polyarch-assets-'));
+  fs.mkdirSync(path.join(out, '.polyarch-assets-unowned-fresh'));
+  const old = path.join(out, '.polyarch-assets-unowned-old');
+  fs.mkdirSync(old);
+  const twoDaysAgo = new Date(Date.now() - 48 * 3600_000);
+  fs.utimesSync(old, twoDaysAgo, twoDaysAgo);
+
+  const r = polyarch(['assets', '--out', out, '--host', 'x86_64', '--cache', path.join(work, 'cache'), ...x86Rpms]);
+  assert.equal(r.status, 0, r.stderr);
+  const left = fs.readdirSync(out).filter((f) => f.startsWith('.'));
+  assert.deepEqual(left.sort(), [live, '.polyarch-assets-unowned-fresh'].sort());
+});
+
+test('polyarch assets: a symlinked --out is refused with one line naming it and its target', () => {
+  const work = tmp('link');
+  const real = path.join(work, 'real');
+  fs.mkdirSync(real);
+  fs.symlinkSync(real, path.join(work, 'out'));
+  const r = polyarch(['assets', '--out', path.join(work, 'out'), '--host', 'x86_64', '--cache', path.join(work, 'cache'), ...x86Rpms]);
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, `error: ${path.join(work, 'out')} is a symlink to ${real}; give the folder itself as the output folder\n`);
+  assert.equal(r.stdout, '');
+  assert.deepEqual(fs.readdirSync(real), []);
 });
 
 test('release notes list hosts, targets, usage and every checksum', async () => {

@@ -195,4 +195,13 @@ test('polyarch contexts --out writes every context of the stack and plan.json', 
   const bin = path.join(dir, printed.contexts['aarch64-s390x']!.dir, 'qemu-s390x-static');
   assert.equal(fs.readFileSync(bin).subarray(0, 4).toString('latin1'), '\x7fELF');
   assert.deepEqual(fs.readdirSync(path.join(dir, 'out')).filter((n) => n.startsWith('.')), []);
+
+  // A symlinked output folder is refused, not followed.
+  fs.mkdirSync(path.join(dir, 'elsewhere'));
+  fs.symlinkSync('elsewhere', path.join(dir, 'linked'));
+  const linked = spawnSync(process.execPath, [cli, 'contexts', '--out', 'linked', '--stack', 'ci'], { cwd: dir, encoding: 'utf8' });
+  assert.equal(linked.status, 1);
+  assert.equal(linked.stderr, 'error: linked is a symlink to elsewhere; give the folder itself as the output folder\n');
+  assert.equal(linked.stdout, '');
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'elsewhere')), []);
 });

@@ -1,7 +1,7 @@
 // RPM reading and extraction on real rpmbuild output, compared with rpm2cpio | cpio,
 // and every hostile or broken input refused with a one-line error and nothing written.
 import assert from 'node:assert/strict';
-import { execFileSync, execSync } from 'node:child_process';
+import { execFileSync, execSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -174,6 +174,30 @@ describe('hostile and broken RPMs are refused, and nothing is written', () => {
     const out = tmp();
     await assert.rejects(extractToDir([{ buf: arm, label: 'a.rpm' }, { buf: arm, label: 'b.rpm' }], out), /qemu-arm-static is in both/);
     assert.deepEqual(fs.readdirSync(out), []);
+  });
+});
+
+describe('polyarch extract --out', () => {
+  const cli = path.resolve(import.meta.dirname, '../bin/polyarch.js');
+  test('a symlinked or non-folder output is refused with one line naming it, and nothing is written', () => {
+    const dir = tmp();
+    const real = path.join(dir, 'real');
+    fs.mkdirSync(real);
+    fs.symlinkSync(real, path.join(dir, 'link'));
+    fs.writeFileSync(path.join(dir, 'file'), 'x');
+    const rpm = byName(split, 'qemu-user-static-s390x');
+    for (const [out, message] of [
+      ['link', `error: link is a symlink to ${real}; give the folder itself as the output folder\n`],
+      [path.join(dir, 'link'), `error: ${path.join(dir, 'link')} is a symlink to ${real}; give the folder itself as the output folder\n`],
+      ['file', 'error: file exists and is not a folder\n'],
+    ]) {
+      const r = spawnSync(process.execPath, [cli, 'extract', '--out', out!, '--cache', path.join(dir, 'cache'), rpm], { cwd: dir, encoding: 'utf8' });
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, message);
+      assert.equal(r.stdout, '');
+    }
+    assert.deepEqual(fs.readdirSync(real), []);
+    assert.ok(fs.lstatSync(path.join(dir, 'link')).isSymbolicLink());
   });
 });
 

@@ -1,13 +1,12 @@
 // `polyarch assets`: the release assets (raw emulators, reproducible tarballs, SHA256SUMS)
 // into a folder, from a lockfile or from one host's RPM files; a JSON listing on stdout.
 // Errors are thrown as one-line Errors; the caller prints `error: <message>` and exits 1.
-import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { buildAssets, writeAssets, type Asset } from '../../lib/assets.ts';
 import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib/cpus.ts';
-import { prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
+import { cachedManifest, prepareEmulators, recordManifest, type HostEmulators } from '../../lib/emulators.ts';
+import { sha256 } from '../../lib/digest.ts';
 import { extractToDir } from '../../lib/extract.ts';
 import { readRpmSource, RpmCache } from '../../lib/fetch.ts';
 import { readLock } from '../../lib/lock.ts';
@@ -34,16 +33,27 @@ async function fromLock(o: AssetsOptions & { lock: string }): Promise<Promise<Ho
   return hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir, targets: 'all' }));
 }
 
-async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: string, work: string): Promise<HostEmulators> {
+/**
+ * One host's emulators from RPM files or URLs, extracted into the cache under a key of the
+ * RPMs' digests (as lockfile extractions are) and reused from there: no temp folder outside
+ * the cache for a killed run to leave behind.
+ */
+async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: string): Promise<HostEmulators> {
   const cache = new RpmCache(cacheDir);
   const inputs = await Promise.all(
     rpms.map(async (r) => ({ label: r, buf: await readRpmSource(r, cache) })),
   );
-  const manifest = await extractToDir(inputs, work);
-  const foreign = manifest.find((m) => !m.rpm.endsWith(`.${host}`));
-  if (foreign) throw new Error(`${foreign.rpm} is not built for host ${host}; give one host's RPMs with --host`);
+  const key = sha256(inputs.map((i) => sha256(i.buf)).sort().join('\n')).slice(0, 16);
+  const dir = path.resolve(cacheDir, 'emulators', `${host}-files-${key}`);
+  let manifest = await cachedManifest(dir);
+  if (!manifest) {
+    manifest = await extractToDir(inputs, dir);
+    const foreign = manifest.find((m) => !m.rpm.endsWith(`.${host}`));
+    if (foreign) throw new Error(`${foreign.rpm} is not built for host ${host}; give one host's RPMs with --host`);
+    await recordManifest(dir, manifest);
+  }
   const wanted = new Set(targetsFor(host, 'all').map((c) => c.emulator));
-  return { host, dir: work, emulators: manifest.filter((m) => wanted.has(m.cpu)) };
+  return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)) };
 }
 
 /** Builds and writes the assets; returns them as listed on stdout. */
@@ -52,15 +62,10 @@ export async function runAssets(rpms: readonly string[], o: AssetsOptions): Prom
   if (o.lock && o.host) throw new Error('--host goes with RPM files; with --lock, choose hosts with --hosts');
   if (!o.lock && o.hosts) throw new Error('--hosts goes with --lock');
   if (!o.lock && (!o.host || rpms.length === 0)) throw new Error('no input: give --lock FILE, or --host H and RPM files');
-  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'polyarch-assets-'));
-  try {
-    const hosts = o.lock ? await fromLock({ ...o, lock: o.lock }) : [await fromRpms(parseHostArch(o.host!), rpms, o.cache, work)];
-    const { assets } = await buildAssets(hosts, { cacheDir: path.join(o.cache, 'assets') });
-    await writeAssets(assets, o.out);
-    return assets;
-  } finally {
-    await fs.rm(work, { recursive: true, force: true });
-  }
+  const hosts = o.lock ? await fromLock({ ...o, lock: o.lock }) : [await fromRpms(parseHostArch(o.host!), rpms, o.cache)];
+  const { assets } = await buildAssets(hosts, { cacheDir: path.join(o.cache, 'assets') });
+  await writeAssets(assets, o.out);
+  return assets;
 }
 
 export function assetsCommand(program: Command): void {
