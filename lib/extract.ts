@@ -153,13 +153,18 @@ export interface ExtractInput {
 export async function extractToDir(inputs: readonly ExtractInput[], outDir: string): Promise<ManifestEntry[]> {
   const results = await Promise.all(inputs.map((i) => extractRpm(i.buf, i.label, i.expect)));
   const manifest: ManifestEntry[] = [];
-  const seen = new Map<string, string>();
-  for (const { rpm, emulators } of results) {
+  const seen = new Map<string, { nevra: string; arch: string; label: string }>();
+  for (const [i, { rpm, emulators }] of results.entries()) {
     const nevra = `${rpm.name}-${rpm.version}-${rpm.release}.${rpm.arch}`;
+    const label = inputs[i]!.label;
     for (const e of emulators) {
       const other = seen.get(e.cpu);
-      if (other) throw new Error(`${emulatorFile(e.cpu)} is in both ${other} and ${nevra}; extract one host's RPMs at a time`);
-      seen.set(e.cpu, nevra);
+      if (other?.nevra === nevra) throw new Error(`${nevra} is given twice (${other.label} and ${label})`);
+      if (other) {
+        const advice = other.arch === rpm.arch ? "give one build's RPMs" : "extract one host's RPMs at a time";
+        throw new Error(`${emulatorFile(e.cpu)} is in both ${other.nevra} (${other.label}) and ${nevra} (${label}); ${advice}`);
+      }
+      seen.set(e.cpu, { nevra, arch: rpm.arch, label });
       manifest.push({ cpu: e.cpu, file: emulatorFile(e.cpu), size: e.data.length, sha256: e.sha256, ...(e.conf !== undefined && { conf: confFile(e.cpu) }), rpm: nevra, ...(e.confDifferences && { confDifferences: e.confDifferences }) });
     }
   }

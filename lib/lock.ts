@@ -22,6 +22,40 @@ const LockedRpm = z.strictObject({
   emulators: z.array(cpuName).min(1, 'a locked RPM must hold at least one emulator'),
 });
 
+type Pins = Partial<Record<HostArch, readonly z.infer<typeof LockedRpm>[]>>;
+
+/**
+ * The first place where a lockfile pins something twice: one RPM (url or digest) under one or
+ * two hosts, one package name with two files under a host, or one emulator in two packages
+ * of a host. Extraction would otherwise find the clash only as two RPMs holding one emulator.
+ */
+export function duplicatePin(hosts: Pins): { path: (string | number)[]; message: string } | undefined {
+  const rpms = new Map<string, { host: HostArch; rpm: LockedRpm }>();
+  for (const host of HOST_ARCHES) {
+    const names = new Map<string, LockedRpm>();
+    const emulators = new Map<string, LockedRpm>();
+    for (const [i, rpm] of (hosts[host] ?? []).entries()) {
+      const path = [host, i];
+      const first = rpms.get(rpm.url) ?? rpms.get(rpm.sha256);
+      if (first) {
+        const where = first.host === host ? ` under host ${host}` : `, under hosts ${first.host} and ${host}`;
+        const why = first.host === host ? '' : '; an RPM is built for one host';
+        return { path, message: `the lockfile lists the same RPM twice${where}: ${rpm.name} (${rpm.url})${why}` };
+      }
+      rpms.set(rpm.url, { host, rpm }).set(rpm.sha256, { host, rpm });
+      const named = names.get(rpm.name);
+      if (named) return { path, message: `the lockfile lists ${rpm.name} twice under host ${host}: ${named.url} and ${rpm.url}` };
+      names.set(rpm.name, rpm);
+      for (const cpu of rpm.emulators) {
+        const holder = emulators.get(cpu);
+        if (holder) return { path, message: `the lockfile pins qemu-${cpu}-static in both ${holder.name} and ${rpm.name} under host ${host}` };
+        emulators.set(cpu, rpm);
+      }
+    }
+  }
+  return undefined;
+}
+
 export const LockSchema = z.strictObject({
   qemu: z.strictObject({
     version: z.string().regex(VERSION_RE, 'malformed QEMU version (expected like 9.2.4)'),
@@ -30,7 +64,11 @@ export const LockSchema = z.strictObject({
   koji: z.url({ protocol: /^https?$/ }),
   hosts: z
     .partialRecord(z.enum(HOST_ARCHES), z.array(LockedRpm).min(1))
-    .refine((h) => Object.keys(h).length > 0, 'at least one host arch'),
+    .refine((h) => Object.keys(h).length > 0, 'at least one host arch')
+    .superRefine((h, ctx) => {
+      const dup = duplicatePin(h);
+      if (dup) ctx.addIssue({ code: 'custom', path: dup.path, message: dup.message });
+    }),
 });
 
 export type Lock = z.infer<typeof LockSchema>;
@@ -115,6 +153,9 @@ export async function createLock(o: LockOptions): Promise<Lock> {
 export async function extractLocked(lock: Lock, host: HostArch, cacheDir: string, outDir: string, opts: RetryOptions = {}): Promise<ManifestEntry[]> {
   const rpms = lock.hosts[host];
   if (!rpms) throw new Error(`the lockfile pins no RPMs for host ${host} (it has: ${Object.keys(lock.hosts).join(', ')})`);
+  // A lock built in code has not been through the schema.
+  const dup = duplicatePin(lock.hosts);
+  if (dup) throw new Error(dup.message);
   const cache = new RpmCache(cacheDir);
   const limit = pLimit(4);
   const inputs = await Promise.all(

@@ -170,9 +170,13 @@ describe('hostile and broken RPMs are refused, and nothing is written', () => {
     await assert.rejects(extractToDir([{ buf: fs.readFileSync(good), label: good }, { buf: arm.subarray(0, 300), label: 'evil.rpm' }], out), /evil\.rpm/);
     assert.deepEqual(fs.readdirSync(out), []);
   });
-  test('two RPMs carrying the same emulator', async () => {
+  test('one RPM given twice, or two RPMs carrying the same emulator', async () => {
     const out = tmp();
-    await assert.rejects(extractToDir([{ buf: arm, label: 'a.rpm' }, { buf: arm, label: 'b.rpm' }], out), /qemu-arm-static is in both/);
+    await assert.rejects(extractToDir([{ buf: arm, label: 'a.rpm' }, { buf: arm, label: 'b.rpm' }], out), { message: 'qemu-user-static-arm-9.2.4-1.fc42.x86_64 is given twice (a.rpm and b.rpm)' });
+    const armHost = byName(aarch64Split, 'qemu-user-static-arm');
+    await assert.rejects(extractToDir([{ buf: arm, label: 'a.rpm' }, { buf: fs.readFileSync(armHost), label: 'b.rpm' }], out), {
+      message: 'qemu-arm-static is in both qemu-user-static-arm-9.2.4-1.fc42.x86_64 (a.rpm) and qemu-user-static-arm-9.2.4-1.fc42.aarch64 (b.rpm); extract one host\'s RPMs at a time',
+    });
     assert.deepEqual(fs.readdirSync(out), []);
   });
 });

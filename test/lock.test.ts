@@ -134,6 +134,28 @@ describe('lock and extract', () => {
     assert.deepEqual(await readLock(file), lock);
   });
 
+  test('a lockfile listing one RPM twice is refused, naming the RPM and the hosts', async (t) => {
+    const dir = tmp();
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const x86 = lock.hosts.x86_64!;
+    const arm = lock.hosts.aarch64!;
+    const cases: [string, Lock['hosts'], string][] = [
+      ['same host', { x86_64: [...x86, x86[1]!] }, `hosts.x86_64.6: the lockfile lists the same RPM twice under host x86_64: ${x86[1]!.name} (${x86[1]!.url})`],
+      ['two hosts', { x86_64: x86, aarch64: [...arm, x86[0]!] }, `hosts.aarch64.6: the lockfile lists the same RPM twice, under hosts x86_64 and aarch64: ${x86[0]!.name} (${x86[0]!.url}); an RPM is built for one host`],
+      ['one package, two files', { x86_64: [...x86, { ...arm[1]!, name: x86[1]!.name }] }, `hosts.x86_64.6: the lockfile lists ${x86[1]!.name} twice under host x86_64: ${x86[1]!.url} and ${arm[1]!.url}`],
+      ['one emulator in two packages', { x86_64: [x86[0]!, { ...x86[1]!, emulators: [...x86[1]!.emulators, x86[0]!.emulators[0]!].sort() }] }, `hosts.x86_64.1: the lockfile pins qemu-${x86[0]!.emulators[0]}-static in both ${x86[0]!.name} and ${x86[1]!.name} under host x86_64`],
+    ];
+    for (const [what, hosts, message] of cases) {
+      const file = path.join(dir, `${what.replace(/\W+/g, '-')}.json`);
+      fs.writeFileSync(file, JSON.stringify({ ...lock, hosts }));
+      await assert.rejects(readLock(file), { message: `${file}: ${message}` }, what);
+      // Also when a program builds the lock itself instead of reading it.
+      const host = Object.keys(hosts).at(-1) as 'x86_64';
+      await assert.rejects(extractLocked({ ...lock, hosts }, host, cacheDir, path.join(dir, 'out'), fast), { message: message.replace(/^\S+: /, '') }, what);
+    }
+    assert.ok(!fs.existsSync(path.join(dir, 'out')));
+  });
+
   test('extracting a locked host uses the cache and no network', async () => {
     const before = new Map(koji.hits);
     const out = tmp();
