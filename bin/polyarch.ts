@@ -8,7 +8,7 @@ import { imageCommands } from './commands/images.ts';
 import { extractToDir } from '../lib/extract.ts';
 import { fetchText, readRpmSource, RpmCache } from '../lib/fetch.ts';
 import { DEFAULT_KOJI, newestBuild } from '../lib/koji.ts';
-import { createLock, extractLocked, readLock, writeLock } from '../lib/lock.ts';
+import { checkLockWritable, createLock, extractLocked, readLock, writeLock } from '../lib/lock.ts';
 
 const DEFAULT_CACHE = '.cache/rpms';
 
@@ -35,6 +35,7 @@ program
     const koji = o.koji ?? DEFAULT_KOJI;
     if (o.latest && (o.qemu || o.release)) throw new Error('give either --latest or --qemu and --release, not both');
     if (!o.latest && !(o.qemu && o.release)) throw new Error('give --qemu and --release, or --latest');
+    await checkLockWritable(o.out);
     const build = o.latest ? await newestBuild(koji, hosts, (url) => fetchText(url)) : { version: o.qemu!, release: o.release! };
     const lock = await createLock({ ...build, hosts, koji, cacheDir: o.cache });
     await writeLock(o.out, lock);

@@ -91,12 +91,27 @@ export async function readLock(file: string): Promise<Lock> {
   return parsed.data;
 }
 
+/** A write error about `file`: the code and reason, without the temp file's path Node appends. */
+function cannotWrite(file: string, e: unknown): Error {
+  const reason = e instanceof Error ? e.message.replace(/, \w+ '.*$/s, '') : String(e);
+  return new Error(`${file}: cannot write the lockfile (${reason})`);
+}
+
+/** Fails now, naming the lockfile, when its folder cannot be written (before minutes of downloads). */
+export async function checkLockWritable(file: string): Promise<void> {
+  await fs.access(path.dirname(file), fs.constants.W_OK).catch((e: unknown) => {
+    throw cannotWrite(file, e);
+  });
+}
+
 /** Writes the lockfile whole or not at all (temp file, then rename). */
 export async function writeLock(file: string, lock: Lock): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}`);
   try {
     await fs.writeFile(tmp, `${JSON.stringify(lock, null, 2)}\n`);
     await fs.rename(tmp, file);
+  } catch (e) {
+    throw cannotWrite(file, e);
   } finally {
     await fs.rm(tmp, { force: true });
   }

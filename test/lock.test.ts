@@ -14,6 +14,7 @@ import { buildDirUrl, compareReleases, compareVersions, newestBuild, selectRpms 
 import { createLock, extractLocked, readLock, writeLock, type Lock } from '../lib/lock.ts';
 import { kojiTree, startKoji, type KojiServer } from './fixtures/koji.ts';
 import { buildFixtureRpms, SINGLE_BUILD, SPLIT_BUILD } from './fixtures/rpms.ts';
+import { hasCommand, requireSystem } from './helpers/system.ts';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -156,6 +157,15 @@ describe('lock and extract', () => {
     assert.ok(!fs.existsSync(path.join(dir, 'out')));
   });
 
+  test('a lockfile that cannot be written is named in the error, not its temp file', async () => {
+    const missing = path.join(tmp(), 'no-such-folder', 'qemu.lock.json');
+    await assert.rejects(writeLock(missing, lock), { message: `${missing}: cannot write the lockfile (ENOENT: no such file or directory)` });
+    const dir = tmp();
+    fs.mkdirSync(path.join(dir, 'qemu.lock.json'));
+    await assert.rejects(writeLock(path.join(dir, 'qemu.lock.json'), lock), { message: `${path.join(dir, 'qemu.lock.json')}: cannot write the lockfile (EISDIR: illegal operation on a directory)` });
+    assert.deepEqual(fs.readdirSync(dir), ['qemu.lock.json'], 'no temp file left');
+  });
+
   test('extracting a locked host uses the cache and no network', async () => {
     const before = new Map(koji.hits);
     const out = tmp();
@@ -248,6 +258,30 @@ describe('polyarch CLI', () => {
     assert.deepEqual(Object.keys(arm).sort(), ['conf', 'cpu', 'file', 'rpm', 'sha256', 'size']);
     assert.equal(arm.rpm, 'qemu-user-static-arm-9.2.4-1.fc42.x86_64');
     assert.equal(sha256(fs.readFileSync(path.join(out, arm.file))), arm.sha256);
+  });
+
+  test('lock --out into a read-only folder names the lockfile, before fetching anything', async (t) => {
+    // Root writes anywhere: run as nobody then, which needs every folder on the way readable.
+    const root = process.getuid?.() === 0;
+    if (root && !requireSystem(t, hasCommand('setpriv'))) return;
+    const dir = tmp();
+    const ro = path.join(dir, 'ro');
+    fs.mkdirSync(ro, { mode: 0o555 });
+    fs.chmodSync(ro, 0o555);
+    fs.chmodSync(dir, 0o777);
+    const lockFile = path.join(ro, 'qemu.lock.json');
+    const args = [path.join(ROOT, 'bin/polyarch.js'), 'lock', '--qemu', '9.2.4', '--release', '1.fc42', '--koji', koji.url, '--out', lockFile, '--cache', path.join(dir, 'cache')];
+    const before = new Map(koji.hits);
+    await assert.rejects(
+      run(root ? 'setpriv' : process.execPath, root ? ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...args] : args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: dir } }),
+      (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 1);
+        assert.equal(e.stderr, `error: ${lockFile}: cannot write the lockfile (EACCES: permission denied)\n`);
+        return true;
+      },
+    );
+    assert.deepEqual(koji.hits, before, 'nothing fetched');
+    assert.deepEqual(fs.readdirSync(ro), []);
   });
 
   test('lock --latest pins the newest build that every host has', async () => {
