@@ -2,6 +2,8 @@
 # The Pulumi engine this project runs on: the `pulumi` CLI with the Node.js language host and
 # the dynamic-provider host beside it, in one folder that goes first on PATH, and the
 # docker-build provider plugin, installed into the plugin cache of $PULUMI_HOME (~/.pulumi).
+# Beside them, BuildKit's `buildkitd` and the `buildx` CLI at the releases the docker-build
+# plugin is built against, for machines without a BuildKit builder of their own.
 #
 #   export PATH="$(bash scripts/engine.sh):$PATH"
 #
@@ -44,6 +46,7 @@ fi
 command -v go >/dev/null 2>&1 || die "no pulumi $cli_version on PATH and no Go to build it: install Pulumi $cli_version, or Go 1.26+ and run this again"
 key="$(cat "$0" "$engine"/go.mod "$engine"/go.sum "$engine"/pulumi-language-nodejs/*.go \
   "$engine"/docker-build/go.mod "$engine"/docker-build/go.sum $(find "$engine/docker-build/schema-only" -type f | sort) \
+  "$engine"/buildkit/go.mod "$engine"/buildkit/go.sum \
   <(go env GOVERSION GOOS GOARCH) | sha256sum | cut -c1-16)"
 cache="${POLYARCH_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polyarch/engine}"
 dir="$cache/pulumi-${cli_version}-docker-build-${docker_build_version}-$key"
@@ -60,7 +63,7 @@ install_plugin() {
     die "could not install the docker-build plugin into $home"
 }
 
-if [ -x "$bin/pulumi" ] && [ -x "$bin/pulumi-language-nodejs" ] && [ -x "$plugin" ]; then
+if [ -x "$bin/pulumi" ] && [ -x "$bin/pulumi-language-nodejs" ] && [ -x "$plugin" ] && [ -x "$bin/buildkitd" ] && [ -x "$bin/buildx" ]; then
   say "cached: $dir"
   install_plugin
   echo "$bin"
@@ -85,6 +88,9 @@ build bin/pulumi-language-nodejs "$engine" ./pulumi-language-nodejs "-X main.ver
 build plugins/pulumi-resource-docker-build "$engine/docker-build" \
   github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build \
   "-X github.com/pulumi/pulumi-docker-build/provider.Version=${docker_build_version#v}"
+
+build bin/buildkitd "$engine/buildkit" github.com/moby/buildkit/cmd/buildkitd ""
+build bin/buildx "$engine/buildkit" github.com/docker/buildx/cmd/buildx ""
 
 # The dynamic-provider host: as in Pulumi's distribution, @pulumi/pulumi's own
 # cmd/dynamic-provider run by node from the project folder, where the engine starts it.

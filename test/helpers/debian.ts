@@ -31,3 +31,15 @@ export function debianPackage(pkg: string, arch: string): string {
   fs.writeFileSync(done, '');
   return root;
 }
+
+/** A root filesystem under `dir`: Debian's static busybox for `arch` with a link per applet (the list is the same for every arch). */
+export function busyboxRoot(dir: string, arch: string): string {
+  const root = path.join(dir, `rootfs-${arch}`);
+  fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
+  for (const d of ['usr/bin', 'tmp', 'proc', 'sys', 'dev', 'etc']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.copyFileSync(path.join(debianPackage('busybox-static', arch), 'bin', 'busybox'), path.join(root, 'bin', 'busybox'));
+  fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
+  const applets = execFileSync(path.join(debianPackage('busybox-static', 'amd64'), 'bin', 'busybox'), ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== 'busybox');
+  for (const a of applets) fs.symlinkSync('busybox', path.join(root, 'bin', a));
+  return root;
+}

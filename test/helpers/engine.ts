@@ -76,6 +76,8 @@ export interface ProjectOptions {
   config?: Record<string, unknown>;
   /** Secret config, set with `pulumi config set --secret` (value on stdin, never argv). */
   secrets?: Record<string, string>;
+  /** More environment for every command (e.g. DOCKER_CONFIG for a buildx builder). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A fresh copy of the project with a new stack on a temp file backend; removed after the test. */
@@ -101,6 +103,7 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
     PULUMI_SKIP_CONFIRMATIONS: 'true',
     NO_COLOR: '1',
+    ...o.env,
   };
   const transcript: string[] = [];
   const pulumi = (args: readonly string[], p: { input?: string; env?: NodeJS.ProcessEnv } = {}) =>

@@ -1,9 +1,11 @@
 // Registries for the image tests: mocks that answer like the docker-build provider, and a
 // real registry (Debian's docker-registry, distribution 2.8) with htpasswd (bcrypt) auth on
 // a loopback port, its storage in a test-owned folder.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import dns from 'node:dns/promises';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,10 +33,13 @@ export const imageMocks: pulumi.runtime.Mocks = {
 };
 
 export interface Registry {
-  /** host:port on 127.0.0.1 */
+  /** host:port on 127.0.0.1 (with TLS: this machine's host name, which resolves to loopback) */
   address: string;
   user: string;
   password: string;
+  /** With TLS: the CA that signed the registry's certificate, and the system CAs plus it (for SSL_CERT_FILE). */
+  caFile?: string;
+  bundleFile?: string;
 }
 
 function freePort(): Promise<number> {
@@ -48,17 +53,60 @@ function freePort(): Promise<number> {
   });
 }
 
-async function answers(url: string): Promise<number | undefined> {
-  try {
-    return (await fetch(url, { signal: AbortSignal.timeout(1000) })).status;
-  } catch {
-    return undefined;
+async function answers(url: string, ca?: string): Promise<number | undefined> {
+  if (!ca) {
+    try {
+      return (await fetch(url, { signal: AbortSignal.timeout(1000) })).status;
+    } catch {
+      return undefined;
+    }
   }
+  return new Promise((resolve) => {
+    const req = https.get(url, { ca, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('error', () => resolve(undefined));
+    req.on('timeout', () => req.destroy());
+  });
 }
 
-/** Starts an authenticated registry; it is stopped and its storage removed when the test ends. */
-export async function startRegistry(t: TestContext): Promise<Registry> {
+/**
+ * A CA and a server certificate for `host` (and localhost, 127.0.0.1), made with openssl.
+ * BuildKit talks plain HTTP to localhost and IP addresses, and the docker-build provider's
+ * index reads always use HTTPS, so a registry that both must reach goes by a host name, on TLS.
+ */
+function makeCertificates(dir: string, host: string): { ca: string; cert: string; key: string } {
+  const f = (n: string) => path.join(dir, n);
+  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=polyarch test CA', '-keyout', f('ca.key'), '-out', f('ca.pem')]);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${host}`, '-keyout', f('server.key'), '-out', f('server.csr')]);
+  fs.writeFileSync(f('san.ext'), `subjectAltName=DNS:${host},DNS:localhost,IP:127.0.0.1\n`);
+  run(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('san.ext'), '-out', f('server.pem')]);
+  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
+}
+
+/** This machine's host name, when it resolves to loopback (registries on TLS go by it). */
+export async function loopbackHostName(): Promise<string> {
+  const host = os.hostname();
+  const { address } = await dns.lookup(host, { family: 4 });
+  if (!address.startsWith('127.')) throw new Error(`the host name ${host} resolves to ${address}, not to loopback: add "127.0.1.1 ${host}" to /etc/hosts`);
+  return host;
+}
+
+/**
+ * Starts an authenticated registry; it is stopped and its storage removed when the test ends.
+ * With `tls`, it serves HTTPS under this machine's host name.
+ */
+export async function startRegistry(t: TestContext, o: { tls?: boolean } = {}): Promise<Registry> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-registry-'));
+  const host = o.tls ? await loopbackHostName() : '127.0.0.1';
+  const tls = o.tls ? makeCertificates(dir, host) : undefined;
+  let bundleFile: string | undefined;
+  if (tls) {
+    bundleFile = path.join(dir, 'bundle.pem');
+    fs.writeFileSync(bundleFile, fs.readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8') + fs.readFileSync(tls.ca, 'utf8'));
+  }
   const user = 'polyarch-ci';
   const password = randomBytes(12).toString('hex');
   // bcrypt, password on stdin (never on a command line).
@@ -86,6 +134,7 @@ export async function startRegistry(t: TestContext): Promise<Registry> {
       'http:',
       `  addr: 127.0.0.1:${port}`,
       `  secret: ${randomBytes(16).toString('hex')}`,
+      ...(tls ? ['  tls:', `    certificate: ${tls.cert}`, `    key: ${tls.key}`] : []),
       'auth:',
       '  htpasswd:',
       '    realm: polyarch-test',
@@ -107,7 +156,8 @@ export async function startRegistry(t: TestContext): Promise<Registry> {
     proc.once('exit', () => (exited = true));
     for (let i = 0; i < 100 && !exited; i++) {
       // Unauthenticated /v2/ answers 401 once the registry serves with auth.
-      if ((await answers(`http://127.0.0.1:${port}/v2/`)) === 401) return { address: `127.0.0.1:${port}`, user, password };
+      const url = `${tls ? 'https' : 'http'}://${host}:${port}/v2/`;
+      if ((await answers(url, tls && fs.readFileSync(tls.ca, 'utf8'))) === 401) return { address: `${host}:${port}`, user, password, ...(tls && { caFile: tls.ca, bundleFile }) };
       await new Promise((r) => setTimeout(r, 100));
     }
     proc.kill();

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import * as pulumi from '@pulumi/pulumi';
 import { BINFMT, guardBinfmt, hasBinfmtMisc } from '../helpers/binfmt.ts';
-import { debianPackage } from '../helpers/debian.ts';
+import { busyboxRoot, debianPackage } from '../helpers/debian.ts';
 import { Podman } from '../helpers/podman.ts';
 import { fixtureLock, loadProgram, plainText, type Declared } from '../helpers/program.ts';
 import { imageMocks, startRegistry } from '../helpers/registry.ts';
@@ -35,17 +35,10 @@ interface ImageInputs {
   push: boolean;
 }
 
-/** A rootfs tarball: Debian's static busybox with a link per applet (the applet list is the same build for every arch). */
+/** A rootfs tarball of Debian's static busybox (test/helpers/debian.ts busyboxRoot). */
 function busyboxTar(dir: string, arch: string): string {
-  const root = path.join(dir, `rootfs-${arch}`);
-  fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
-  for (const d of ['usr/bin', 'tmp', 'proc', 'sys', 'dev', 'etc']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.copyFileSync(path.join(debianPackage('busybox-static', arch), 'bin', 'busybox'), path.join(root, 'bin', 'busybox'));
-  fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
-  const applets = execFileSync(path.join(debianPackage('busybox-static', 'amd64'), 'bin', 'busybox'), ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== 'busybox');
-  for (const a of applets) fs.symlinkSync('busybox', path.join(root, 'bin', a));
   const tar = path.join(dir, `busybox-${arch}.tar`);
-  execFileSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', root, '-cf', tar, '.']);
+  execFileSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', busyboxRoot(dir, arch), '-cf', tar, '.']);
   return tar;
 }
 
