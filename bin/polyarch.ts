@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { HOST_ARCHES, parseHostArch, type HostArch } from '../lib/cpus.ts';
 import { assetsCommand } from './commands/assets.ts';
 import { binfmtCommands } from './commands/binfmt.ts';
+import { addFetchOptions, fetchOptions, type FetchFlags } from './commands/fetch-options.ts';
 import { imageCommands } from './commands/images.ts';
 import { extractToDir } from '../lib/extract.ts';
 import { fetchText, readRpmSource, RpmCache } from '../lib/fetch.ts';
@@ -20,7 +21,7 @@ const program = new Command('polyarch')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-program
+addFetchOptions(program
   .command('lock')
   .description('pin every qemu-user-static RPM of one Fedora build (url, size, sha256, emulators) into a lockfile')
   .option('--qemu <version>', 'QEMU version as Fedora ships it, e.g. 9.2.4')
@@ -29,37 +30,39 @@ program
   .option('--hosts <list>', `comma-separated host arches (${HOST_ARCHES.join(', ')})`, 'x86_64')
   .option('--koji <url>', 'koji package root')
   .option('--out <file>', 'lockfile to write', 'qemu.lock.json')
-  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE)
-  .action(async (o: { qemu?: string; release?: string; latest?: boolean; hosts: string; koji?: string; out: string; cache: string }) => {
+  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE))
+  .action(async (o: { qemu?: string; release?: string; latest?: boolean; hosts: string; koji?: string; out: string; cache: string } & FetchFlags) => {
+    const fetching = fetchOptions(o);
     const hosts = hostList(o.hosts);
     const koji = o.koji ?? DEFAULT_KOJI;
     if (o.latest && (o.qemu || o.release)) throw new Error('give either --latest or --qemu and --release, not both');
     if (!o.latest && !(o.qemu && o.release)) throw new Error('give --qemu and --release, or --latest');
     await checkLockWritable(o.out);
-    const build = o.latest ? await newestBuild(koji, hosts, (url) => fetchText(url)) : { version: o.qemu!, release: o.release! };
-    const lock = await createLock({ ...build, hosts, koji, cacheDir: o.cache });
+    const build = o.latest ? await newestBuild(koji, hosts, (url) => fetchText(url, fetching)) : { version: o.qemu!, release: o.release! };
+    const lock = await createLock({ ...build, hosts, koji, cacheDir: o.cache, ...fetching });
     await writeLock(o.out, lock);
     json({ lockfile: o.out, qemu: lock.qemu, hosts: Object.fromEntries(Object.entries(lock.hosts).map(([h, rpms]) => [h, rpms.length])) });
   });
 
-program
+addFetchOptions(program
   .command('extract')
   .description('write the emulators and binfmt.d confs of RPMs (files or URLs) into a folder; print a JSON manifest')
   .argument('[rpms...]', 'RPM files or http(s) URLs, all of one host arch')
   .requiredOption('--out <dir>', 'output folder')
   .option('--lock <file>', 'extract the RPMs this lockfile pins instead (fetched and verified)')
   .option('--host <arch>', 'host arch to take from the lockfile', 'x86_64')
-  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE)
-  .action(async (rpms: string[], o: { out: string; lock?: string; host: string; cache: string }) => {
+  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE))
+  .action(async (rpms: string[], o: { out: string; lock?: string; host: string; cache: string } & FetchFlags) => {
+    const fetching = fetchOptions(o);
     if (o.lock) {
       if (rpms.length > 0) throw new Error('give either --lock or RPM files, not both');
-      json(await extractLocked(await readLock(o.lock), parseHostArch(o.host), o.cache, o.out));
+      json(await extractLocked(await readLock(o.lock), parseHostArch(o.host), o.cache, o.out, fetching));
       return;
     }
     if (rpms.length === 0) throw new Error('no RPMs given (pass files or URLs, or --lock FILE)');
     const cache = new RpmCache(o.cache);
     const inputs = await Promise.all(
-      rpms.map(async (r) => ({ label: r, buf: await readRpmSource(r, cache) })),
+      rpms.map(async (r) => ({ label: r, buf: await readRpmSource(r, cache, fetching) })),
     );
     json(await extractToDir(inputs, o.out));
   });

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { targetsFor, type HostArch } from './cpus.ts';
 import type { ManifestEntry } from './extract.ts';
+import type { RetryOptions } from './fetch.ts';
 import { extractLocked, type Lock } from './lock.ts';
 
 /** One host's extracted emulators, limited to the stack's targets. */
@@ -26,6 +27,8 @@ export interface PrepareOptions {
   targets: 'all' | readonly string[];
   /** Told what is being done, so a cold run of minutes is never silent (the program logs it). */
   progress?: (message: string) => void;
+  /** How RPMs are downloaded (timeouts, progress of each download). */
+  fetch?: RetryOptions;
 }
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
@@ -79,7 +82,7 @@ export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOpt
     const start = performance.now();
     o.progress?.(`${host}: fetching and extracting ${rpms.length} RPMs (${mb(rpms.reduce((n, r) => n + r.size, 0))}) ...`);
     await fs.rm(dir, { recursive: true, force: true });
-    manifest = await extractLocked(lock, host, o.cacheDir, dir);
+    manifest = await extractLocked(lock, host, o.cacheDir, dir, o.fetch);
     o.progress?.(`${host}: ${manifest.length} emulators (${mb(manifest.reduce((n, m) => n + m.size, 0))}) extracted in ${seconds(start)}`);
     await recordManifest(dir, manifest);
   }
@@ -100,9 +103,9 @@ export interface StackEmulatorConfig {
  * Every host's emulators for one stack, as the program and the CLI both compute them:
  * each host must be pinned by the lockfile; extractions live under `<cacheDir>/emulators`.
  */
-export async function prepareStackEmulators(config: StackEmulatorConfig, lock: Lock, progress?: (message: string) => void): Promise<HostEmulators[]> {
+export async function prepareStackEmulators(config: StackEmulatorConfig, lock: Lock, progress?: (message: string) => void, fetch?: RetryOptions): Promise<HostEmulators[]> {
   const missing = config.hosts.filter((h) => !lock.hosts[h]);
   if (missing.length > 0) throw new Error(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}; run polyarch lock with --hosts ${config.hosts.join(',')}`);
   const targets = config.targets.includes('all') ? 'all' : config.targets;
-  return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: path.join(config.cacheDir, 'emulators'), targets, progress })));
+  return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: path.join(config.cacheDir, 'emulators'), targets, progress, fetch })));
 }

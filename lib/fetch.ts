@@ -8,58 +8,177 @@ import pRetry, { AbortError } from 'p-retry';
 import { sha256 } from './digest.ts';
 
 export class FetchError extends Error {
-  /** The HTTP status, when the server answered. */
-  constructor(message: string, readonly status?: number) {
+  /**
+   * `status`: the HTTP status, when the server answered. `slow`: the attempt ran out of time
+   * (no data for the stall timeout, or not done within the attempt's timeout).
+   */
+  constructor(message: string, readonly status?: number, readonly slow?: boolean) {
     super(message);
     this.name = 'FetchError';
   }
 }
 
+/** Body bytes of one attempt so far; `done` once the body is complete. */
+export interface FetchProgress {
+  url: string;
+  /** 1 for the first try, 2 for the first retry, … */
+  attempt: number;
+  received: number;
+  /** The declared size (content-length), when the server sent one. */
+  total?: number;
+  done: boolean;
+}
+
 export interface RetryOptions {
-  /** Attempts after the first. */
+  /** Attempts after the first. A slow attempt (stall or timeout) is retried once at most. */
   retries?: number;
   /** First backoff delay in ms; doubles each time. */
   minTimeout?: number;
-  /** Per-attempt timeout in ms. */
+  /** Per-attempt limit on the whole download in ms; default $POLYARCH_FETCH_TIMEOUT seconds, or 10 minutes. */
   timeout?: number;
+  /** Longest wait for any data (the response, then each part of the body) in ms; default $POLYARCH_STALL_TIMEOUT seconds, or 30 s. */
+  stallTimeout?: number;
+  /** Told as body bytes arrive, so a caller can show a long download under way. */
+  onProgress?: (p: FetchProgress) => void;
+  /** Told of a failed attempt that is about to be retried. */
+  onRetry?: (error: FetchError) => void;
 }
 
-const DEFAULT_RETRY: Required<RetryOptions> = { retries: 4, minTimeout: 500, timeout: 120_000 };
+export const STALL_TIMEOUT_ENV = 'POLYARCH_STALL_TIMEOUT';
+export const FETCH_TIMEOUT_ENV = 'POLYARCH_FETCH_TIMEOUT';
+const DEFAULT_RETRY = { retries: 4, minTimeout: 500, timeout: 600_000, stallTimeout: 30_000 };
+/** Timers hold 32-bit milliseconds; a day is more than any download should need. */
+const MAX_SECONDS = 86_400;
+
+/** Seconds as given on a command line or in the environment, in ms; `what` names the setting in the error. */
+export function parseSeconds(value: string, what: string): number {
+  const n = Number(value.trim());
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > MAX_SECONDS) throw new Error(`${what} must be a number of seconds above 0 and at most ${MAX_SECONDS}, not ${JSON.stringify(value)}`);
+  return Math.round(n * 1000);
+}
+
+const fromEnv = (name: string): number | undefined => {
+  const v = process.env[name];
+  return v === undefined || v === '' ? undefined : parseSeconds(v, name);
+};
+
+/**
+ * The timeouts a download runs with: given ones first, then the environment (read here, so
+ * the Pulumi program honours it too), then the defaults. Throws on a malformed variable.
+ */
+export function resolveTimeouts(opts: Pick<RetryOptions, 'timeout' | 'stallTimeout'> = {}): { timeout: number; stallTimeout: number } {
+  return {
+    timeout: opts.timeout ?? fromEnv(FETCH_TIMEOUT_ENV) ?? DEFAULT_RETRY.timeout,
+    stallTimeout: opts.stallTimeout ?? fromEnv(STALL_TIMEOUT_ENV) ?? DEFAULT_RETRY.stallTimeout,
+  };
+}
+
+export const formatSeconds = (ms: number) => `${Number((ms / 1000).toFixed(3))} s`;
+export const formatBytes = (n: number) => (n < 1000 ? `${n} bytes` : n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(1)} MB`);
 
 /** Status codes worth another try: server errors and rate limiting. */
 const transient = (status: number) => status >= 500 || status === 429 || status === 408;
 
+const causeOf = (e: unknown) => (e instanceof Error && e.cause instanceof Error ? e.cause.message : e instanceof Error ? e.message : String(e));
+
 /**
  * GETs `url` with retries and backoff on network errors and transient statuses; other
  * statuses fail at once. Calls `consume` with the response of a successful attempt;
- * a failure inside `consume` (a short body, say) is retried too.
+ * a failure inside `consume` (a short body, say) is retried too. An attempt is cut when no
+ * data arrives for the stall timeout, or when it runs past its timeout; a steady trickle is
+ * never cut by the first.
  */
 export async function withResponse<T>(url: string, consume: (res: Response) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
-  const o = { ...DEFAULT_RETRY, ...opts };
+  const { timeout, stallTimeout } = resolveTimeouts(opts);
+  let slowAttempts = 0;
   return pRetry(
-    async () => {
-      let res: Response;
+    async (attempt) => {
+      const ac = new AbortController();
+      let why: 'stall' | 'timeout' | undefined;
+      let answered = false;
+      let received = 0;
+      let total: number | undefined;
+      const deadline = setTimeout(() => {
+        why ??= 'timeout';
+        ac.abort();
+      }, timeout);
+      const stall = setTimeout(() => {
+        why ??= 'stall';
+        ac.abort();
+      }, stallTimeout);
+      // Whatever went wrong, a cut attempt is reported as what cut it.
+      const failure = (e: unknown) => {
+        if (why === 'stall') {
+          const where = !answered ? 'no response' : `stalled after ${formatBytes(received)}`;
+          return new FetchError(`${url}: no data for ${formatSeconds(stallTimeout)} (${where}); set --stall-timeout or ${STALL_TIMEOUT_ENV} to wait longer`, undefined, true);
+        }
+        if (why === 'timeout') {
+          const got = total === undefined ? formatBytes(received) : `${formatBytes(received)} of ${formatBytes(total)}`;
+          return new FetchError(`${url}: not done after ${formatSeconds(timeout)} (${got} received); set --fetch-timeout or ${FETCH_TIMEOUT_ENV} to wait longer`, undefined, true);
+        }
+        return e instanceof FetchError ? e : new FetchError(`${url}: ${causeOf(e)}`);
+      };
       try {
-        res = await fetch(url, { signal: AbortSignal.timeout(o.timeout), redirect: 'follow' });
-      } catch (e) {
-        const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : e instanceof Error ? e.message : String(e);
-        throw new FetchError(`${url}: ${cause}`);
-      }
-      if (!res.ok) {
-        await res.body?.cancel();
-        const err = new FetchError(`${url}: HTTP ${res.status} ${res.statusText}`.trim(), res.status);
-        if (transient(res.status)) throw err;
-        throw new AbortError(err);
-      }
-      try {
-        return await consume(res);
-      } catch (e) {
-        if (e instanceof AbortError || e instanceof FetchError) throw e;
-        const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : e instanceof Error ? e.message : String(e);
-        throw new FetchError(`${url}: ${cause}`);
+        let res: Response;
+        try {
+          res = await fetch(url, { signal: ac.signal, redirect: 'follow' });
+        } catch (e) {
+          throw failure(e);
+        }
+        answered = true;
+        stall.refresh();
+        if (!res.ok) {
+          await res.body?.cancel();
+          const err = new FetchError(`${url}: HTTP ${res.status} ${res.statusText}`.trim(), res.status);
+          if (transient(res.status)) throw err;
+          throw new AbortError(err);
+        }
+        const declared = Number(res.headers.get('content-length') ?? NaN);
+        if (Number.isSafeInteger(declared)) total = declared;
+        // The body as `consume` reads it, counted: each part restarts the stall timer.
+        const counted = res.body
+          ? new Response(
+              res.body.pipeThrough(
+                new TransformStream<Uint8Array, Uint8Array>({
+                  transform(chunk, out) {
+                    received += chunk.byteLength;
+                    stall.refresh();
+                    opts.onProgress?.({ url, attempt, received, total, done: false });
+                    out.enqueue(chunk);
+                  },
+                  flush() {
+                    opts.onProgress?.({ url, attempt, received, total, done: true });
+                  },
+                }),
+              ),
+              { status: res.status, statusText: res.statusText, headers: res.headers },
+            )
+          : res;
+        try {
+          return await consume(counted);
+        } catch (e) {
+          if (e instanceof AbortError) throw e;
+          throw failure(e);
+        }
+      } finally {
+        clearTimeout(deadline);
+        clearTimeout(stall);
+        // Frees the connection when `consume` stopped early; a finished body is not affected.
+        ac.abort();
       }
     },
-    { retries: o.retries, minTimeout: o.minTimeout, factor: 2, randomize: true },
+    {
+      retries: opts.retries ?? DEFAULT_RETRY.retries,
+      minTimeout: opts.minTimeout ?? DEFAULT_RETRY.minTimeout,
+      factor: 2,
+      randomize: true,
+      // A slow attempt costs the whole timeout: one more try for a passing hiccup, not four.
+      shouldRetry: ({ error }) => {
+        if (error instanceof FetchError && error.slow && ++slowAttempts > 1) return false;
+        if (error instanceof FetchError) opts.onRetry?.(error);
+        return true;
+      },
+    },
   );
 }
 
@@ -147,8 +266,8 @@ export class RpmCache {
 }
 
 /** An RPM named on a command line: an http(s) URL (through the cache) or a local file; errors name it. */
-export async function readRpmSource(source: string, cache: RpmCache): Promise<Buffer> {
-  if (/^https?:\/\//.test(source)) return (await cache.get(source)).buf;
+export async function readRpmSource(source: string, cache: RpmCache, opts: RetryOptions = {}): Promise<Buffer> {
+  if (/^https?:\/\//.test(source)) return (await cache.get(source, undefined, opts)).buf;
   return fs.readFile(source).catch((e: Error) => {
     throw new Error(`${source}: ${e.message}`);
   });

@@ -8,10 +8,11 @@ import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib
 import { cachedManifest, prepareEmulators, recordManifest, type HostEmulators } from '../../lib/emulators.ts';
 import { sha256 } from '../../lib/digest.ts';
 import { extractToDir } from '../../lib/extract.ts';
-import { readRpmSource, RpmCache } from '../../lib/fetch.ts';
+import { readRpmSource, RpmCache, type RetryOptions } from '../../lib/fetch.ts';
 import { readLock } from '../../lib/lock.ts';
+import { addFetchOptions, fetchOptions, type FetchFlags } from './fetch-options.ts';
 
-export interface AssetsOptions {
+export interface AssetsOptions extends FetchFlags {
   out: string;
   lock?: string;
   hosts?: string;
@@ -23,14 +24,14 @@ export interface AssetsOptions {
 export const listing = (assets: readonly Asset[]) => assets.map(({ name, kind, host, target, size, sha256 }) => ({ name, kind, host, target, size, sha256 }));
 
 /** Each host's emulators, extracted concurrently: tarballs start as each host is ready. */
-async function fromLock(o: AssetsOptions & { lock: string }): Promise<Promise<HostEmulators>[]> {
+async function fromLock(o: AssetsOptions & { lock: string }, fetching: RetryOptions): Promise<Promise<HostEmulators>[]> {
   const lock = await readLock(o.lock);
   const pinned = HOST_ARCHES.filter((h) => lock.hosts[h]);
   const hosts = o.hosts ? [...new Set(o.hosts.split(',').map((h) => parseHostArch(h.trim())))] : pinned;
   const missing = hosts.filter((h) => !lock.hosts[h]);
   if (missing.length > 0) throw new Error(`${o.lock} pins no RPMs for host(s) ${missing.join(', ')} (it has: ${pinned.join(', ')})`);
   const emulatorsDir = path.join(o.cache, 'emulators');
-  return hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir, targets: 'all' }));
+  return hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir, targets: 'all', fetch: fetching }));
 }
 
 /**
@@ -38,10 +39,10 @@ async function fromLock(o: AssetsOptions & { lock: string }): Promise<Promise<Ho
  * RPMs' digests (as lockfile extractions are) and reused from there: no temp folder outside
  * the cache for a killed run to leave behind.
  */
-async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: string): Promise<HostEmulators> {
+async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: string, fetching: RetryOptions): Promise<HostEmulators> {
   const cache = new RpmCache(cacheDir);
   const inputs = await Promise.all(
-    rpms.map(async (r) => ({ label: r, buf: await readRpmSource(r, cache) })),
+    rpms.map(async (r) => ({ label: r, buf: await readRpmSource(r, cache, fetching) })),
   );
   const key = sha256(inputs.map((i) => sha256(i.buf)).sort().join('\n')).slice(0, 16);
   const dir = path.resolve(cacheDir, 'emulators', `${host}-files-${key}`);
@@ -62,14 +63,15 @@ export async function runAssets(rpms: readonly string[], o: AssetsOptions): Prom
   if (o.lock && o.host) throw new Error('--host goes with RPM files; with --lock, choose hosts with --hosts');
   if (!o.lock && o.hosts) throw new Error('--hosts goes with --lock');
   if (!o.lock && (!o.host || rpms.length === 0)) throw new Error('no input: give --lock FILE, or --host H and RPM files');
-  const hosts = o.lock ? await fromLock({ ...o, lock: o.lock }) : [await fromRpms(parseHostArch(o.host!), rpms, o.cache)];
+  const fetching = fetchOptions(o);
+  const hosts = o.lock ? await fromLock({ ...o, lock: o.lock }, fetching) : [await fromRpms(parseHostArch(o.host!), rpms, o.cache, fetching)];
   const { assets } = await buildAssets(hosts, { cacheDir: path.join(o.cache, 'assets') });
   await writeAssets(assets, o.out);
   return assets;
 }
 
 export function assetsCommand(program: Command): void {
-  program
+  addFetchOptions(program
     .command('assets')
     .description('write the release assets (emulators, reproducible tarballs, SHA256SUMS) into a folder; print a JSON listing')
     .argument('[rpms...]', 'RPM files or http(s) URLs of one host arch (with --host)')
@@ -77,7 +79,7 @@ export function assetsCommand(program: Command): void {
     .option('--lock <file>', 'build from the RPMs this lockfile pins (fetched and verified)')
     .option('--hosts <list>', `with --lock: comma-separated host arches (default: every host the lockfile pins; ${HOST_ARCHES.join(', ')})`)
     .option('--host <arch>', 'with RPM files: the host arch they are built for')
-    .option('--cache <dir>', 'RPM cache, keyed by sha256; extracted emulators and tarballs are kept inside it', '.cache/rpms')
+    .option('--cache <dir>', 'RPM cache, keyed by sha256; extracted emulators and tarballs are kept inside it', '.cache/rpms'))
     .action(async (rpms: string[], o: AssetsOptions) => {
       process.stdout.write(`${JSON.stringify(listing(await runAssets(rpms, o)), null, 2)}\n`);
     });

@@ -8,8 +8,10 @@ import type { StackConfig } from '../../lib/config.ts';
 import { imageLabels, writeContexts, type BuildContext } from '../../lib/contexts.ts';
 import { prepareStackEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { DEFAULT_REPOSITORY, DEFAULT_SERVER, imageTarget, planForStack, type ImagePlan } from '../../lib/image-plan.ts';
+import type { RetryOptions } from '../../lib/fetch.ts';
 import { readLock, type Lock } from '../../lib/lock.ts';
 import { readStackConfig } from '../../lib/stack-file.ts';
+import { addFetchOptions, fetchOptions, type FetchFlags } from './fetch-options.ts';
 
 const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 
@@ -21,10 +23,10 @@ interface StackImages {
 }
 
 /** The stack's plan, over the emulators its lockfile pins (extracted into the cache once). */
-async function stackImages(stack: string | undefined): Promise<StackImages> {
+async function stackImages(stack: string | undefined, fetching: RetryOptions): Promise<StackImages> {
   const config = readStackConfig(process.cwd(), stack);
   const lock = await readLock(config.lockFile);
-  const hosts = await prepareStackEmulators(config, lock);
+  const hosts = await prepareStackEmulators(config, lock, undefined, fetching);
   // A stack without a registry publishes no images; show where they would go by default.
   const target = imageTarget(config) ?? { server: DEFAULT_SERVER, repository: DEFAULT_REPOSITORY, push: false };
   return { config, lock, hosts, plan: planForStack(config, lock.qemu, hosts, target) };
@@ -33,21 +35,21 @@ async function stackImages(stack: string | undefined): Promise<StackImages> {
 const STACK_HELP = 'stack whose Pulumi.<name>.yaml to read over the Pulumi.yaml defaults';
 
 export function imageCommands(program: Command): void {
-  program
+  addFetchOptions(program
     .command('plan')
     .description('print every image of the stack as JSON: platforms and tags, and the indexes over per-host images')
-    .option('--stack <name>', STACK_HELP)
-    .action(async (o: { stack?: string }) => {
-      json((await stackImages(o.stack)).plan);
+    .option('--stack <name>', STACK_HELP))
+    .action(async (o: { stack?: string } & FetchFlags) => {
+      json((await stackImages(o.stack, fetchOptions(o))).plan);
     });
 
-  program
+  addFetchOptions(program
     .command('contexts')
     .description('write every image\'s build context (Dockerfile and files, one content-addressed folder each) and plan.json into a folder')
     .requiredOption('--out <dir>', 'output folder')
-    .option('--stack <name>', STACK_HELP)
-    .action(async (o: { out: string; stack?: string }) => {
-      const { config, lock, hosts, plan } = await stackImages(o.stack);
+    .option('--stack <name>', STACK_HELP))
+    .action(async (o: { out: string; stack?: string } & FetchFlags) => {
+      const { config, lock, hosts, plan } = await stackImages(o.stack, fetchOptions(o));
       const contexts: Record<string, BuildContext> = await writeContexts(plan, hosts, { outDir: o.out, baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
       // plan.json last, whole: its presence means every context it names is there.
       const tmp = path.join(o.out, `.plan.json.${process.pid}.tmp`);
