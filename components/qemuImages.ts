@@ -1,7 +1,8 @@
 // The images of one stack's registry: a docker-build Image per planned image (its tags and
 // platforms, pushed with the stack's registry credentials) and an Index for every tag that
-// joins per-host images (:T and :T-<version>). The tag scheme lives in lib/image-plan.ts, the
-// contexts in lib/contexts.ts; this file only turns them into resources.
+// joins two or more hosts' images (:T and :T-<version>; a target one host publishes is tagged
+// on its image instead). The tag scheme lives in lib/image-plan.ts, the contexts in
+// lib/contexts.ts; this file only turns them into resources.
 import * as dockerBuild from '@pulumi/docker-build';
 import * as pulumi from '@pulumi/pulumi';
 import type { BuildContext } from '../lib/contexts.ts';
@@ -23,7 +24,7 @@ export interface QemuImagesArgs {
 export class QemuImages extends pulumi.ComponentResource {
   /** Image name (`emulators`, `register`, `<host>-<target>`) -> pushed tag with digest. */
   public readonly refs: pulumi.Output<Record<string, string>>;
-  /** Index name (`<target>`, `<target>-<version>`) -> pushed tag with digest. */
+  /** Index name (`<target>`, `<target>-<version>`, for targets two or more hosts publish) -> pushed tag with digest. */
   public readonly indexRefs: pulumi.Output<Record<string, string>>;
   /** Every tag this stack publishes (images and indexes), as full references. */
   public readonly tags: string[];

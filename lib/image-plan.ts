@@ -6,7 +6,12 @@
 //   :register                 busybox + /register only; one platform per host
 //   :H-T, :H-T-<version>      FROM scratch + /usr/bin/qemu-T-static, for host H only
 //   :T, :T-<version>          an index over every host's H-T image, so that
-//                             `COPY --from=<repo>:T /usr/bin/qemu-T-static /usr/bin/` works on any host
+//                             `COPY --from=<repo>:T /usr/bin/qemu-T-static /usr/bin/` works on any host;
+//                             when only one host publishes T, extra tags on that H-T image instead
+//
+// Why no one-entry index: it would cost a resource per tag and add nothing (a COPY --from
+// gets the same bytes under the same name), and docker-build's Index reads manifests back
+// over HTTPS only, so it cannot be created on a plain-HTTP registry such as the dev stack's.
 //
 // <version> is `<qemu>-<n>` (the release name without its `v`).
 import { findCpu, type HostArch } from './cpus.ts';
@@ -63,7 +68,7 @@ export interface PlannedImage {
   kind: ImageKind;
   /** One platform per host, in the plan's host order. */
   platforms: string[];
-  /** Full references, `<server>/<repository>:<tag>`. */
+  /** Full references, `<server>/<repository>:<tag>`; an H-T image that is its target's only source also carries `:T` and `:T-<version>`. */
   tags: string[];
   /** The hosts whose files the image holds, parallel to `platforms`. */
   hosts: HostArch[];
@@ -71,6 +76,7 @@ export interface PlannedImage {
   target?: string;
 }
 
+/** An index over the H-T images of a target two or more hosts publish. */
 export interface PlannedIndex {
   /** The tag, e.g. `aarch64` or `aarch64-9.2.4-1`; unique within the plan. */
   name: string;
@@ -134,16 +140,19 @@ export function planImages(input: PlanInput): ImagePlan {
     { name: 'emulators', kind: 'emulators', platforms, hosts, tags: [ref('latest'), ref(v)] },
     { name: 'register', kind: 'register', platforms, hosts, tags: [ref('register')] },
   ];
-  // Targets in first-seen order across hosts, so the plan reads in a stable order.
-  const targets: string[] = [];
+  // How many hosts publish each target; a Map keeps first-seen order, so the plan reads stably.
+  const publishers = new Map<string, number>();
+  for (const h of input.hosts) for (const t of h.targets) publishers.set(t, (publishers.get(t) ?? 0) + 1);
   for (const h of input.hosts) {
     for (const t of h.targets) {
-      if (!targets.includes(t)) targets.push(t);
-      images.push({ name: `${h.host}-${t}`, kind: 'emulator', platforms: [hostPlatform(h.host)], hosts: [h.host], target: t, tags: [ref(`${h.host}-${t}`), ref(`${h.host}-${t}-${v}`)] });
+      const tags = [ref(`${h.host}-${t}`), ref(`${h.host}-${t}-${v}`)];
+      if (publishers.get(t) === 1) tags.push(ref(t), ref(`${t}-${v}`));
+      images.push({ name: `${h.host}-${t}`, kind: 'emulator', platforms: [hostPlatform(h.host)], hosts: [h.host], target: t, tags });
     }
   }
   const indexes: PlannedIndex[] = [];
-  for (const t of targets) {
+  for (const [t, count] of publishers) {
+    if (count < 2) continue;
     const sources = images.filter((i) => i.kind === 'emulator' && i.target === t);
     for (const name of [t, `${t}-${v}`]) {
       indexes.push({ name, tag: ref(name), target: t, sources: sources.map((s) => s.name), platforms: sources.flatMap((s) => s.platforms) });

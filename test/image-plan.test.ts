@@ -30,26 +30,57 @@ test('two hosts: images, platforms, tags and indexes, exactly', () => {
     images: [
       { name: 'emulators', kind: 'emulators', platforms: both, hosts: ['x86_64', 'aarch64'], tags: [`${R}:latest`, `${R}:9.2.4-1`] },
       { name: 'register', kind: 'register', platforms: both, hosts: ['x86_64', 'aarch64'], tags: [`${R}:register`] },
-      { name: 'x86_64-aarch64', kind: 'emulator', platforms: ['linux/amd64'], hosts: ['x86_64'], target: 'aarch64', tags: [`${R}:x86_64-aarch64`, `${R}:x86_64-aarch64-9.2.4-1`] },
+      { name: 'x86_64-aarch64', kind: 'emulator', platforms: ['linux/amd64'], hosts: ['x86_64'], target: 'aarch64', tags: [`${R}:x86_64-aarch64`, `${R}:x86_64-aarch64-9.2.4-1`, `${R}:aarch64`, `${R}:aarch64-9.2.4-1`] },
       { name: 'x86_64-s390x', kind: 'emulator', platforms: ['linux/amd64'], hosts: ['x86_64'], target: 's390x', tags: [`${R}:x86_64-s390x`, `${R}:x86_64-s390x-9.2.4-1`] },
       { name: 'aarch64-s390x', kind: 'emulator', platforms: ['linux/arm64'], hosts: ['aarch64'], target: 's390x', tags: [`${R}:aarch64-s390x`, `${R}:aarch64-s390x-9.2.4-1`] },
-      { name: 'aarch64-x86_64', kind: 'emulator', platforms: ['linux/arm64'], hosts: ['aarch64'], target: 'x86_64', tags: [`${R}:aarch64-x86_64`, `${R}:aarch64-x86_64-9.2.4-1`] },
+      { name: 'aarch64-x86_64', kind: 'emulator', platforms: ['linux/arm64'], hosts: ['aarch64'], target: 'x86_64', tags: [`${R}:aarch64-x86_64`, `${R}:aarch64-x86_64-9.2.4-1`, `${R}:x86_64`, `${R}:x86_64-9.2.4-1`] },
     ],
+    // Only s390x has two sources; aarch64 and x86_64 are tags on their one image above.
     indexes: [
-      { name: 'aarch64', tag: `${R}:aarch64`, target: 'aarch64', sources: ['x86_64-aarch64'], platforms: ['linux/amd64'] },
-      { name: 'aarch64-9.2.4-1', tag: `${R}:aarch64-9.2.4-1`, target: 'aarch64', sources: ['x86_64-aarch64'], platforms: ['linux/amd64'] },
       { name: 's390x', tag: `${R}:s390x`, target: 's390x', sources: ['x86_64-s390x', 'aarch64-s390x'], platforms: both },
       { name: 's390x-9.2.4-1', tag: `${R}:s390x-9.2.4-1`, target: 's390x', sources: ['x86_64-s390x', 'aarch64-s390x'], platforms: both },
-      { name: 'x86_64', tag: `${R}:x86_64`, target: 'x86_64', sources: ['aarch64-x86_64'], platforms: ['linux/arm64'] },
-      { name: 'x86_64-9.2.4-1', tag: `${R}:x86_64-9.2.4-1`, target: 'x86_64', sources: ['aarch64-x86_64'], platforms: ['linux/arm64'] },
     ],
   } satisfies ImagePlan);
+});
+
+/** Every tag of the plan, images' and indexes', in plan order. */
+const allTags = (plan: ImagePlan) => [...plan.images.flatMap((i) => i.tags), ...plan.indexes.map((i) => i.tag)];
+
+test('one host publishes every target alone: no index, and each target\'s four tags on its one image', () => {
+  const targets = ['aarch64', 'arm', 'riscv64', 's390x'];
+  const plan = planImages({ ...target, version: '9.2.4-1', hosts: [{ host: 'x86_64', targets }] });
+  assert.deepEqual(plan.indexes, []);
+  for (const t of targets) {
+    const image = plan.images.find((i) => i.name === `x86_64-${t}`)!;
+    assert.deepEqual(image.tags, [`${R}:x86_64-${t}`, `${R}:x86_64-${t}-9.2.4-1`, `${R}:${t}`, `${R}:${t}-9.2.4-1`]);
+    assert.deepEqual(image.platforms, ['linux/amd64']);
+  }
+  const tags = allTags(plan);
+  assert.equal(tags.length, 2 + 1 + 4 * targets.length);
+  assert.equal(new Set(tags).size, tags.length);
+});
+
+test('two hosts: an index only for the targets both publish; the others are tags on their one image', () => {
+  const plan = planImages({ ...target, version: '9.2.4-1', hosts: [{ host: 'x86_64', targets: ['aarch64', 'arm', 'riscv64'] }, { host: 'aarch64', targets: ['riscv64', 'x86_64'] }] });
+  assert.deepEqual(plan.indexes.map((i) => i.name), ['riscv64', 'riscv64-9.2.4-1']);
+  for (const ix of plan.indexes) assert.deepEqual(ix.sources, ['x86_64-riscv64', 'aarch64-riscv64']);
+  const tagsOf = (name: string) => plan.images.find((i) => i.name === name)!.tags.map((t) => t.slice(R.length + 1));
+  assert.deepEqual(tagsOf('x86_64-aarch64'), ['x86_64-aarch64', 'x86_64-aarch64-9.2.4-1', 'aarch64', 'aarch64-9.2.4-1']);
+  assert.deepEqual(tagsOf('x86_64-arm'), ['x86_64-arm', 'x86_64-arm-9.2.4-1', 'arm', 'arm-9.2.4-1']);
+  assert.deepEqual(tagsOf('aarch64-x86_64'), ['aarch64-x86_64', 'aarch64-x86_64-9.2.4-1', 'x86_64', 'x86_64-9.2.4-1']);
+  // A shared target's images keep only their own tags: :riscv64 is the index's.
+  assert.deepEqual(tagsOf('x86_64-riscv64'), ['x86_64-riscv64', 'x86_64-riscv64-9.2.4-1']);
+  assert.deepEqual(tagsOf('aarch64-riscv64'), ['aarch64-riscv64', 'aarch64-riscv64-9.2.4-1']);
+  const tags = allTags(plan);
+  assert.equal(new Set(tags).size, tags.length);
+  // Every target is reachable as :T and :T-<version>, exactly once.
+  for (const t of ['aarch64', 'arm', 'riscv64', 'x86_64']) for (const tag of [t, `${t}-9.2.4-1`]) assert.equal(tags.filter((x) => x === `${R}:${tag}`).length, 1, tag);
 });
 
 test('four hosts: every tag is unique and every index spans the hosts that publish its target', () => {
   const targets = ['aarch64', 'arm', 'ppc64le', 's390x', 'x86_64', 'riscv64'];
   const plan = planImages({ ...target, version: '10.0.2-3', hosts: HOST_ARCHES.map((host) => ({ host, targets: targets.filter((t) => t !== host) })) });
-  const tags = [...plan.images.flatMap((i) => i.tags), ...plan.indexes.map((i) => i.tag)];
+  const tags = allTags(plan);
   assert.equal(new Set(tags).size, tags.length);
   assert.deepEqual(plan.images[0]?.platforms, ['linux/amd64', 'linux/arm64', 'linux/ppc64le', 'linux/s390x']);
   const riscv = plan.indexes.find((i) => i.name === 'riscv64-10.0.2-3');
@@ -141,7 +172,9 @@ test('polyarch plan --stack prints the plan over the stack\'s lockfile; errors a
   const plan = JSON.parse(r.stdout) as ImagePlan;
   assert.equal(plan.repository, 'localhost:5555/polyarch/qemu-user-static');
   assert.deepEqual(plan.images.map((i) => i.name), ['emulators', 'register', 'aarch64-s390x', 'aarch64-x86_64']);
-  assert.deepEqual(plan.indexes.map((i) => i.name), ['s390x', 's390x-9.2.4-1', 'x86_64', 'x86_64-9.2.4-1']);
+  // One host: no index; :s390x is a tag on the one image.
+  assert.deepEqual(plan.indexes, []);
+  assert.deepEqual(plan.images.find((i) => i.name === 'aarch64-s390x')?.tags.map((t) => t.slice(plan.repository.length + 1)), ['aarch64-s390x', 'aarch64-s390x-9.2.4-1', 's390x', 's390x-9.2.4-1']);
 
   // No registry: the plan shows where images would go by default, and that nothing is pushed.
   const noreg = JSON.parse(cli(dir, ['plan', '--stack', 'noreg']).stdout) as ImagePlan;

@@ -26,6 +26,11 @@ const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
 const IMAGE = 'docker-build:index:Image';
 const INDEX = 'docker-build:index:Index';
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
+const DOCKERHUB = 'docker.io/polyarch/qemu-user-static';
+// Of the fixture's emulators (all targets, two hosts): the targets both hosts publish get an
+// Index per tag; the others (host, target) are :T and :T-<version> on their one image.
+const SHARED = ['aarch64_be', 'armeb', 'ppc64le', 'riscv64', 's390x'];
+const ONE_HOST = [['x86_64', 'aarch64'], ['x86_64', 'arm'], ['aarch64', 'i386'], ['aarch64', 'x86_64']] as const;
 
 let old: { file: string; cacheDir: string };
 let bumped: { file: string; cacheDir: string };
@@ -134,10 +139,21 @@ describe('a pull request that only bumps QEMU', () => {
     return before_.map((r) => [r, after.get(key(r))!] as const);
   };
 
-  test('declares the same resources but for the versioned indexes, which are new', () => {
+  test('declares the same resources but for the versioned indexes of the targets both hosts publish, which are new', () => {
     assert.deepEqual(after_.map(key).sort(), before_.map(key).sort());
     const renamed = after_.filter((r) => r.name !== key(r).split(' ')[1]);
-    assert.ok(renamed.length > 0 && renamed.every((r) => r.type === INDEX && r.name.endsWith('-9.2.5-1')), renamed.map((r) => r.name).join(' '));
+    assert.ok(renamed.every((r) => r.type === INDEX), renamed.map((r) => r.name).join(' '));
+    assert.deepEqual(renamed.map((r) => r.name).sort(), SHARED.map((t) => `images-${t}-9.2.5-1`).sort());
+  });
+
+  test('a target one host publishes has no Index: its versioned tag moves on that host\'s image', () => {
+    for (const [host, t] of ONE_HOST) {
+      const name = `images-${host}-${t}`;
+      const [a, b] = pairs().find(([x]) => x.type === IMAGE && x.name === name) ?? assert.fail(`no image ${name}`);
+      assert.deepEqual(a.inputs.tags, [`${host}-${t}`, `${host}-${t}-9.2.4-1`, t, `${t}-9.2.4-1`].map((tag) => `${DOCKERHUB}:${tag}`), name);
+      assert.deepEqual(b.inputs.tags, [`${host}-${t}`, `${host}-${t}-9.2.5-1`, t, `${t}-9.2.5-1`].map((tag) => `${DOCKERHUB}:${tag}`), name);
+      assert.ok(!after_.some((r) => r.type === INDEX && (r.name === `images-${t}` || r.name.startsWith(`images-${t}-9.`))), `${t}: an Index`);
+    }
   });
 
   test('changes exactly the release (its files move to the new one), the versioned tags and the version labels', () => {

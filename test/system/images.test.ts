@@ -101,7 +101,8 @@ test('images: build and push what the program declared; indexes; then the seed e
   const images = resources.filter((r): r is Declared & { inputs: ImageInputs } => r.type === 'docker-build:index:Image');
   const indexes = resources.filter((r) => r.type === 'docker-build:index:Index');
   assert.equal(images.length, 16);
-  assert.equal(indexes.length, 18);
+  // An Index only for the five targets both hosts publish; the others are tags on their one image.
+  assert.equal(indexes.length, 10);
 
   await t.test('every declared image builds for its platforms and is pushed under its tags', () => {
     for (const { name, inputs: i } of images) {
@@ -149,7 +150,10 @@ test('images: build and push what the program declared; indexes; then the seed e
       assert.deepEqual(listedPlatforms(podman.skopeo(['inspect', '--raw', `docker://${inputs.tag as string}`])), want, inputs.tag as string);
     }
     assert.deepEqual(listedPlatforms(podman.skopeo(['inspect', '--raw', `docker://${repo}:s390x`])), ['linux/amd64', 'linux/arm64']);
-    assert.deepEqual(listedPlatforms(podman.skopeo(['inspect', '--raw', `docker://${repo}:aarch64-9.2.4-1`])), ['linux/amd64']);
+    // Only the x86_64 host publishes aarch64: :aarch64-9.2.4-1 is that image itself, one manifest.
+    const digest = (tag: string) => podman.skopeo(['inspect', '--format', '{{.Digest}}', `docker://${repo}:${tag}`]).trim();
+    assert.equal(digest('aarch64-9.2.4-1'), digest('x86_64-aarch64'));
+    assert.equal((JSON.parse(podman.skopeo(['inspect', '--raw', `docker://${repo}:aarch64-9.2.4-1`])) as { manifests?: unknown }).manifests, undefined);
     const labels = (JSON.parse(podman.skopeo(['inspect', `docker://${repo}:x86_64-aarch64-9.2.4-1`])) as { Labels: Record<string, string> }).Labels;
     assert.deepEqual(labels, {
       'org.opencontainers.image.source': 'https://github.com/polyarch/qemu-user-static',
