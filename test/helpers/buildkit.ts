@@ -44,7 +44,7 @@ export async function startBuildKit(t: TestContext, registries: readonly Trusted
   fs.closeSync(log);
   t.after(async () => {
     daemon.kill();
-    await new Promise((r) => (daemon.exitCode === null ? daemon.once('exit', r) : r(undefined)));
+    await new Promise((r) => (daemon.exitCode === null && daemon.signalCode === null ? daemon.once('exit', r) : r(undefined)));
     // Snapshots are overlay mounts under root/; they are gone once the daemon exits.
     fs.rmSync(dir, { recursive: true, force: true });
   });

@@ -123,7 +123,7 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
     });
   const ok = async (args: readonly string[], p?: { input?: string; env?: NodeJS.ProcessEnv }) => {
     const r = await pulumi(args, p);
-    if (r.code !== 0) throw new Error(`pulumi ${args.join(' ')} exited ${r.code}:\n${(r.stdout + r.stderr).split('\n').slice(-40).join('\n')}`);
+    if (r.code !== 0) throw new Error(`pulumi ${args.join(' ')} exited ${r.code}:\n${(r.stdout + r.stderr).split('\n').slice(-60).join('\n')}`);
     return r;
   };
   const project: EngineProject = {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A BuildKit builder for the dev stack: `bash scripts/buildkit.sh [NAME]` makes sure the buildx
+# builder NAME (default polyarch-dev) answers, else starts a buildkitd on this host and
+# registers it as a buildx `remote` builder of that name.
+#
+# Why a daemon of its own: the docker-build provider cannot use the Docker engine's own
+# BuildKit (it has no `docker` driver), and the builder it would create itself runs BuildKit
+# in a container of its own network namespace, where the dev registry on localhost:5000 is
+# not reachable. buildkitd and buildx come from scripts/engine.sh (pinned Go modules) and must
+# be on PATH; buildkitd needs root and runc.
+set -euo pipefail
+name="${1:-polyarch-dev}"
+state="${POLYARCH_BUILDKIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/polyarch/buildkit}"
+socket="$state/buildkitd.sock"
+say() { echo "buildkit: $*" >&2; }
+die() { echo "error: $*" >&2; exit 1; }
+
+if buildx inspect "$name" --bootstrap >/dev/null 2>&1; then
+  say "builder $name answers"
+  exit 0
+fi
+command -v buildkitd >/dev/null || die "no buildkitd on PATH: run with the engine's folder first on PATH (export PATH=\"\$(bash scripts/engine.sh):\$PATH\")"
+command -v runc >/dev/null || die "buildkitd needs runc (Debian and Ubuntu: apt-get install runc)"
+[ "$(id -u)" -eq 0 ] || die "buildkitd needs root: run this as root, or register a builder of your own as $name (docker buildx create --name $name …)"
+
+mkdir -p "$state"
+if [ ! -S "$socket" ] || ! buildx inspect "$name" >/dev/null 2>&1; then
+  cat >"$state/buildkitd.toml" <<EOF
+root = "$state/root"
+[grpc]
+  address = ["unix://$socket"]
+[worker.oci]
+  enabled = true
+  binary = "$(command -v runc)"
+[worker.containerd]
+  enabled = false
+EOF
+  say "starting buildkitd (log: $state/buildkitd.log)"
+  nohup buildkitd --config "$state/buildkitd.toml" >"$state/buildkitd.log" 2>&1 &
+  echo $! >"$state/buildkitd.pid"
+  for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
+  [ -S "$socket" ] || die "buildkitd did not start: $(tail -n 3 "$state/buildkitd.log" | tr '\n' ' ')"
+fi
+buildx rm "$name" >/dev/null 2>&1 || true
+buildx create --name "$name" --driver remote "unix://$socket" >/dev/null
+buildx inspect "$name" --bootstrap >/dev/null || die "the builder $name does not answer (buildkitd log: $state/buildkitd.log)"
+say "builder $name is up (buildkitd on $socket)"

@@ -1,0 +1,118 @@
+// The dev stack end to end: the real engine, the real docker-build plugin on a buildkitd of
+// the test's own, and Debian's dockerd, which runs the stack's own registry container. Then
+// the seed's promises with real Docker: `docker run --privileged …:latest --reset -p yes`
+// registers and an arm64 busybox container prints aarch64; `:register` leaves entries without
+// F; `COPY --from=…:aarch64` builds an image whose emulator runs. binfmt_misc is restored.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import YAML from 'yaml';
+import { BINFMT, guardBinfmt, hasBinfmtMisc } from '../helpers/binfmt.ts';
+import { startBuildKit } from '../helpers/buildkit.ts';
+import { debianPackage } from '../helpers/debian.ts';
+import { busyboxImage, docker, ensureDockerd, privilegedFlags, registryImage } from '../helpers/docker.ts';
+import { engineBin, engineProject, hasEngine, parseJson } from '../helpers/engine.ts';
+import { fixtureLock } from '../helpers/program.ts';
+import { startRegistry } from '../helpers/registry.ts';
+import { hasCommand, isRoot, requireSystem } from '../helpers/system.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const PORT = 5391;
+
+let lock: { file: string; cacheDir: string };
+before(async () => {
+  lock = await fixtureLock(['x86_64']);
+});
+
+const binfmtFlags = (entry: string) => /^flags: ?(.*)$/m.exec(fs.readFileSync(path.join(BINFMT, entry), 'utf8'))?.[1] ?? '';
+
+test('the dev stack on the real engine with real Docker, then the seed end to end', { timeout: 20 * 60_000 }, async (t) => {
+  if (!requireSystem(t, isRoot, hasEngine, hasCommand('dockerd'), hasCommand('docker'), hasCommand('skopeo'), hasCommand('runc'), hasCommand('htpasswd'), hasCommand('docker-registry'), hasBinfmtMisc)) return;
+  await ensureDockerd(t);
+  // The stack's registry container and volume on the test's own port: none before, none after.
+  const removeRegistry = () => {
+    spawnSync('docker', ['rm', '-f', `polyarch-registry-${PORT}`], { stdio: 'ignore' });
+    spawnSync('docker', ['volume', 'rm', `polyarch-registry-${PORT}`], { stdio: 'ignore' });
+  };
+  removeRegistry();
+  t.after(removeRegistry);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-dev-'));
+  const dockerConfig = path.join(work, 'docker');
+  const env = { DOCKER_CONFIG: dockerConfig };
+  t.after(() => {
+    for (const ref of ['polyarch-test/registry:2.8', 'polyarch-test/busybox:amd64', 'polyarch-test/busybox:arm64']) docker(['image', 'rm', '-f', ref]);
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  // Images that would be pulled elsewhere: the registry and the busybox base, made from
+  // Debian packages and pushed to a side registry so that they are pinned by digest.
+  const side = await startRegistry(t);
+  docker(['login', '--password-stdin', '-u', side.user, side.address], { env, input: side.password });
+  const pinned = (local: string, repo: string) => {
+    docker(['tag', local, `${side.address}/${repo}`]);
+    docker(['push', `${side.address}/${repo}`], { env });
+    return docker(['inspect', '--format', '{{index .RepoDigests 0}}', `${side.address}/${repo}`]).trim();
+  };
+  registryImage(work, 'polyarch-test/registry:2.8');
+  busyboxImage(work, 'amd64', 'polyarch-test/busybox:amd64');
+  busyboxImage(work, 'arm64', 'polyarch-test/busybox:arm64');
+  const registryRef = pinned('polyarch-test/registry:2.8', 'polyarch-test/registry:2.8');
+  const baseRef = pinned('polyarch-test/busybox:amd64', 'polyarch-test/busybox:amd64');
+
+  const bk = await startBuildKit(t);
+  // BuildKit pulls the base with the login the provider finds in the docker config.
+  fs.copyFileSync(path.join(dockerConfig, 'config.json'), path.join(bk.dockerConfig, 'config.json'));
+  const folder = path.join(work, 'release');
+  const dev = (YAML.parse(fs.readFileSync(path.join(ROOT, 'Pulumi.dev.yaml'), 'utf8')) as { config: Record<string, unknown> }).config;
+  const p = await engineProject(t, 'dev', {
+    from: 'dev',
+    config: {
+      'polyarch:lockFile': lock.file,
+      'polyarch:cacheDir': lock.cacheDir,
+      'polyarch:localRegistry': { ...(dev['polyarch:localRegistry'] as object), port: PORT, image: registryRef },
+      'polyarch:baseImage': baseRef,
+      'polyarch:builder': bk.builder,
+      'polyarch:release': { folder },
+    },
+    env: { DOCKER_CONFIG: bk.dockerConfig },
+  });
+
+  await p.ok(['up', '--yes']);
+  const repo = `localhost:${PORT}/polyarch/qemu-user-static`;
+  const outputs = parseJson<{ imageTags: string[]; releaseLocation: string }>((await p.ok(['stack', 'output', '--json'])).stdout);
+  const listed = JSON.parse(execFileSync('skopeo', ['list-tags', '--tls-verify=false', `docker://${repo}`], { encoding: 'utf8' })) as { Tags: string[] };
+  assert.deepEqual(listed.Tags.sort(), outputs.imageTags.map((tag) => tag.slice(repo.length + 1)).sort(), 'the dev registry holds exactly the planned tags');
+  execFileSync('sha256sum', ['--strict', '--quiet', '-c', 'SHA256SUMS'], { cwd: outputs.releaseLocation });
+  assert.match(docker(['ps', '--filter', `name=^polyarch-registry-${PORT}$`, '--format', '{{.Image}} {{.Ports}}']), new RegExp(`127\\.0\\.0\\.1:${PORT}->5000`));
+  await p.ok(['up', '--yes', '--expect-no-changes']);
+
+  // The seed, with real Docker: register everything, then a foreign container runs.
+  guardBinfmt(t);
+  // The seed's `--privileged`, or its nearest equivalent where this sandbox refuses one capability.
+  const privileged = privilegedFlags('polyarch-test/busybox:amd64');
+  docker(['run', '--rm', ...privileged, `${repo}:latest`, '--reset', '-p', 'yes']);
+  assert.equal(binfmtFlags('qemu-aarch64').includes('F'), true, '-p yes sets F');
+  assert.equal(docker(['run', '--rm', 'polyarch-test/busybox:arm64', 'uname', '-m']).trim(), 'aarch64');
+
+  // :register registers the host's own emulators (Debian's, in /usr/bin): no F, nothing copied.
+  docker(['run', '--rm', ...privileged, `${repo}:register`, '--reset']);
+  const interpreter = /^interpreter (.*)$/m.exec(fs.readFileSync(path.join(BINFMT, 'qemu-aarch64'), 'utf8'))?.[1];
+  assert.equal(interpreter, '/usr/bin/qemu-aarch64-static');
+  assert.equal(binfmtFlags('qemu-aarch64').includes('F'), false, ':register leaves F off');
+
+  // COPY --from the :aarch64 tag into an image of one's own; its emulator runs an arm64 program.
+  const ctx = path.join(work, 'copy');
+  fs.mkdirSync(ctx);
+  fs.copyFileSync(path.join(debianPackage('busybox-static', 'arm64'), 'bin/busybox'), path.join(ctx, 'busybox-arm64'));
+  fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${baseRef}\nCOPY --from=${repo}:aarch64 /usr/bin/qemu-aarch64-static /usr/bin/\nCOPY busybox-arm64 /opt/\n`);
+  execFileSync(path.join(engineBin(), 'buildx'), ['build', '--builder', bk.builder, '--push', '-t', `localhost:${PORT}/polyarch-test/copy:1`, ctx], { env: { ...process.env, DOCKER_CONFIG: bk.dockerConfig }, stdio: 'pipe' });
+  assert.equal(docker(['run', '--rm', `localhost:${PORT}/polyarch-test/copy:1`, '/usr/bin/qemu-aarch64-static', '/opt/busybox-arm64', 'uname', '-m']).trim(), 'aarch64');
+
+  // Destroy removes the registry container; its volume (the images) stays for the next up.
+  await p.ok(['destroy', '--yes']);
+  assert.equal(docker(['ps', '-a', '--filter', `name=^polyarch-registry-${PORT}$`, '--format', '{{.Names}}']).trim(), '');
+  assert.match(docker(['volume', 'ls', '--format', '{{.Name}}']), new RegExp(`^polyarch-registry-${PORT}$`, 'm'));
+});
