@@ -31,21 +31,23 @@ const binfmtFlags = (entry: string) => /^flags: ?(.*)$/m.exec(fs.readFileSync(pa
 
 test('the dev stack on the real engine with real Docker, then the seed end to end', { timeout: 20 * 60_000 }, async (t) => {
   if (!requireSystem(t, isRoot, hasEngine, hasCommand('dockerd'), hasCommand('docker'), hasCommand('skopeo'), hasCommand('runc'), hasCommand('htpasswd'), hasCommand('docker-registry'), hasBinfmtMisc)) return;
-  await ensureDockerd(t);
+  // After-hooks run in the order they are added: these clean up before a dockerd started here stops.
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-dev-'));
+  const quietly = (...args: string[]) => spawnSync('docker', args, { stdio: 'ignore' });
   // The stack's registry container and volume on the test's own port: none before, none after.
   const removeRegistry = () => {
-    spawnSync('docker', ['rm', '-f', `polyarch-registry-${PORT}`], { stdio: 'ignore' });
-    spawnSync('docker', ['volume', 'rm', `polyarch-registry-${PORT}`], { stdio: 'ignore' });
+    quietly('rm', '-f', `polyarch-registry-${PORT}`);
+    quietly('volume', 'rm', `polyarch-registry-${PORT}`);
   };
-  removeRegistry();
-  t.after(removeRegistry);
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-dev-'));
-  const dockerConfig = path.join(work, 'docker');
-  const env = { DOCKER_CONFIG: dockerConfig };
   t.after(() => {
-    for (const ref of ['polyarch-test/registry:2.8', 'polyarch-test/busybox:amd64', 'polyarch-test/busybox:arm64']) docker(['image', 'rm', '-f', ref]);
+    removeRegistry();
+    quietly('image', 'rm', '-f', 'polyarch-test/registry:2.8', 'polyarch-test/busybox:amd64', 'polyarch-test/busybox:arm64');
     fs.rmSync(work, { recursive: true, force: true });
   });
+  await ensureDockerd(t);
+  removeRegistry();
+  const dockerConfig = path.join(work, 'docker');
+  const env = { DOCKER_CONFIG: dockerConfig };
 
   // Images that would be pulled elsewhere: the registry and the busybox base, made from
   // Debian packages and pushed to a side registry so that they are pinned by digest.
@@ -80,14 +82,20 @@ test('the dev stack on the real engine with real Docker, then the seed end to en
     env: { DOCKER_CONFIG: bk.dockerConfig },
   });
 
+  // Wall times for the record (not asserted): the first up builds every image (emulators
+  // already extracted by the fixture lock), the second finds nothing to do.
+  let start = performance.now();
   await p.ok(['up', '--yes']);
+  t.diagnostic(`dev: first up ${((performance.now() - start) / 1000).toFixed(1)} s`);
   const repo = `localhost:${PORT}/polyarch/qemu-user-static`;
   const outputs = parseJson<{ imageTags: string[]; releaseLocation: string }>((await p.ok(['stack', 'output', '--json'])).stdout);
   const listed = JSON.parse(execFileSync('skopeo', ['list-tags', '--tls-verify=false', `docker://${repo}`], { encoding: 'utf8' })) as { Tags: string[] };
   assert.deepEqual(listed.Tags.sort(), outputs.imageTags.map((tag) => tag.slice(repo.length + 1)).sort(), 'the dev registry holds exactly the planned tags');
   execFileSync('sha256sum', ['--strict', '--quiet', '-c', 'SHA256SUMS'], { cwd: outputs.releaseLocation });
   assert.match(docker(['ps', '--filter', `name=^polyarch-registry-${PORT}$`, '--format', '{{.Image}} {{.Ports}}']), new RegExp(`127\\.0\\.0\\.1:${PORT}->5000`));
+  start = performance.now();
   await p.ok(['up', '--yes', '--expect-no-changes']);
+  t.diagnostic(`dev: no-change up ${((performance.now() - start) / 1000).toFixed(1)} s`);
 
   // The seed, with real Docker: register everything, then a foreign container runs.
   guardBinfmt(t);

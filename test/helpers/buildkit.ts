@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { engineBin } from './engine.ts';
+import { stopDaemon } from './system.ts';
 
 export interface BuildKit {
   /** The buildx builder's name (stack config polyarch:builder). */
@@ -42,9 +43,10 @@ export async function startBuildKit(t: TestContext, registries: readonly Trusted
   const log = fs.openSync(path.join(dir, 'buildkitd.log'), 'w');
   const daemon = spawn(path.join(bin, 'buildkitd'), ['--config', path.join(dir, 'buildkitd.toml')], { stdio: ['ignore', log, log] });
   fs.closeSync(log);
+  // A failed hook must not leave the test process waiting on a daemon it can no longer stop.
+  daemon.unref();
   t.after(async () => {
-    daemon.kill();
-    await new Promise((r) => (daemon.exitCode === null && daemon.signalCode === null ? daemon.once('exit', r) : r(undefined)));
+    await stopDaemon(daemon);
     // Snapshots are overlay mounts under root/; they are gone once the daemon exits.
     fs.rmSync(dir, { recursive: true, force: true });
   });

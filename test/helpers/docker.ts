@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { busyboxRoot } from './debian.ts';
+import { stopDaemon } from './system.ts';
 
 const answers = () => spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
 
@@ -16,9 +17,10 @@ export async function ensureDockerd(t: TestContext): Promise<void> {
   const log = fs.openSync(path.join(os.tmpdir(), 'polyarch-dockerd.log'), 'w');
   const daemon = spawn('dockerd', ['--exec-opt', 'native.cgroupdriver=cgroupfs'], { stdio: ['ignore', log, log] });
   fs.closeSync(log);
+  // A failed hook must not leave the test process waiting on a daemon it can no longer stop.
+  daemon.unref();
   t.after(async () => {
-    daemon.kill();
-    await new Promise((r) => (daemon.exitCode === null && daemon.signalCode === null ? daemon.once('exit', r) : r(undefined)));
+    await stopDaemon(daemon);
   });
   for (let i = 0; i < 150 && daemon.exitCode === null; i++) {
     if (answers()) return;

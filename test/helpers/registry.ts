@@ -151,6 +151,8 @@ export async function startRegistry(t: TestContext, o: { tls?: boolean } = {}): 
     const proc = spawn('/usr/bin/docker-registry', ['serve', path.join(dir, 'config.yml')], { env, stdio: ['ignore', 'ignore', fd] });
     fs.closeSync(fd);
     child = proc;
+    // A failed hook must not leave the test process waiting on the registry.
+    proc.unref();
     const stderr = () => fs.readFileSync(log, 'utf8');
     let exited = false;
     proc.once('exit', () => (exited = true));

@@ -34,3 +34,15 @@ export function requireSystem(t: TestContext, ...probes: Probe[]): boolean {
   t.skip(why);
   return false;
 }
+
+/**
+ * Stops a daemon a test started (and unref'd, so that a failed hook cannot hold the test
+ * process open): SIGTERM, then SIGKILL if it is still there after `graceMs`.
+ */
+export async function stopDaemon(child: import('node:child_process').ChildProcess, graceMs = 20_000): Promise<void> {
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  if (gone()) return;
+  child.kill('SIGTERM');
+  for (let waited = 0; !gone() && waited < graceMs; waited += 100) await new Promise((r) => setTimeout(r, 100));
+  if (!gone()) child.kill('SIGKILL');
+}
