@@ -96,7 +96,7 @@ test('an image not held locally is pulled first; one that cannot be pulled is na
   const other = 'docker.io/library/registry:2.8.2';
   await assert.rejects(
     ensureRegistry({ port, image: other }),
-    oneLine(/^image docker\.io\/library\/registry:2\.8\.2 is not present locally and could not be pulled \(Error response from daemon: Get "https:\/\/registry-1\.docker\.io\/v2\/": dial tcp: lookup registry-1\.docker\.io: no such host\): pull it where a registry is reachable, or `docker load` it$/),
+    oneLine(/^image docker\.io\/library\/registry:2\.8\.2 is not present locally and could not be pulled \(Error response from daemon: Get "https:\/\/registry\.invalid\/v2\/": dial tcp: lookup registry\.invalid: no such host\): pull it where a registry is reachable, or `docker load` it$/),
   );
   assert.ok(!docker.calls().some((c) => c.startsWith('run ') || c.startsWith('volume ')), docker.calls().join('\n'));
   docker.set('pullable', true);
