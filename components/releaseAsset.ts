@@ -37,7 +37,6 @@ export interface ReleaseAssetOutputs extends ReleaseAssetInputs {
 
 export type ReleaseAssetArgs = { [K in keyof ReleaseAssetInputs]: pulumi.Input<ReleaseAssetInputs[K]> };
 
-export { TOKEN_CONFIG_KEY } from './providerRuntime.ts';
 const LIB = 'lib/github-release.ts';
 const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'tag', 'name'] as const;
 const UPDATE_KEYS = ['sha256', 'contentType'] as const;
@@ -129,7 +128,7 @@ const provider: Provider = {
   },
 };
 
-/** One file on a GitHub release, uploaded, replaced when its digest changes, deleted on destroy. */
+/** One file on a GitHub release: uploaded, replaced in place when its digest changes, deleted when its resource is (ReleaseAssets retains published ones). */
 export class ReleaseAsset extends pulumi.dynamic.Resource {
   declare public readonly name: pulumi.Output<string>;
   declare public readonly sha256: pulumi.Output<string>;

@@ -56,9 +56,10 @@ export class ReleaseAssets extends pulumi.ComponentResource {
       const [owner, repo] = args.github.repository.split('/') as [string, string];
       const apiUrl = args.github.apiUrl ?? DEFAULT_API_URL;
       // Published download URLs must keep working: a QEMU bump's new tag replaces the release
-      // and its assets, and neither that nor `pulumi destroy` may delete the old ones.
-      const published = { parent: this, retainOnDelete: true };
-      const release = new GitHubRelease(name, { apiUrl, owner, repo, tag: args.tag, name: args.tag, body: releaseNotes({ ...args, repository: args.github.repository }) }, published);
+      // and its assets, and neither that nor `pulumi destroy` may delete the old ones. So the
+      // release is retained, and its files go only with it (deletedWith): a file the stack no
+      // longer publishes (a target dropped) still leaves the current release.
+      const release = new GitHubRelease(name, { apiUrl, owner, repo, tag: args.tag, name: args.tag, body: releaseNotes({ ...args, repository: args.github.repository }) }, { parent: this, retainOnDelete: true });
       // Assets name the release by its tag, known at preview, not by its id, an output the
       // engine makes unknown whenever the notes change: that would replace every asset. The
       // release still has to exist before its files upload, hence dependsOn.
@@ -67,7 +68,7 @@ export class ReleaseAssets extends pulumi.ComponentResource {
           new ReleaseAsset(
             `${name}-${a.name}`,
             { apiUrl, owner, repo, tag: args.tag, name: a.name, file: portable(a.file), sha256: a.sha256, size: a.size, contentType: a.contentType },
-            { ...published, dependsOn: [release] },
+            { parent: this, dependsOn: [release], deletedWith: release },
           ),
       );
       // Known at preview (the release's own htmlUrl is not): GitHub's web root, or a GHES host's.

@@ -16,6 +16,9 @@ export function loadStackConfig(): StackConfig {
     if (isConfigSecret(key)) secretsSet.add(name);
     else raw[name] = value;
   }
+  // The release providers fall back to GITHUB_TOKEN (CI runners have one) when the stack
+  // holds no token of its own; the engine hands them the same environment as the program.
+  if (process.env.GITHUB_TOKEN) secretsSet.add('githubToken');
   return parseStackConfig(raw, secretsSet);
 }
 

@@ -151,6 +151,11 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
     if (c.registry && c.localRegistry) {
       ctx.addIssue({ code: 'custom', path: ['localRegistry'], message: 'set either registry or localRegistry, not both' });
     }
+    // The local registry speaks plain HTTP, and the docker-build provider reads indexes back
+    // over HTTPS only: a second host would make indexes (lib/image-plan.ts) that cannot be created.
+    if (c.localRegistry && c.hosts.length > 1) {
+      ctx.addIssue({ code: 'custom', path: ['localRegistry'], message: `serves one host (plain HTTP, where multi-host indexes cannot be created); hosts lists ${c.hosts.join(', ')}: keep one, or publish to a registry on TLS with polyarch:registry` });
+    }
     if (c.release && c.release.repository && !secrets.githubToken) {
       ctx.addIssue({ code: 'custom', path: ['release'], message: `publishing to ${c.release.repository} needs the secret polyarch:githubToken` });
     }

@@ -21,10 +21,14 @@ if buildx inspect "$name" --bootstrap >/dev/null 2>&1; then
 fi
 command -v buildkitd >/dev/null || die "no buildkitd on PATH: run with the engine's folder first on PATH (export PATH=\"\$(bash scripts/engine.sh):\$PATH\")"
 command -v runc >/dev/null || die "buildkitd needs runc (Debian and Ubuntu: apt-get install runc)"
-[ "$(id -u)" -eq 0 ] || die "buildkitd needs root: run this as root, or register a builder of your own as $name (docker buildx create --name $name …)"
+[ "$(id -u)" -eq 0 ] || die "buildkitd needs root: run this as root, or register a builder of your own as $name that reaches localhost (buildx create --name $name --driver docker-container --driver-opt network=host)"
 
 mkdir -p "$state"
-if [ ! -S "$socket" ] || ! buildx inspect "$name" >/dev/null 2>&1; then
+# A daemon of an earlier run that is still alive is reused; a dead one (reboot, crash) leaves
+# its socket and pid file behind, which are cleared before a new one starts.
+running() { [ -f "$state/buildkitd.pid" ] && kill -0 "$(cat "$state/buildkitd.pid")" 2>/dev/null && [ -S "$socket" ]; }
+if ! running; then
+  rm -f "$socket" "$state/buildkitd.pid"
   cat >"$state/buildkitd.toml" <<EOF
 root = "$state/root"
 [grpc]
@@ -44,4 +48,4 @@ fi
 buildx rm "$name" >/dev/null 2>&1 || true
 buildx create --name "$name" --driver remote "unix://$socket" >/dev/null
 buildx inspect "$name" --bootstrap >/dev/null || die "the builder $name does not answer (buildkitd log: $state/buildkitd.log)"
-say "builder $name is up (buildkitd on $socket)"
+say "builder $name is up (buildkitd on $socket; stop it with: kill \$(cat $state/buildkitd.pid))"

@@ -33,41 +33,66 @@ older="$(printf '%s\n%s\n' "${cli_version#v}" "$sdk_version" | sort -V | head -1
 [ "$older" = "$sdk_version" ] || die "engine/go.mod pins pulumi ${cli_version}, older than @pulumi/pulumi ${sdk_version} in package-lock.json"
 [ "v$sdk_docker_build" = "$docker_build_version" ] || die "engine/docker-build/go.mod pins ${docker_build_version}, package-lock.json has @pulumi/docker-build ${sdk_docker_build}"
 
+# A pulumi of the pinned release on PATH is used as is (it fetches its plugins itself); only
+# BuildKit's tools are built then, and the folder printed holds them and a link to that pulumi.
+path_pulumi=""
 if [ -z "${POLYARCH_BUILD_ENGINE:-}" ] && command -v pulumi >/dev/null 2>&1; then
   found="$(pulumi version 2>/dev/null || true)"
   if [ "$found" = "$cli_version" ]; then
-    say "using $(command -v pulumi) ($found)"
-    dirname "$(command -v pulumi)"
-    exit 0
+    path_pulumi="$(command -v pulumi)"
+    say "using $path_pulumi ($found)"
+  else
+    [ -z "$found" ] || say "not using $(command -v pulumi) ($found): this project pins $cli_version"
   fi
-  [ -z "$found" ] || say "not using $(command -v pulumi) ($found): this project pins $cli_version"
 fi
 
-command -v go >/dev/null 2>&1 || die "no pulumi $cli_version on PATH and no Go to build it: install Pulumi $cli_version, or Go 1.26+ and run this again"
-key="$(cat "$0" "$engine"/go.mod "$engine"/go.sum "$engine"/pulumi-language-nodejs/*.go \
-  "$engine"/docker-build/go.mod "$engine"/docker-build/go.sum $(find "$engine/docker-build/schema-only" -type f | sort) \
-  "$engine"/buildkit/go.mod "$engine"/buildkit/go.sum \
-  <(go env GOVERSION GOOS GOARCH) | sha256sum | cut -c1-16)"
+if ! command -v go >/dev/null 2>&1; then
+  if [ -n "$path_pulumi" ]; then
+    say "no Go: buildkitd and buildx not built (the dev stack then needs a builder of its own, see scripts/buildkit.sh)"
+    dirname "$path_pulumi"
+    exit 0
+  fi
+  die "no pulumi $cli_version on PATH and no Go to build it: install Pulumi $cli_version, or Go 1.26+ and run this again"
+fi
+inputs=("$0" "$engine"/buildkit/go.mod "$engine"/buildkit/go.sum)
+[ -n "$path_pulumi" ] || inputs+=("$engine"/go.mod "$engine"/go.sum "$engine"/pulumi-language-nodejs/*.go \
+  "$engine"/docker-build/go.mod "$engine"/docker-build/go.sum)
+key="$({ cat "${inputs[@]}"; [ -n "$path_pulumi" ] || find "$engine/docker-build/schema-only" -type f -print0 | sort -z | xargs -0 cat; go env GOVERSION GOOS GOARCH; } | sha256sum | cut -c1-16)"
 cache="${POLYARCH_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polyarch/engine}"
-dir="$cache/pulumi-${cli_version}-docker-build-${docker_build_version}-$key"
+if [ -n "$path_pulumi" ]; then
+  dir="$cache/buildkit-$key"
+else
+  dir="$cache/pulumi-${cli_version}-docker-build-${docker_build_version}-$key"
+fi
 bin="$dir/bin"
 plugin="$dir/plugins/pulumi-resource-docker-build"
 
 # The plugin goes where the engine looks for docker-build at that version (a plugin on PATH
-# would be found too, but the engine warns about it on every run).
+# would be found too, but the engine warns about it on every run); a rebuilt one replaces it.
 install_plugin() {
+  [ -z "$path_pulumi" ] || return 0
   local home="${PULUMI_HOME:-$HOME/.pulumi}"
-  [ -x "$home/plugins/resource-docker-build-${docker_build_version}/pulumi-resource-docker-build" ] && return 0
+  cmp -s "$plugin" "$home/plugins/resource-docker-build-${docker_build_version}/pulumi-resource-docker-build" && return 0
   say "installing the docker-build plugin into $home"
-  "$bin/pulumi" plugin install resource docker-build "$docker_build_version" --file "$plugin" >&2 ||
+  "$bin/pulumi" plugin install resource docker-build "$docker_build_version" --file "$plugin" --reinstall >&2 ||
     die "could not install the docker-build plugin into $home"
 }
-
-if [ -x "$bin/pulumi" ] && [ -x "$bin/pulumi-language-nodejs" ] && [ -x "$plugin" ] && [ -x "$bin/buildkitd" ] && [ -x "$bin/buildx" ]; then
-  say "cached: $dir"
+# The folder printed: with a pulumi from PATH, a link to it beside BuildKit's tools (that
+# pulumi finds its own language hosts next to its real path).
+finish() {
+  [ -z "$path_pulumi" ] || ln -sf "$path_pulumi" "$bin/pulumi"
   install_plugin
   echo "$bin"
   exit 0
+}
+
+complete() {
+  [ -x "$bin/buildkitd" ] && [ -x "$bin/buildx" ] || return 1
+  [ -n "$path_pulumi" ] || { [ -x "$bin/pulumi" ] && [ -x "$bin/pulumi-language-nodejs" ] && [ -x "$plugin" ]; }
+}
+if complete; then
+  say "cached: $dir"
+  finish
 fi
 
 mkdir -p "$cache"
@@ -82,12 +107,14 @@ build() { # output path under the build folder, module folder, package, ldflags
   (cd "$2" && go build -trimpath -ldflags "$4" -o "$work/$1" "$3") || die "building $name failed (see above)"
   say "built $name in $((SECONDS - start)) s"
 }
-build bin/pulumi "$engine" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
-  "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$cli_version"
-build bin/pulumi-language-nodejs "$engine" ./pulumi-language-nodejs "-X main.version=${cli_version#v}"
-build plugins/pulumi-resource-docker-build "$engine/docker-build" \
-  github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build \
-  "-X github.com/pulumi/pulumi-docker-build/provider.Version=${docker_build_version#v}"
+if [ -z "$path_pulumi" ]; then
+  build bin/pulumi "$engine" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$cli_version"
+  build bin/pulumi-language-nodejs "$engine" ./pulumi-language-nodejs "-X main.version=${cli_version#v}"
+  build plugins/pulumi-resource-docker-build "$engine/docker-build" \
+    github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build \
+    "-X github.com/pulumi/pulumi-docker-build/provider.Version=${docker_build_version#v}"
+fi
 
 build bin/buildkitd "$engine/buildkit" github.com/moby/buildkit/cmd/buildkitd ""
 build bin/buildx "$engine/buildkit" github.com/docker/buildx/cmd/buildx ""
@@ -102,5 +129,4 @@ rm -rf "$dir"
 mv "$work" "$dir"
 trap - EXIT
 say "ready: $dir"
-install_plugin
-echo "$bin"
+finish

@@ -142,3 +142,8 @@ test('builder: unset by default (the provider picks one), a buildx builder name 
   assert.equal(parseStackConfig({ builder: 'polyarch-ci' }, none).builder, 'polyarch-ci');
   assert.throws(() => parseStackConfig({ builder: 'no spaces; rm -rf /' }, none), /polyarch:builder: must be a buildx builder name/);
 });
+
+test('a local registry serves one host: a second would need indexes its plain HTTP cannot take', () => {
+  assert.deepEqual(parseStackConfig({ localRegistry: '{}', hosts: '["aarch64"]' }, none).hosts, ['aarch64']);
+  assert.throws(() => parseStackConfig({ localRegistry: '{}', hosts: '["x86_64","aarch64"]' }, none), /polyarch:localRegistry: serves one host .*hosts lists x86_64, aarch64/);
+});

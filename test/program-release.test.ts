@@ -12,7 +12,7 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import { startDynamicHost } from './helpers/dynamic-host.ts';
 import { fixtureLock, loadProgram, plainText, type Declared } from './helpers/program.ts';
-import { retainedOnDelete } from './helpers/resource-options.ts';
+import { deletedWith, retainedOnDelete } from './helpers/resource-options.ts';
 
 const TOKEN = 'ghp_programTestToken0123456789abcdef';
 const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
@@ -83,7 +83,8 @@ test('GitHub release: the release and one asset per file with names and digests,
     assert.ok(!path.isAbsolute(String(a.inputs.file)), `${a.name}: a project-relative path, not a machine's`);
     assert.equal(typeof a.inputs.__provider, 'string');
     assert.ok(!String(a.inputs.__provider).includes(TOKEN));
-    assert.ok(retainedOnDelete(a), `${a.name} is retained on delete`);
+    // Deleted only with the release (which is retained): a file the stack drops leaves the release.
+    assert.ok(!retainedOnDelete(a) && deletedWith(a) === releaseUrn, `${a.name} goes only with its release`);
     if (a.inputs.name !== 'SHA256SUMS') assert.ok(body.includes(`${a.inputs.sha256}  ${a.inputs.name}`), `${a.name} in the body`);
   }
   checkFiles(assets);
@@ -160,5 +161,20 @@ test("dev stack: a local folder, one FolderAsset per file, written for real by t
     assert.equal(sha256(fs.readFileSync(path.join(dir, 'SHA256SUMS'))), smaller.get('SHA256SUMS')!.inputs.sha256);
   } finally {
     await host.close();
+  }
+});
+
+test('a GitHub release without the stack secret needs GITHUB_TOKEN in the environment, which the providers then read', async () => {
+  const saved = process.env.GITHUB_TOKEN;
+  try {
+    delete process.env.GITHUB_TOKEN;
+    await assert.rejects(loadProgram({ ...base(['x86_64']), ...github }), /needs the secret polyarch:githubToken/);
+    process.env.GITHUB_TOKEN = TOKEN;
+    const { resources } = await loadProgram({ ...base(['x86_64']), ...github });
+    assert.equal(resources.filter((r) => r.type === RELEASE).length, 1);
+    for (const r of resources) assert.ok(!JSON.stringify(r.wire).includes(TOKEN), `${r.name}: the token is no input`);
+  } finally {
+    if (saved === undefined) delete process.env.GITHUB_TOKEN;
+    else process.env.GITHUB_TOKEN = saved;
   }
 });
