@@ -46,8 +46,9 @@ const provider: pulumi.dynamic.ResourceProvider<RegistryContainerInputs, Registr
     if (!props) return { id, props };
     const lib = await loadProjectModule<typeof LocalRegistry>(LIB);
     const state = await lib.inspectRegistry(props.name);
-    // An empty id tells the engine the container is gone.
-    if (!state) return { id: '', props: {} as RegistryContainerOutputs };
+    // An empty id tells the engine the container is gone. A stopped one counts as gone too:
+    // pushes would be refused, and the next `up` creates it again, which adopts and starts it.
+    if (!state || !state.running) return { id: '', props: {} as RegistryContainerOutputs };
     // Report drift in what the diff compares, so a refresh followed by `up` replaces a
     // container that now runs another image or port.
     const drift = (await lib.registryDifferences(props, state)).length > 0;

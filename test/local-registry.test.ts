@@ -212,6 +212,12 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
     const read = await host.read(urn, created.id, created.props);
     assert.equal(read.id, name);
     assert.deepEqual({ port: read.props.port, image: read.props.image, running: read.props.running }, { port: registry.port, image: IMAGE, running: true });
+    // Stopped by hand: refresh reports it gone, so the next up creates it again (adopt and start).
+    docker.seedContainer({ name, image: IMAGE, publish: `127.0.0.1:${registry.port}`, running: false, imageId: String((docker.container(name) as { Image: string }).Image) });
+    assert.equal((await host.read(urn, created.id, created.props)).id, '', 'a stopped container reads as gone');
+    const again = await host.create(urn, inputs);
+    assert.equal((docker.container(name) as { State: { Running: boolean } }).State.Running, true, 'create starts it again');
+    assert.equal(again.id, name);
 
     await host.delete(urn, created.id, created.props);
     assert.equal(docker.container(name), undefined);
