@@ -25,7 +25,9 @@ export function engineBin(): string {
   if (failure) throw new Error(failure);
   try {
     const out = execFileSync('bash', [path.join(ROOT, 'scripts/engine.sh')], {
-      env: { ...process.env, PULUMI_HOME },
+      // Always the engine built from the pinned modules, even where a pulumi is on PATH: the
+      // tests turn plugin downloads off, so they need the plugins built beside it.
+      env: { ...process.env, PULUMI_HOME, POLYARCH_BUILD_ENGINE: '1' },
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
       timeout: 20 * 60_000,
