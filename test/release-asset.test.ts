@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { deleteAsset, getAsset, githubClient, listAssets, putAsset, replaceAsset, STAGING_SUFFIX, type AssetContent } from '../lib/github-release.ts';
 import { startFakeGitHub, type FakeGitHub } from './fixtures/github.ts';
-import { startDynamicHost } from './helpers/dynamic-host.ts';
+import { checkGitHubToken, startDynamicHost } from './helpers/dynamic-host.ts';
 import { fixtureLock, loadProgram, type Declared } from './helpers/program.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -193,30 +193,10 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
     await host.close();
   }
 
-  // A bad token: the provider's error is GitHub's 401, named clearly, without the token.
-  const bad = await startDynamicHost();
-  try {
-    const token = 'ghp_wrongwrongwrongwrongwrongwrong0000';
-    await bad.configure({ 'polyarch:githubToken': token }, ['polyarch:githubToken']);
-    await assert.rejects(bad.create(urn, news), (e: Error) => {
-      assert.match(e.message, /401 Bad credentials \(GitHub rejected the token; check polyarch:githubToken\)/);
-      assert.ok(!e.message.includes(token));
-      return true;
-    });
-    assert.ok(!bad.stderr().includes(token));
-  } finally {
-    await bad.close();
-  }
-
-  // No token in the stack config: GITHUB_TOKEN from the environment, read at run time.
-  const fromEnv = await startDynamicHost({ GITHUB_TOKEN: fake.token });
-  try {
-    await fromEnv.configure({});
-    const again = await fromEnv.create(urn, news);
-    assert.deepEqual(named(r, 'qemu-s390x-static.tar.gz').map((a) => String(a.id)), [again.id]);
-  } finally {
-    await fromEnv.close();
-  }
+  // A bad token fails as GitHub's 401, named clearly; with none in config, GITHUB_TOKEN is read.
+  await checkGitHubToken(urn, () => news, /401 Bad credentials \(GitHub rejected the token; check polyarch:githubToken\)/, fake.token, (id) =>
+    assert.deepEqual(named(r, 'qemu-s390x-static.tar.gz').map((a) => String(a.id)), [id]),
+  );
 });
 
 test('after an update in place the engine keeps the first id: read and delete follow the outputs\' assetId', async () => {

@@ -8,18 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { sha256 } from '../../lib/digest.ts';
-import { engineProject, hasEngine, parseJson, type EngineProject } from '../helpers/engine.ts';
+import { changes, engineProject, hasEngine, parseJson, urnName, type EngineProject, type Step } from '../helpers/engine.ts';
 import { fixtureLock } from '../helpers/program.ts';
 import { hasCommand, isRoot, requireSystem } from '../helpers/system.ts';
 
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:FolderAsset';
-interface Step {
-  op: string;
-  urn: string;
-  newState?: { type: string };
-  oldState?: { type: string };
-}
-const name = (urn: string) => urn.split('::').pop()!;
 
 let lock: { file: string; cacheDir: string };
 let rebuilt: { file: string; cacheDir: string };
@@ -43,7 +36,6 @@ async function outputs(p: EngineProject): Promise<Record<string, unknown>> {
   return parseJson((await p.ok(['stack', 'output', '--json'])).stdout);
 }
 
-const changes = (steps: Step[]) => steps.filter((s) => s.op !== 'same').map((s) => `${s.op} ${name(s.urn)}`).sort();
 
 test('a folder release: up, no-change up, a rebuilt emulator, refresh, drift and destroy, on the real engine', async (t) => {
   if (!requireSystem(t, isRoot, hasEngine, hasCommand('sha256sum'))) return;
@@ -54,7 +46,7 @@ test('a folder release: up, no-change up, a rebuilt emulator, refresh, drift and
   });
 
   const preview = parseJson<{ steps: Step[] }>((await p.ok(['preview', '--json'])).stdout);
-  const planned = preview.steps.filter((s) => s.newState?.type === ASSET).map((s) => name(s.urn)).sort();
+  const planned = preview.steps.filter((s) => s.newState?.type === ASSET).map((s) => urnName(s.urn)).sort();
   assert.ok(planned.length > 20, `${planned.length} assets planned`);
 
   const up = await p.ok(['up', '--yes']);

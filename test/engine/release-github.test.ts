@@ -9,19 +9,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { engineProject, hasEngine, parseJson } from '../helpers/engine.ts';
+import { changes, engineProject, hasEngine, parseJson, urnName, urnType, type Step } from '../helpers/engine.ts';
 import { startFakeGitHub, type FakeGitHub } from '../fixtures/github.ts';
 import { fixtureLock } from '../helpers/program.ts';
 import { hasCommand, isRoot, requireSystem } from '../helpers/system.ts';
 
 const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
-interface Step {
-  op: string;
-  urn: string;
-}
-const type = (urn: string) => urn.split('::')[2]!.split('$').pop()!;
-const name = (urn: string) => urn.split('::').pop()!;
 
 let github: FakeGitHub;
 let lock: { file: string; cacheDir: string };
@@ -54,7 +48,6 @@ function checkRelease(tag: string): string[] {
   }
 }
 
-const changes = (steps: Step[]) => steps.filter((s) => s.op !== 'same').map((s) => `${s.op} ${name(s.urn)}`).sort();
 
 test('a GitHub release on the real engine: published, updated in place, kept across a QEMU bump and a destroy, token never in the open', async (t) => {
   if (!requireSystem(t, isRoot, hasEngine, hasCommand('sha256sum'))) return;
@@ -112,11 +105,11 @@ test('a GitHub release on the real engine: published, updated in place, kept acr
   await p.setConfig('polyarch:lockFile', bumped.file);
   const bump = parseJson<{ steps: Step[] }>((await p.ok(['preview', '--diff', '--json'])).stdout);
   const moved = bump.steps.filter((s) => s.op !== 'same');
-  assert.ok(moved.every((s) => [RELEASE, ASSET].includes(type(s.urn))), 'only the release moves');
+  assert.ok(moved.every((s) => [RELEASE, ASSET].includes(urnType(s.urn))), 'only the release moves');
   // (The JSON preview shows a replacement as one step, so this only rules out plain deletes;
   // checkRelease on the old tag below is what proves its files stay.)
   assert.ok(moved.every((s) => s.op !== 'delete' && s.op !== 'delete-replaced'), `nothing published is deleted: ${changes(moved).join(', ')}`);
-  assert.deepEqual([...new Set(moved.filter((s) => type(s.urn) === ASSET).map((s) => name(s.urn)))].sort(), names.map((n) => `release-${n}`));
+  assert.deepEqual([...new Set(moved.filter((s) => urnType(s.urn) === ASSET).map((s) => urnName(s.urn)))].sort(), names.map((n) => `release-${n}`));
   await p.ok(['up', '--yes']);
   assert.deepEqual(checkRelease('v9.2.5-1'), names);
   assert.deepEqual(checkRelease('v9.2.4-1'), names, 'the previous release keeps every file');

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import * as pulumi from '@pulumi/pulumi';
 import YAML from 'yaml';
-import { engineProject, hasEngine, parseJson, stepResources } from '../helpers/engine.ts';
+import { engineProject, hasEngine, parseJson, stepResources, type Step } from '../helpers/engine.ts';
 import { fixtureLock, loadProgram } from '../helpers/program.ts';
 import { imageMocks } from '../helpers/registry.ts';
 import { isRoot, requireSystem } from '../helpers/system.ts';
@@ -25,11 +25,6 @@ before(async () => {
   lock = await fixtureLock([...HOSTS]);
 });
 
-interface Step {
-  op: string;
-  urn: string;
-  newState?: { type: string; inputs: Record<string, unknown> };
-}
 
 const committed = fs.readdirSync(ROOT).map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1]).filter((s): s is string => !!s).sort();
 

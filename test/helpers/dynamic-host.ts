@@ -2,6 +2,7 @@
 // does: a plain `node` process, no tsx loader, working folder = the project, and talks to it
 // over its gRPC interface. A resource's serialized `__provider` goes in with its properties,
 // exactly as the engine sends them, so a test proves the serialized provider runs as deployed.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -128,4 +129,33 @@ export async function startDynamicHost(extraEnv: Record<string, string> = {}): P
       }
     },
   };
+}
+
+/**
+ * What both GitHub providers promise about the token they read at run time: a wrong one fails
+ * `create` with GitHub's 401 as one line (matching `rejected`) that never holds the token;
+ * with none in the stack config, GITHUB_TOKEN from the environment is used, and `created`
+ * checks what that create made.
+ */
+export async function checkGitHubToken(urn: string, news: () => Props, rejected: RegExp, envToken: string, created: (id: string) => void): Promise<void> {
+  const bad = await startDynamicHost();
+  try {
+    const token = 'ghp_wrongwrongwrongwrongwrongwrong0000';
+    await bad.configure({ 'polyarch:githubToken': token }, ['polyarch:githubToken']);
+    await assert.rejects(bad.create(urn, news()), (e: Error) => {
+      assert.match(e.message, rejected);
+      assert.ok(!e.message.includes(token));
+      return true;
+    });
+    assert.ok(!bad.stderr().includes(token));
+  } finally {
+    await bad.close();
+  }
+  const fromEnv = await startDynamicHost({ GITHUB_TOKEN: envToken });
+  try {
+    await fromEnv.configure({});
+    created((await fromEnv.create(urn, news())).id);
+  } finally {
+    await fromEnv.close();
+  }
 }

@@ -153,12 +153,25 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
   return project;
 }
 
+/** One step of a `--json` preview or update. */
+export interface Step {
+  op: string;
+  urn: string;
+  newState?: { type: string; inputs: Record<string, unknown> };
+}
+
+/** The resource name and type a URN holds. */
+export const urnName = (urn: string) => urn.split('::').pop()!;
+export const urnType = (urn: string) => urn.split('::')[2]!.split('$').pop()!;
+
+/** `<op> <name>` of every step that changes something, sorted: what a preview says it will do. */
+export const changes = (steps: readonly Step[]) => steps.filter((s) => s.op !== 'same' && s.op !== 'read').map((s) => `${s.op} ${urnName(s.urn)}`).sort();
+
 /** Type and name of every resource in a preview's or an update's steps (`--json`), stack and providers left out. */
 export function stepResources(steps: readonly { urn: string }[]): string[] {
   return steps
     .map(({ urn }) => {
-      const parts = urn.split('::');
-      return `${parts[2]!.split('$').pop()} ${parts.slice(3).join('::')}`;
+      return `${urnType(urn)} ${urnName(urn)}`;
     })
     .filter((r) => !r.startsWith('pulumi:pulumi:Stack ') && !r.startsWith('pulumi:providers:'))
     .sort();
