@@ -80,6 +80,10 @@ install_plugin() {
 # The folder printed: with a pulumi from PATH, a link to it beside BuildKit's tools (that
 # pulumi finds its own language hosts next to its real path).
 finish() {
+  # Builds of other pins that no run has used for two weeks go (each is about 500 MB).
+  touch "$dir"
+  find "$cache" -mindepth 1 -maxdepth 1 -type d \( -name 'pulumi-v*' -o -name 'buildkit-*' \) -mtime +14 \
+    -exec rm -rf {} + 2>/dev/null || true
   [ -z "$path_pulumi" ] || ln -sf "$path_pulumi" "$bin/pulumi"
   install_plugin
   echo "$bin"
