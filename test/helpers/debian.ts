@@ -1,4 +1,4 @@
-// Debian packages as test inputs: `apt-get download` into a cache under the OS temp dir,
+// Debian packages as test inputs: `apt-get download` into a cache under ~/.cache/polyarch/debs,
 // unpacked with `dpkg-deb -x`, never committed. Foreign architectures must have been added
 // with `dpkg --add-architecture` (.ci/run does it).
 import { execFileSync } from 'node:child_process';
@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export const DEB_CACHE = path.join(os.tmpdir(), 'polyarch-debs');
+// Outside the repository and the test run's own TMPDIR (removed after every run), so the
+// downloads are made once per machine.
+export const DEB_CACHE = process.env.POLYARCH_DEB_CACHE ?? path.join(os.homedir(), '.cache/polyarch/debs');
 
 /** Unpacks `pkg:arch` (downloading it once) and returns the folder holding its files. */
 export function debianPackage(pkg: string, arch: string): string {

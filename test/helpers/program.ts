@@ -110,5 +110,7 @@ export async function fixtureLock(
     return { file, lock, cacheDir };
   } finally {
     await koji.close();
+    // The RPM cache holds every RPM now; the served tree was only copies.
+    fs.rmSync(root, { recursive: true, force: true });
   }
 }
