@@ -7,16 +7,15 @@ import { BinfmtHost } from './components/binfmtHost.ts';
 import { LocalRegistry } from './components/localRegistry.ts';
 import { QemuImages } from './components/qemuImages.ts';
 import { ReleaseAssets } from './components/releaseAssets.ts';
-import { loadStackConfig, secretConfig } from './components/stackConfig.ts';
+import { loadStackConfig, readStackLock, secretConfig } from './components/stackConfig.ts';
 import { buildAssets } from './lib/assets.ts';
 import { writeRegisterScript } from './lib/build-host.ts';
 import { imageLabels, writeContexts } from './lib/contexts.ts';
 import { prepareStackEmulators } from './lib/emulators.ts';
 import { imageTarget, planForStack } from './lib/image-plan.ts';
-import { readLock } from './lib/lock.ts';
 
 const config = loadStackConfig();
-const lock = await readLock(config.lockFile);
+const lock = await readStackLock(config.lockFile);
 // A cold host takes minutes (fetch, extract, compress) before the first resource: say so.
 const progress = (message: string) => void pulumi.log.info(message);
 const hostEmulators = await prepareStackEmulators(config, lock, progress);

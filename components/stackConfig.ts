@@ -1,7 +1,10 @@
 // Reads this stack's `polyarch:*` config from Pulumi and validates it once with lib/config.
 // Secret values stay in Pulumi: only whether they are set is passed on.
+import fs from 'node:fs';
 import * as pulumi from '@pulumi/pulumi';
 import { parseStackConfig, type SECRET_KEYS, type StackConfig } from '../lib/config.ts';
+import { HOST_ARCHES } from '../lib/cpus.ts';
+import { readLock, type Lock } from '../lib/lock.ts';
 
 const NAMESPACE = 'polyarch:';
 // Present in the SDK's runtime but missing from its type declarations.
@@ -25,4 +28,20 @@ export function loadStackConfig(): StackConfig {
 /** A secret config value as a Pulumi secret Output (never a plain string). */
 export function secretConfig(name: (typeof SECRET_KEYS)[number]): pulumi.Output<string> {
   return new pulumi.Config('polyarch').requireSecret(name);
+}
+
+/** How to pin a first build: the update-qemu workflow's own command, for every host any stack may publish. */
+export const lockCommand = (file: string) => `npx polyarch lock --latest --hosts ${HOST_ARCHES.join(',')} --out ${file}`;
+
+/**
+ * The stack's lockfile. Without one (a new repository, before its first pinned build) the
+ * program stops with one line, no stack trace, saying how to make it.
+ */
+export async function readStackLock(file: string): Promise<Lock> {
+  if (!fs.existsSync(file)) {
+    throw new pulumi.RunError(
+      `${file} is missing: no QEMU build is pinned yet. Pin one by running the update-qemu workflow by hand (Actions, update-qemu, Run workflow) and merging its pull request, or run \`${lockCommand(file)}\` and commit the file`,
+    );
+  }
+  return readLock(file);
 }
