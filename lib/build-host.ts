@@ -21,7 +21,7 @@
 // gives one back, and only the last one removes anything.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { hostFamily, targetsFor, type Cpu } from './cpus.ts';
+import { runsNatively, targetsFor, type Cpu } from './cpus.ts';
 import type { StackConfig } from './config.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
@@ -92,17 +92,18 @@ export async function writeRegisterScript(dir: string): Promise<RegisterScriptFi
 }
 
 /** The register script's options for binfmt flags (already validated: O comes with C). */
-export function registerFlags(flags: string): string[] {
+export function registerFlags(flags: string, ignoreFamily = false): string[] {
   const yn = (f: string) => (flags.includes(f) ? 'yes' : 'no');
-  return ['--persistent', yn('F'), '--credential', yn('C'), '--preserve-argv0', yn('P')];
+  // --ignore-family only when set, so the commands of existing hosts stay as they were.
+  return ['--persistent', yn('F'), '--credential', yn('C'), '--preserve-argv0', yn('P'), ...(ignoreFamily ? ['--ignore-family', 'yes'] : [])];
 }
 
 /** The CPUs this build host registers: its targets (default: everything published for its arch). */
 function hostTargets(b: BuildHost, emulators: HostEmulators): Cpu[] {
   const published = new Set(emulators.emulators.map((e) => e.cpu));
-  if (!b.targets || b.targets.includes('all')) return targetsFor(b.arch).filter((c) => published.has(c.emulator));
+  if (!b.targets || b.targets.includes('all')) return targetsFor(b.arch, 'all', { ignoreFamily: b.ignoreFamily }).filter((c) => published.has(c.emulator));
   const cpus = targetsFor(b.arch, b.targets);
-  const native = cpus.filter((c) => c.family === hostFamily(b.arch));
+  const native = cpus.filter((c) => runsNatively(b.arch, c, b.ignoreFamily));
   if (native.length > 0) throw new Error(`build host "${b.name}" (${b.arch}) runs ${native.map((c) => c.name).join(', ')} natively; leave them out of its targets`);
   const missing = cpus.filter((c) => !published.has(c.emulator));
   if (missing.length > 0) {
@@ -126,7 +127,7 @@ export function planBuildHost(b: BuildHost, hostEmulators: readonly HostEmulator
   files.push({ name: SCRIPT, local: script.path, remote: upload(SCRIPT, script.sha256), sha256: script.sha256 });
 
   const targets = cpus.map((c) => c.name);
-  const key = sha256(JSON.stringify({ arch: b.arch, targets, files: files.map((f) => [f.name, f.sha256]), flags: b.flags, persist: b.persist })).slice(0, 16);
+  const key = sha256(JSON.stringify({ arch: b.arch, targets, files: files.map((f) => [f.name, f.sha256]), flags: b.flags, persist: b.persist, ...(b.ignoreFamily && { ignoreFamily: true }) })).slice(0, 16);
   const folder = `${b.emulatorDir}/${key}`;
   const entries = cpus.map((c) => ({ name: `qemu-${c.name}`, file: emulatorFile(c.emulator) }));
 
@@ -145,7 +146,7 @@ export function planBuildHost(b: BuildHost, hostEmulators: readonly HostEmulator
       `arch=${shellQuote(b.arch)}`,
       `files=${shellQuote(files.map((f) => `${f.name}:${f.sha256}:${f.remote}`).join(' '))}`,
       `targets=${shellQuote(targets.join(','))}`,
-      `options=${shellQuote([...registerFlags(b.flags), ...(b.persist ? ['--persist-dir', PERSIST_DIR] : [])].join(' '))}`,
+      `options=${shellQuote([...registerFlags(b.flags, b.ignoreFamily), ...(b.persist ? ['--persist-dir', PERSIST_DIR] : [])].join(' '))}`,
       REGISTER_BODY,
     ]);
   const unregister = wrap(b, [

@@ -49,6 +49,8 @@ const BuildHost = z.strictObject({
   sudo: z.boolean().default(false),
   persist: z.boolean().default(true),
   targets: z.array(target).optional(),
+  /** QEMU's --ignore-family: register CPUs of the host's family too, all but its own CPU (e.g. i386 on x86_64). */
+  ignoreFamily: z.boolean().default(false),
   /** The build host's own arch (`uname -m`): it gets this host's emulators, so it must be one of `hosts`. */
   arch: hostArch.default('x86_64' as HostArch),
   /** The host's public key, `<type> <base64>` as in known_hosts; without it the host key is not checked. */

@@ -7,15 +7,26 @@
 // separators, the same length, matching the file from byte `offset` on. This is the form
 // /proc/sys/fs/binfmt_misc/<entry> prints; lib/binfmt.ts turns it into `\xHH` escapes.
 //
-// The values are the ones QEMU's own binfmt generator produced for 7.2 as Debian bookworm
-// ships them (test/system/register.test.ts checks every CPU Debian ships against Debian's
-// files). QEMU adjusts masks between versions; when an RPM brings its own binfmt.d conf,
-// that conf wins (reconcileConf in lib/binfmt.ts) and the difference is reported.
+// Where the values come from:
+// - magic, mask and family: QEMU's scripts/qemu-binfmt-conf.sh (the same rows from v7.0
+//   through v10.0), byte for byte, with one exception, microblaze (see its row). The
+//   Fedora RPMs we publish ship exactly those lines as their binfmt.d confs, and images
+//   register the conf (reconcileConf in lib/binfmt.ts), so keeping the table equal to
+//   QEMU's means `binfmt conf`, build hosts and images register the same bytes.
+//   test/cpus.test.ts holds the table to QEMU's lines, kept as data in
+//   test/fixtures/qemu-binfmt.ts.
+// - Debian's binfmt.d files (bookworm, 7.2) differ: they mask EI_OSABI with fc (OS ABI
+//   0-3) where QEMU ignores it, and keep MIPS's EI_ABIVERSION to 0-1 (mask fe). We follow
+//   QEMU: OS ABIs 4 and up are not Linux binaries, so ignoring the byte costs nothing in
+//   practice, and MIPS binaries with ABI version 2 or 3 are real (newer glibc writes them,
+//   QEMU issue #843) and QEMU runs them.
+// - e_machine values: the ELF gABI and binutils (listed above ROWS).
+// - aliases and platforms: uname -m, Debian and Docker/OCI spellings.
 //
 // Most magics are the first 20 bytes of an ELF header: "\x7fELF", class (01 = 32-bit,
 // 02 = 64-bit), data (01 = little, 02 = big endian), version 01, OS ABI, ABI version,
 // padding, then e_type (ET_EXEC; the mask's fe lets ET_DYN through too) and e_machine.
-// MIPS reaches into e_flags to tell o32 from n32 (EF_MIPS_ABI2, 0x20).
+// MIPS o32/n32 reach on into e_version and e_flags to tell o32 from n32 (EF_MIPS_ABI2, 0x20).
 
 export interface Cpu {
   /** QEMU's target name; the binfmt entry is `qemu-<name>`. */
@@ -38,20 +49,14 @@ export interface Cpu {
   readonly removedIn?: string;
 }
 
-// Masks shared by many rows, named after the header layout they accept.
-/** Little-endian ELF, OS ABI ignored. */
+// Masks shared by many rows, named after the header layout they accept. Bytes 7 (EI_OSABI)
+// and, for MIPS, 8 (EI_ABIVERSION) are ignored as QEMU does.
+/** Little-endian ELF. */
 const LE = 'ffffffffffffff00fffffffffffffffffeffffff';
-/** Big-endian ELF, OS ABI ignored. */
+/** Big-endian ELF. */
 const BE = 'ffffffffffffff00fffffffffffffffffffeffff';
-/** Little-endian ELF, OS ABI 0-3 (SysV, HP-UX, NetBSD, GNU/Linux). */
-const LE_ABI = 'fffffffffffffffcfffffffffffffffffeffffff';
-/** Big-endian ELF, OS ABI 0-3. */
-const BE_ABI = 'fffffffffffffffcfffffffffffffffffffeffff';
-/** x86: also tolerant of odd data/version bytes, as QEMU has always been. */
-const X86 = 'fffffffffffefefcfffffffffffffffffeffffff';
-/** MIPS: ABI version 0 or 1. */
-const MIPS_LE = 'ffffffffffffff00fefffffffffffffffeffffff';
-const MIPS_BE = 'ffffffffffffff00fefffffffffffffffffeffff';
+/** x86 and alpha: also tolerant of odd data/version bytes (fe at 5 and 6), as QEMU has always been. */
+const X86 = 'fffffffffffefe00fffffffffffffffffeffffff';
 
 /** ELF ident + e_type for a class/endianness; append e_machine in file byte order. */
 function elf(bits: 32 | 64, endian: 'le' | 'be', machine: number): string {
@@ -59,6 +64,22 @@ function elf(bits: 32 | 64, endian: 'le' | 'be', machine: number): string {
   const hi = (machine >> 8).toString(16).padStart(2, '0');
   const lo = (machine & 0xff).toString(16).padStart(2, '0');
   return endian === 'le' ? `${ident}0200${lo}${hi}` : `${ident}0002${hi}${lo}`;
+}
+
+/**
+ * A MIPS o32/n32 row: the header (EI_ABIVERSION ignored), e_version 1, and e_flags'
+ * EF_MIPS_ABI2 bit (0x20, in its low byte) clear for o32 or set for n32. 40 bytes, as QEMU.
+ */
+function mips32(endian: 'le' | 'be', n32: boolean): { magic: string; mask: string } {
+  const head = elf(32, endian, 8);
+  const headMask = endian === 'le' ? 'ffffffffffffff0000fffffffffffffffeffffff' : 'ffffffffffffff0000fffffffffffffffffeffff';
+  const version = endian === 'le' ? '01000000' : '00000001';
+  // e_entry, e_phoff, e_shoff: not looked at; then e_flags with the ABI2 bit.
+  const flags = (bit: string) => (endian === 'le' ? `${bit}000000` : `000000${bit}`);
+  return {
+    magic: head + version + '00'.repeat(12) + flags(n32 ? '20' : '00'),
+    mask: headMask + 'ffffffff' + '00'.repeat(12) + flags('20'),
+  };
 }
 
 interface Row {
@@ -80,9 +101,10 @@ interface Row {
 const ROWS: readonly Row[] = [
   { name: 'aarch64', magic: elf(64, 'le', 183), mask: LE, family: 'arm', platform: 'linux/arm64', aliases: ['arm64'] },
   { name: 'aarch64_be', magic: elf(64, 'be', 183), mask: BE, family: 'armeb' },
-  { name: 'alpha', magic: elf(64, 'le', 0x9026), mask: LE, family: 'alpha' },
+  { name: 'alpha', magic: elf(64, 'le', 0x9026), mask: X86, family: 'alpha' },
   { name: 'arm', magic: elf(32, 'le', 40), mask: LE, family: 'arm', platform: 'linux/arm/v7', aliases: ['armhf', 'armel', 'armv7', 'armv7l', 'armv6l', 'armv5tel'] },
   { name: 'armeb', magic: elf(32, 'be', 40), mask: BE, family: 'armeb' },
+  // Not in QEMU's script (its user mode went in 10.0); the generic little-endian line.
   { name: 'cris', magic: elf(32, 'le', 76), mask: LE, family: 'cris', removedIn: '10.0' },
   { name: 'hexagon', magic: elf(32, 'le', 164), mask: LE, family: 'hexagon' },
   { name: 'hppa', magic: elf(32, 'be', 15), mask: BE, family: 'hppa', aliases: ['parisc'] },
@@ -91,66 +113,41 @@ const ROWS: readonly Row[] = [
   {
     name: 'loongarch64',
     magic: elf(64, 'le', 258),
-    // ABI version ignored, OS ABI 0-3.
+    // QEMU's own choice for this newer row: OS ABI 0-3, ABI version ignored.
     mask: 'fffffffffffffffc00fffffffffffffffeffffff',
     family: 'loongarch',
     platform: 'linux/loong64',
     aliases: ['loong64'],
   },
-  { name: 'm68k', magic: elf(32, 'be', 4), mask: BE, family: 'm68k' },
+  // QEMU's m68k mask also tolerates EI_VERSION 0 (fe at byte 6).
+  { name: 'm68k', magic: elf(32, 'be', 4), mask: 'fffffffffffffe00fffffffffffffffffffeffff', family: 'm68k' },
+  // The one row that differs from QEMU on purpose. QEMU's microblaze line writes e_type
+  // little-endian (02 00) inside a big-endian header, so it never matches a real binary
+  // (whose bytes 16-17 are 00 02); ours has e_type in the header's byte order.
   { name: 'microblaze', magic: elf(32, 'be', 0xbaab), mask: BE, family: 'microblaze' },
   { name: 'microblazeel', magic: elf(32, 'le', 0xbaab), mask: LE, family: 'microblazeel' },
-  {
-    name: 'mips',
-    // o32: the header plus e_flags, whose EF_MIPS_ABI2 bit must be clear.
-    magic: elf(32, 'be', 8) + '00'.repeat(20),
-    mask: MIPS_BE + '00'.repeat(19) + '20',
-    family: 'mips',
-    platform: 'linux/mips',
-  },
-  {
-    name: 'mipsel',
-    magic: elf(32, 'le', 8) + '00'.repeat(17),
-    mask: MIPS_LE + '00'.repeat(16) + '20',
-    family: 'mips',
-    platform: 'linux/mipsle',
-    aliases: ['mipsle'],
-  },
-  {
-    name: 'mipsn32',
-    // n32: as o32 but with EF_MIPS_ABI2 set.
-    magic: elf(32, 'be', 8) + '00'.repeat(19) + '20',
-    mask: MIPS_BE + '00'.repeat(19) + '20',
-    family: 'mips',
-  },
-  {
-    name: 'mipsn32el',
-    magic: elf(32, 'le', 8) + '00'.repeat(16) + '20',
-    mask: MIPS_LE + '00'.repeat(16) + '20',
-    family: 'mips',
-  },
-  { name: 'mips64', magic: elf(64, 'be', 8), mask: MIPS_BE, family: 'mips', platform: 'linux/mips64' },
-  { name: 'mips64el', magic: elf(64, 'le', 8), mask: MIPS_LE, family: 'mips', platform: 'linux/mips64le', aliases: ['mips64le'] },
+  { name: 'mips', ...mips32('be', false), family: 'mips', platform: 'linux/mips' },
+  { name: 'mipsel', ...mips32('le', false), family: 'mips', platform: 'linux/mipsle', aliases: ['mipsle'] },
+  { name: 'mipsn32', ...mips32('be', true), family: 'mips' },
+  { name: 'mipsn32el', ...mips32('le', true), family: 'mips' },
+  { name: 'mips64', magic: elf(64, 'be', 8), mask: 'ffffffffffffff0000fffffffffffffffffeffff', family: 'mips', platform: 'linux/mips64' },
+  { name: 'mips64el', magic: elf(64, 'le', 8), mask: 'ffffffffffffff0000fffffffffffffffeffffff', family: 'mips', platform: 'linux/mips64le', aliases: ['mips64le'] },
   { name: 'or1k', magic: elf(32, 'be', 92), mask: BE, family: 'or1k', aliases: ['openrisc'] },
-  { name: 'ppc', magic: elf(32, 'be', 20), mask: BE_ABI, family: 'ppc', aliases: ['powerpc'] },
-  { name: 'ppc64', magic: elf(64, 'be', 21), mask: BE_ABI, family: 'ppc', platform: 'linux/ppc64', aliases: ['powerpc64'] },
-  {
-    name: 'ppc64le',
-    magic: elf(64, 'le', 21),
-    // The last byte (high half of e_machine) is ignored, as QEMU does.
-    mask: 'fffffffffffffffcfffffffffffffffffeffff00',
-    family: 'ppcle',
-    platform: 'linux/ppc64le',
-    aliases: ['ppc64el', 'powerpc64le'],
-  },
-  { name: 'riscv32', magic: elf(32, 'le', 243), mask: LE, family: 'riscv32' },
-  { name: 'riscv64', magic: elf(64, 'le', 243), mask: LE, family: 'riscv64', platform: 'linux/riscv64' },
-  { name: 's390x', magic: elf(64, 'be', 22), mask: BE_ABI, family: 's390x', platform: 'linux/s390x' },
-  { name: 'sh4', magic: elf(32, 'le', 42), mask: LE_ABI, family: 'sh4' },
-  { name: 'sh4eb', magic: elf(32, 'be', 42), mask: BE_ABI, family: 'sh4' },
-  { name: 'sparc', magic: elf(32, 'be', 2), mask: BE_ABI, family: 'sparc' },
-  { name: 'sparc32plus', magic: elf(32, 'be', 18), mask: BE_ABI, family: 'sparc' },
-  { name: 'sparc64', magic: elf(64, 'be', 43), mask: BE_ABI, family: 'sparc' },
+  { name: 'ppc', magic: elf(32, 'be', 20), mask: BE, family: 'ppc', aliases: ['powerpc'] },
+  { name: 'ppc64', magic: elf(64, 'be', 21), mask: BE, family: 'ppc', platform: 'linux/ppc64', aliases: ['powerpc64'] },
+  // The last byte (high half of e_machine) is ignored, as QEMU does.
+  { name: 'ppc64le', magic: elf(64, 'le', 21), mask: 'ffffffffffffff00fffffffffffffffffeffff00', family: 'ppcle', platform: 'linux/ppc64le', aliases: ['ppc64el', 'powerpc64le'] },
+  // One family, as in QEMU: a riscv64 host is taken to run riscv32 too. Few riscv64
+  // machines really do (Fedora builds its riscv64 confs with --ignore-family yes for
+  // that reason); `--ignore-family yes` registers riscv32 there.
+  { name: 'riscv32', magic: elf(32, 'le', 243), mask: LE, family: 'riscv' },
+  { name: 'riscv64', magic: elf(64, 'le', 243), mask: LE, family: 'riscv', platform: 'linux/riscv64' },
+  { name: 's390x', magic: elf(64, 'be', 22), mask: BE, family: 's390x', platform: 'linux/s390x' },
+  { name: 'sh4', magic: elf(32, 'le', 42), mask: LE, family: 'sh4' },
+  { name: 'sh4eb', magic: elf(32, 'be', 42), mask: BE, family: 'sh4' },
+  { name: 'sparc', magic: elf(32, 'be', 2), mask: BE, family: 'sparc' },
+  { name: 'sparc32plus', magic: elf(32, 'be', 18), mask: BE, family: 'sparc' },
+  { name: 'sparc64', magic: elf(64, 'be', 43), mask: BE, family: 'sparc' },
   { name: 'x86_64', magic: elf(64, 'le', 62), mask: X86, family: 'i386', platform: 'linux/amd64', aliases: ['amd64', 'x86-64', 'x64'] },
   { name: 'xtensa', magic: elf(32, 'le', 94), mask: LE, family: 'xtensa' },
   { name: 'xtensaeb', magic: elf(32, 'be', 94), mask: BE, family: 'xtensaeb' },
@@ -205,6 +202,17 @@ export const HOST_FAMILY_PATTERNS: readonly { readonly family: string; readonly 
   { family: 'sh4', patterns: ['sh4*'] },
   { family: 'hppa', patterns: ['parisc*', 'hppa*'] },
   { family: 'loongarch', patterns: ['loongarch*'] },
+  { family: 'riscv', patterns: ['riscv*'] },
+];
+
+/**
+ * `uname -m` spellings that name a table CPU without being one of its names or aliases.
+ * With --ignore-family only the host's own CPU is left out, so it has to be known exactly.
+ */
+export const HOST_CPU_PATTERNS: readonly { readonly cpu: string; readonly patterns: readonly string[] }[] = [
+  { cpu: 'i386', patterns: ['i[3-6]86'] },
+  { cpu: 'arm', patterns: ['armv[4-9]*l'] },
+  { cpu: 'armeb', patterns: ['armv[4-9]*b'] },
 ];
 
 /** Translate the small glob subset used above (`*`, `[a-b]`) to an anchored RegExp. */
@@ -230,6 +238,26 @@ export function hostFamily(machine: string): string {
   return machine;
 }
 
+/** The table CPU a machine (as `uname -m` prints it) is, or undefined for one the table lacks. */
+export function hostCpu(machine: string): Cpu | undefined {
+  const direct = findCpu(machine);
+  if (direct) return direct;
+  const hit = HOST_CPU_PATTERNS.find(({ patterns }) => patterns.some((p) => globToRegExp(p).test(machine)));
+  return hit ? findCpu(hit.cpu) : undefined;
+}
+
+/**
+ * Whether a host skips `cpu` when registering everything. Normally every CPU of the host's
+ * family is skipped (QEMU's rule). With `ignoreFamily` (QEMU's --ignore-family yes), only
+ * the CPUs the host's own emulator would run are: on x86_64 that is x86_64, so i386 gets
+ * an entry; on riscv64, riscv32 does.
+ */
+export function runsNatively(machine: string, cpu: Cpu, ignoreFamily = false): boolean {
+  if (cpu.family !== hostFamily(machine)) return false;
+  if (!ignoreFamily) return true;
+  return cpu.emulator === (hostCpu(machine)?.emulator ?? machine);
+}
+
 const byName = new Map<string, Cpu>();
 for (const cpu of CPUS) {
   for (const key of [cpu.name, ...cpu.aliases]) {
@@ -248,16 +276,21 @@ export function cpuNames(): string[] {
   return CPUS.map((c) => c.name);
 }
 
+export interface TargetOptions {
+  /** QEMU's --ignore-family yes: skip only the host's own CPU, not its whole family. */
+  readonly ignoreFamily?: boolean;
+}
+
 /**
- * The CPUs to register on `host`. Without a list (or with 'all'): every current CPU outside
- * the host's family. With a list: exactly those CPUs (aliases resolved, duplicates dropped,
- * table order), so a caller can ask for anything by name. Unknown names throw.
+ * The CPUs to register on `host`. Without a list (or with 'all'): every current CPU the host
+ * does not run natively (see runsNatively). With a list: exactly those CPUs (aliases
+ * resolved, duplicates dropped, table order), so a caller can ask for anything by name.
+ * Unknown names throw.
  */
-export function targetsFor(host: HostArch, targets: 'all' | readonly string[] = 'all'): Cpu[] {
+export function targetsFor(host: HostArch, targets: 'all' | readonly string[] = 'all', o: TargetOptions = {}): Cpu[] {
   parseHostArch(String(host));
   if (targets === 'all') {
-    const family = hostFamily(host);
-    return CPUS.filter((c) => c.family !== family && c.removedIn === undefined);
+    return CPUS.filter((c) => !runsNatively(host, c, o.ignoreFamily) && c.removedIn === undefined);
   }
   const wanted = new Set<Cpu>();
   for (const name of targets) {

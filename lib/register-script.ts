@@ -5,7 +5,7 @@
 // (lib/binfmt.ts), so the script writes exactly the lines `polyarch binfmt conf` prints.
 // The shell part is static. User input is only compared with the embedded table (targets)
 // or checked against a strict character set (paths, suffix); it is never evaluated.
-import { CPUS, HOST_FAMILY_PATTERNS, type Cpu } from './cpus.ts';
+import { CPUS, HOST_CPU_PATTERNS, HOST_FAMILY_PATTERNS, type Cpu } from './cpus.ts';
 import { formatLine, cpuEntry } from './binfmt.ts';
 
 /** The script's exit codes; --help prints them too. */
@@ -86,6 +86,10 @@ export function generateRegisterScript(options: RegisterScriptOptions = {}): str
     for (const p of patterns) if (!PATTERN.test(p)) throw new Error(`host pattern "${p}" cannot be embedded`);
     return `  ${patterns.join('|')}) host_fam=${family} ;;`;
   }).join('\n');
+  const hostCpus = HOST_CPU_PATTERNS.map(({ cpu, patterns }) => {
+    for (const p of patterns) if (!PATTERN.test(p)) throw new Error(`host pattern "${p}" cannot be embedded`);
+    return `  ${patterns.join('|')}) cpu=${cpu} ;;`;
+  }).join('\n');
   const names = cpus.map((c) => c.name).join(' ');
   const retired = cpus.filter((c) => !defaults.includes(c)).map((c) => c.name);
   const aliases = cpus.flatMap((c) => c.aliases);
@@ -105,8 +109,9 @@ DEFAULT_TARGETS='${defaults.map((c) => c.name).join(' ')}'
 
 usage() {
   cat <<'EOF'
-Usage: register [--reset] [-p yes|no] [-c yes|no] [-g yes|no] [--qemu-path DIR]
-                [--qemu-suffix SUFFIX] [--targets LIST] [--persist-dir DIR]
+Usage: register [--reset] [-p yes|no] [-c yes|no] [-g yes|no] [-i yes|no]
+                [--qemu-path DIR] [--qemu-suffix SUFFIX] [--targets LIST]
+                [--persist-dir DIR]
        register --uninstall [LIST] [--persist-dir DIR]
        register --list
        register --help
@@ -124,6 +129,10 @@ Options:
   -c, --credential yes|no  flags O and C: run setuid binaries with their credentials
   -g, --preserve-argv0 yes|no
                            flag P: pass the original argv[0] (the emulator must support it)
+  -i, --ignore-family yes|no
+                           yes: skip only this machine's own CPU, not its whole family
+                           (e.g. register riscv32 on riscv64, i386 on x86_64), as QEMU's
+                           qemu-binfmt-conf.sh --ignore-family does
   --qemu-path DIR          where the emulators are (default /usr/bin)
   --qemu-suffix SUFFIX     emulator name suffix (default -static): DIR/qemu-CPU-static
   --targets LIST           CPUs to register, comma-separated, or "all" (the default: every
@@ -166,6 +175,20 @@ canonical() {
 ${canonical}
   *) return 1 ;;
   esac
+}
+
+# Sets host_emu to the emulator this machine's own CPU would need (its uname -m when the
+# table has no such CPU).
+host_emulator() {
+  if canonical "$1"; then
+    :
+  else
+    case $1 in
+${hostCpus}
+    *) cpu= ;;
+    esac
+  fi
+  if [ -n "$cpu" ] && cpu_info "$cpu"; then host_emu=$emu; else host_emu=$1; fi
 }
 
 # Sets host_fam to the family this machine runs natively.
@@ -403,7 +426,7 @@ list_entries() {
 }
 
 # --- arguments ---------------------------------------------------------------------------
-RESET=no PERSISTENT=no CREDENTIAL=no PRESERVE=no LIST=no UNINSTALL=no
+RESET=no PERSISTENT=no CREDENTIAL=no PRESERVE=no IGNORE_FAMILY=no LIST=no UNINSTALL=no
 QEMU_PATH=/usr/bin QEMU_SUFFIX=-static TARGETS='' UNINSTALL_LIST='' PERSIST_DIR=''
 while [ $# -gt 0 ]; do
   opt=$1
@@ -417,7 +440,7 @@ while [ $# -gt 0 ]; do
     ;;
   esac
   case $opt in
-  -p | --persistent | -c | --credential | -g | --preserve-argv0 | --qemu-path | --qemu-suffix | --targets | --persist-dir)
+  -p | --persistent | -c | --credential | -g | --preserve-argv0 | -i | --ignore-family | --qemu-path | --qemu-suffix | --targets | --persist-dir)
     if [ "$has_val" = no ]; then
       [ $# -gt 0 ] || usage_error "$opt needs a value"
       val=$1
@@ -433,6 +456,7 @@ while [ $# -gt 0 ]; do
   -p | --persistent) yes_no "$opt" "$val" && PERSISTENT=$val ;;
   -c | --credential) yes_no "$opt" "$val" && CREDENTIAL=$val ;;
   -g | --preserve-argv0) yes_no "$opt" "$val" && PRESERVE=$val ;;
+  -i | --ignore-family) yes_no "$opt" "$val" && IGNORE_FAMILY=$val ;;
   --qemu-path) QEMU_PATH=$val ;;
   --qemu-suffix) QEMU_SUFFIX=$val ;;
   --targets) TARGETS=$val ;;
@@ -529,10 +553,12 @@ if [ "$UNINSTALL" = yes ]; then
   done
 elif [ "$LIST" = no ]; then
   # HOST_ARCH overrides uname -m, as in QEMU's qemu-binfmt-conf.sh; it only picks a family.
-  host_family "\${HOST_ARCH:-$(uname -m 2>/dev/null || echo unknown)}"
+  machine=\${HOST_ARCH:-$(uname -m 2>/dev/null || echo unknown)}
+  host_family "$machine"
+  host_emulator "$machine"
   for c in $targets; do
     cpu_info "$c"
-    if [ "$fam" = "$host_fam" ]; then
+    if [ "$fam" = "$host_fam" ] && { [ "$IGNORE_FAMILY" = no ] || [ "$emu" = "$host_emu" ]; }; then
       [ "$explicit" = yes ] && say "skipped qemu-$c: this machine runs $c natively ($host_fam family)"
       continue
     fi

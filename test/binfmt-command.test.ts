@@ -25,6 +25,16 @@ test('binfmt conf: host, targets, flags, path and suffix', () => {
   assert.equal(binfmtConf({ ...DEFAULTS, flags: '' }).split('\n')[0]!.slice(-1), ':');
 });
 
+test('binfmt conf: --ignore-family yes leaves out only the host’s own CPU', () => {
+  const out = binfmtConf({ ...DEFAULTS, ignoreFamily: 'yes' });
+  assert.equal(out, targetsFor('x86_64', 'all', { ignoreFamily: true }).map((c) => `${registerLine(c)}\n`).join(''));
+  assert.match(out, /^:qemu-i386:.*:\/usr\/bin\/qemu-i386-static:F$/m);
+  assert.match(out, /^:qemu-i486:.*:\/usr\/bin\/qemu-i386-static:F$/m);
+  assert.doesNotMatch(out, /^:qemu-x86_64:/m);
+  assert.equal(binfmtConf({ ...DEFAULTS, ignoreFamily: 'no' }), binfmtConf(DEFAULTS));
+  assert.throws(() => binfmtConf({ ...DEFAULTS, ignoreFamily: 'maybe' }), /^Error: --ignore-family takes yes or no, not "maybe"$/);
+});
+
 test('binfmt conf: errors are one line and nothing is printed', () => {
   assert.throws(() => binfmtConf({ ...DEFAULTS, host: 'vax' }), /^Error: unknown host arch "vax" \(valid: x86_64, aarch64, ppc64le, s390x\)$/);
   assert.throws(() => binfmtConf({ ...DEFAULTS, targets: 'arm,pdp11' }), /^Error: unknown CPU "pdp11" \(valid: /);
@@ -58,5 +68,6 @@ test('commander wiring: binfmt conf and binfmt script', async () => {
     binfmtConf({ host: 's390x', targets: 'ppc64le,riscv64', flags: 'PF', path: '/x', suffix: '-q' }),
   );
   assert.equal(await run(['binfmt', 'script']), generateRegisterScript());
+  assert.equal(await run(['binfmt', 'conf', '--ignore-family', 'yes']), binfmtConf({ ...DEFAULTS, ignoreFamily: 'yes' }));
   await assert.rejects(run(['binfmt', 'conf', '--targets', 'nope']), /unknown CPU "nope"/);
 });

@@ -74,6 +74,22 @@ test('named targets: i486 registers qemu-i486 with the i386 emulator', () => {
   assert.match(p.delete, /qemu-i486:qemu-i386-static/);
 });
 
+test('ignoreFamily: the host family is registered but for the host’s own CPU, and the script is told so', () => {
+  const p = plan({ ignoreFamily: true });
+  // i486 comes with i386: its entry runs the i386 emulator.
+  assert.deepEqual(p.targets, ['aarch64', 'arm', 'i386', 'i486', 's390x']);
+  assert.deepEqual(p.entries, ['qemu-aarch64', 'qemu-arm', 'qemu-i386', 'qemu-i486', 'qemu-s390x']);
+  assert.match(innerScript(p.create), /^options='--persistent yes --credential no --preserve-argv0 no --ignore-family yes --persist-dir \/etc\/binfmt\.d'$/m);
+  assert.doesNotMatch(innerScript(plan().create), /ignore-family/);
+  assert.notEqual(p.key, plan().key);
+  assert.equal(plan({ ignoreFamily: false }).key, plan().key, 'the default keeps existing keys');
+  // Named targets: i386 is allowed on x86_64 with ignoreFamily, x86_64 itself never is.
+  assert.deepEqual(plan({ ignoreFamily: true, targets: ['i386'] }).targets, ['i386']);
+  assert.throws(() => plan({ targets: ['i386'] }), /runs i386 natively/);
+  assert.throws(() => plan({ ignoreFamily: true, targets: ['x86_64', 'i386'] }), /runs x86_64 natively/);
+  assert.deepEqual(registerFlags('F', true).slice(-2), ['--ignore-family', 'yes']);
+});
+
 test('targets the stack does not publish, or that the host runs natively, are refused naming the host', () => {
   assert.throws(() => plan({ targets: ['riscv64'] }), /build host "ci-1" targets riscv64, but the stack publishes no such emulator for x86_64 \(published: aarch64, arm, i386, s390x\)/);
   assert.throws(() => plan({ targets: ['x86_64', 'aarch64'] }), /build host "ci-1" \(x86_64\) runs x86_64 natively/);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CPUS, HOST_ARCHES, cpuNames, findCpu, hostFamily, targetsFor } from '../lib/cpus.ts';
+import { CPUS, HOST_ARCHES, cpuNames, findCpu, hostCpu, hostFamily, runsNatively, targetsFor } from '../lib/cpus.ts';
 
 // Every CPU of QEMU user mode today, as the issue lists them.
 const QEMU_USER_CPUS = [
@@ -104,7 +104,7 @@ test('Docker platforms are unique and well-formed', () => {
 test('hostFamily maps uname -m spellings', () => {
   const cases: Record<string, string> = {
     x86_64: 'i386', i686: 'i386', aarch64: 'arm', armv7l: 'arm', armv8l: 'arm', armv5tel: 'arm', aarch64_be: 'armeb',
-    armv7b: 'armeb', ppc64le: 'ppcle', ppc64: 'ppc', s390x: 's390x', mips64: 'mips', mips: 'mips', riscv64: 'riscv64',
+    armv7b: 'armeb', ppc64le: 'ppcle', ppc64: 'ppc', s390x: 's390x', mips64: 'mips', mips: 'mips', riscv64: 'riscv', riscv32: 'riscv',
     sparc64: 'sparc', loongarch64: 'loongarch', parisc64: 'hppa', sh4: 'sh4', m68k: 'm68k', alpha: 'alpha',
   };
   for (const [machine, family] of Object.entries(cases)) assert.equal(hostFamily(machine), family, machine);
@@ -133,4 +133,39 @@ test('targetsFor with a list: exactly those, aliases resolved, table order, unkn
   assert.deepEqual(targetsFor('x86_64', ['cris']).map((c) => c.name), ['cris']);
   assert.throws(() => targetsFor('x86_64', ['aarch64', 'pdp11']), { message: /^unknown CPU "pdp11" \(valid: aarch64, aarch64_be, .*xtensaeb\)$/ });
   assert.throws(() => targetsFor('vax' as 'x86_64'), { message: /^unknown host arch "vax" \(valid: x86_64, aarch64, ppc64le, s390x\)$/ });
+});
+
+test('riscv32 and riscv64 are one family, as in QEMU: a riscv64 host skips both unless ignoreFamily', () => {
+  assert.equal(findCpu('riscv32')?.family, findCpu('riscv64')?.family);
+  const r32 = findCpu('riscv32')!;
+  const r64 = findCpu('riscv64')!;
+  assert.equal(runsNatively('riscv64', r32), true);
+  assert.equal(runsNatively('riscv64', r64), true);
+  assert.equal(runsNatively('riscv64', r32, true), false);
+  assert.equal(runsNatively('riscv64', r64, true), true);
+});
+
+test('hostCpu: uname -m spellings to the table CPU, as QEMU normalizes them', () => {
+  const cases: Record<string, string | undefined> = {
+    x86_64: 'x86_64', amd64: 'x86_64', i686: 'i386', i386: 'i386', i486: 'i486', aarch64: 'aarch64', arm64: 'aarch64',
+    armv7l: 'arm', armv8l: 'arm', armv4tl: 'arm', armv7b: 'armeb', ppc64le: 'ppc64le', ppc64el: 'ppc64le', powerpc: 'ppc',
+    s390x: 's390x', riscv64: 'riscv64', mips64: 'mips64', parisc64: undefined, vax: undefined,
+  };
+  for (const [machine, cpu] of Object.entries(cases)) assert.equal(hostCpu(machine)?.name, cpu, machine);
+});
+
+test('targetsFor with ignoreFamily: the family is registered but for the host’s own CPU (and what its emulator runs)', () => {
+  const names = (host: (typeof HOST_ARCHES)[number]) => targetsFor(host, 'all', { ignoreFamily: true }).map((c) => c.name);
+  const x86 = names('x86_64');
+  for (const n of ['i386', 'i486']) assert.ok(x86.includes(n), n);
+  assert.ok(!x86.includes('x86_64'));
+  const arm = names('aarch64');
+  assert.ok(arm.includes('arm') && !arm.includes('aarch64'));
+  // ppc64le's family is ppc64le alone: nothing changes there.
+  assert.deepEqual(names('ppc64le'), targetsFor('ppc64le').map((c) => c.name));
+  for (const host of HOST_ARCHES) {
+    assert.deepEqual(targetsFor(host, 'all', { ignoreFamily: false }), targetsFor(host));
+    const own = hostCpu(host)!;
+    assert.ok(!names(host).some((n) => findCpu(n)!.emulator === own.emulator), host);
+  }
 });

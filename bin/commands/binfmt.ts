@@ -11,14 +11,18 @@ export interface ConfOptions {
   flags: string;
   path: string;
   suffix: string;
+  /** QEMU's --ignore-family: yes leaves out only the host's own CPU, not its family. */
+  ignoreFamily?: string;
 }
 
 /** The `binfmt conf` output: one register line per target, newline-terminated. */
 export function binfmtConf(o: ConfOptions): string {
   const host = parseHostArch(o.host);
+  const ignore = o.ignoreFamily ?? 'no';
+  if (ignore !== 'yes' && ignore !== 'no') throw new Error(`--ignore-family takes yes or no, not "${ignore}"`);
   const list = o.targets.split(',').map((t) => t.trim()).filter((t) => t !== '');
   if (list.length === 0) throw new Error('--targets is empty (give CPU names or "all")');
-  const cpus = list.length === 1 && list[0] === 'all' ? targetsFor(host) : targetsFor(host, list);
+  const cpus = list.length === 1 && list[0] === 'all' ? targetsFor(host, 'all', { ignoreFamily: ignore === 'yes' }) : targetsFor(host, list);
   // Format every line before printing any, so a bad option prints nothing.
   const lines = cpus.map((cpu) => registerLine(cpu, { path: o.path, suffix: o.suffix, flags: o.flags }));
   return lines.map((l) => `${l}\n`).join('');
@@ -32,6 +36,7 @@ export function binfmtCommands(program: Command): void {
     .description('print one binfmt.d register line per target CPU')
     .option('--host <arch>', `host arch whose own CPU family is left out (${HOST_ARCHES.join(', ')})`, 'x86_64')
     .option('--targets <list>', 'comma-separated CPUs, or "all" (every CPU outside the host family)', 'all')
+    .option('--ignore-family <yes|no>', "yes: with all targets, leave out only the host's own CPU, not its family", 'no')
     .option('--flags <flags>', 'binfmt flags: any of P, O, C, F', 'F')
     .option('--path <dir>', 'directory holding the emulators', '/usr/bin')
     .option('--suffix <suffix>', 'emulator name suffix', '-static')
