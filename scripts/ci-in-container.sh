@@ -89,7 +89,7 @@ if [ -n "${POLYARCH_CI_REBUILD:-}" ] || ! podman image exists "$image"; then
   debootstrap --variant=minbase --include=git,ca-certificates "$suite" "$root" "$mirror" >"$dir/debootstrap.log" 2>&1 ||
     die "debootstrap failed: see the end of $dir/debootstrap.log"
   rm -f "$root"/var/cache/apt/archives/*.deb
-  tar --numeric-owner -C "$root" -c . | podman import --change 'CMD ["/bin/bash"]' - "$image" >/dev/null
+  tar --numeric-owner -C "$root" -c . | podman import --quiet --change 'CMD ["/bin/bash"]' - "$image" >/dev/null
   rm -rf "$root"
   say "image $image made in $((SECONDS - start)) s"
 fi

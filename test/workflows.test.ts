@@ -1,23 +1,40 @@
 // The CI workflows: they parse, every job has what GitHub requires, and they agree with the
-// repository (the stacks that exist, the hosts they publish, the README's test command).
+// repository (the stacks that exist, the hosts they publish, the README's test command and
+// stack commands). They are also read against how GitHub runs them: the tests as root in a
+// privileged Debian container, a bump pull request opened with a token that starts workflows,
+// forks without secrets, and a repository that has pinned no QEMU build yet.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
+import { lockCommand } from '../components/stackConfig.ts';
 import { parseHostArch } from '../lib/cpus.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DIR = path.join(ROOT, '.github/workflows');
 
 interface Step { uses?: string; run?: string; with?: Record<string, unknown>; env?: Record<string, string>; id?: string }
-interface Job { 'runs-on': string; needs?: string | string[]; steps: Step[]; strategy?: { matrix: Record<string, unknown[]>; 'max-parallel'?: number } }
+interface Container { image: string; options?: string; volumes?: string[] }
+interface Job {
+  'runs-on': string;
+  if?: string;
+  needs?: string | string[];
+  container?: Container;
+  defaults?: { run?: { shell?: string } };
+  steps: Step[];
+  strategy?: { matrix: Record<string, unknown[]>; 'max-parallel'?: number };
+}
 interface Workflow { name: string; on: Record<string, unknown>; permissions?: Record<string, string>; jobs: Record<string, Job> }
 
-const load = (file: string): Workflow => parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as Workflow;
+const read = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');
+const load = (file: string): Workflow => parse(read(path.join('.github/workflows', file))) as Workflow;
 const steps = (w: Workflow) => Object.values(w.jobs).flatMap((j) => j.steps);
 const pulumiStep = (job: Job) => job.steps.find((s) => s.uses?.startsWith('pulumi/actions@'));
+
+/** Where scripts/engine.sh keeps its builds, as the workflows' cache names it. */
+const ENGINE_CACHE = '~/.cache/polyarch/engine';
 
 /** Stacks that publish: every Pulumi.<stack>.yaml but the embedded dev default. */
 const publishingStacks = fs.readdirSync(ROOT).map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1]).filter((s): s is string => !!s && s !== 'dev').sort();
@@ -52,7 +69,7 @@ describe('workflows', () => {
   }
 
   test('the RPM cache is keyed by the lockfile everywhere', () => {
-    const caches = files.flatMap((f) => steps(load(f))).filter((s) => s.uses?.startsWith('actions/cache@'));
+    const caches = files.flatMap((f) => steps(load(f))).filter((s) => s.uses?.startsWith('actions/cache@') && s.with?.path !== ENGINE_CACHE);
     assert.ok(caches.length >= 3);
     for (const c of caches) {
       assert.equal(c.with?.path, '.cache/rpms');
@@ -116,7 +133,6 @@ describe('weekly: a newer QEMU becomes a pull request', () => {
   test('opens a pull request with the lockfile only', () => {
     const pr = steps(w).find((s) => s.uses?.startsWith('peter-evans/create-pull-request@'))!;
     assert.equal(pr.with?.['add-paths'], 'qemu.lock.json');
-    assert.equal(w.permissions?.['pull-requests'], 'write');
   });
 });
 
@@ -127,4 +143,155 @@ test('preview and up run the engine release that engine/go.mod pins', () => {
     assert.ok(jobs.length > 0, file);
     for (const j of jobs) assert.equal(String(pulumiStep(j)!.with?.['pulumi-version']), pinned, file);
   }
+});
+
+describe('the tests run where they were made to run: as root in a privileged Debian container', () => {
+  const testJobs = ['preview.yml', 'up.yml'].map((file) => [file, load(file).jobs.test!] as const);
+
+  test('preview and up run the same test job', () => {
+    assert.deepEqual(testJobs[0]![1], testJobs[1]![1]);
+  });
+
+  for (const [file, job] of testJobs) {
+    test(`${file}: Debian bookworm, privileged, root; overlay-holding folders on volumes; bash`, () => {
+      assert.match(job.container?.image ?? '', /^debian:(bookworm|12)(-slim)?$/, 'Debian, whose archive carries arm64, armel, mipsel ...');
+      const options = (job.container?.options ?? '').split(/\s+/);
+      assert.ok(options.includes('--privileged'), 'binfmt_misc, dockerd, podman and mounts need a privileged container');
+      // Root: the image's default user, never changed, and nothing asks for sudo.
+      assert.ok(!options.some((o) => /^(--user|-u)\b/.test(o)), 'the container runs as root');
+      for (const step of job.steps) assert.doesNotMatch(step.run ?? '', /\bsudo\b/, 'root needs no sudo');
+      assert.deepEqual(job.container?.volumes?.map((v) => v.split(':')[1]).sort(), ['/tmp', '/var/lib/docker'], 'the tests mount overlays there');
+      assert.equal(job.defaults?.run?.shell, 'bash', 'the default shell in a job container is sh');
+      assert.ok(job.steps.some((s) => s.run === 'bash .ci/run'));
+      // A bare Debian image has no git: the checkout would then be a tarball without history.
+      const gitAt = job.steps.findIndex((s) => /apt-get install .*\bgit\b/.test(s.run ?? ''));
+      const checkoutAt = job.steps.findIndex((s) => s.uses?.startsWith('actions/checkout@'));
+      assert.ok(gitAt >= 0 && gitAt < checkoutAt, 'git is installed before the checkout');
+      // The runner's Docker socket is taken out so the tests start a dockerd in this container.
+      const socketAt = job.steps.findIndex((s) => /umount \/var\/run\/docker\.sock/.test(s.run ?? ''));
+      assert.ok(socketAt >= 0 && socketAt < job.steps.findIndex((s) => s.run === 'bash .ci/run'));
+      assert.ok(!JSON.stringify(job).includes('secrets.'), 'the tests need no secret, so pull requests from forks run them too');
+    });
+
+    test(`${file}: Node 20 and the Go that engine/go.mod asks for; the engine cached by its pins`, () => {
+      const node = job.steps.find((s) => s.uses?.startsWith('actions/setup-node@'));
+      assert.equal(node?.with?.['node-version'], 20);
+      const go = job.steps.find((s) => s.uses?.startsWith('actions/setup-go@'));
+      assert.equal(go?.with?.['go-version-file'], 'engine/go.mod');
+      assert.ok(go?.id);
+      const cache = job.steps.find((s) => s.uses?.startsWith('actions/cache@') && s.with?.path === ENGINE_CACHE);
+      assert.ok(cache, `${file}: the engine build is cached`);
+      // Every input scripts/engine.sh hashes into its own key: the engine's files, the script, Go.
+      assert.equal(cache.with?.key, `engine-\${{ steps.${go.id}.outputs.go-version }}-\${{ hashFiles('engine/**', 'scripts/engine.sh') }}`);
+      const idx = (pred: (s: Step) => boolean) => job.steps.findIndex(pred);
+      assert.ok(idx((s) => s === cache) < idx((s) => s.run === 'bash .ci/run'), 'restored before .ci/run builds or reuses it');
+    });
+  }
+
+  test('the cached folder is the one scripts/engine.sh builds into', () => {
+    assert.match(read('scripts/engine.sh'), /\$\{XDG_CACHE_HOME:-\$HOME\/\.cache\}\/polyarch\/engine/);
+  });
+
+  test('.ci/run refuses a system other than Debian, and uses sudo only when not root', () => {
+    const run = read('.ci/run');
+    assert.match(run, /\[ "\$os_id" != debian \]/);
+    assert.match(run, /\[ "\$\(id -u\)" -eq 0 \] \|\| SUDO="sudo"/);
+    assert.match(run, /POLYARCH_REQUIRE_SYSTEM=1 npm test$/m);
+  });
+});
+
+describe('the bump pull request starts workflows', () => {
+  const w = load('update-qemu.yml');
+  const pr = steps(w).find((s) => s.uses?.startsWith('peter-evans/create-pull-request@'))!;
+  const app = steps(w).find((s) => s.uses?.startsWith('actions/create-github-app-token@'));
+
+  test('it is opened with a GitHub App token or a token secret, never GITHUB_TOKEN', () => {
+    const token = String(pr.with?.token ?? '');
+    assert.ok(token, 'without a token input the action uses GITHUB_TOKEN, whose pull requests start no workflow');
+    assert.doesNotMatch(token, /GITHUB_TOKEN|github\.token/i);
+    assert.ok(app?.id, 'a GitHub App token step');
+    assert.equal(token, `\${{ steps.${app.id}.outputs.token || secrets.QEMU_UPDATE_TOKEN }}`);
+    assert.equal(app.with?.['app-id'], '${{ vars.QEMU_UPDATE_APP_ID }}');
+    assert.equal(app.with?.['private-key'], '${{ secrets.QEMU_UPDATE_APP_KEY }}');
+    // The workflow's own GITHUB_TOKEN only reads.
+    assert.deepEqual(w.permissions, { contents: 'read' });
+  });
+
+  test('a missing token fails first, naming what to set', () => {
+    const check = w.jobs.lock!.steps[0]!;
+    for (const name of ['QEMU_UPDATE_APP_ID', 'QEMU_UPDATE_APP_KEY', 'QEMU_UPDATE_TOKEN']) assert.ok(check.run?.includes(name) && JSON.stringify(check.env).includes(name), name);
+    assert.match(check.run!, /::error/);
+  });
+
+  test('the README names the secrets and the repository setting', () => {
+    const readme = read('README.md');
+    for (const name of ['QEMU_UPDATE_APP_ID', 'QEMU_UPDATE_APP_KEY', 'QEMU_UPDATE_TOKEN', 'PULUMI_ACCESS_TOKEN']) assert.ok(readme.includes(`\`${name}\``), name);
+    assert.match(readme, /"Allow\s+GitHub\s+Actions\s+to\s+create\s+and\s+approve\s+pull\s+requests"/);
+  });
+});
+
+describe('a new repository pins its first build by hand', () => {
+  const w = load('update-qemu.yml');
+  test('the weekly workflow can be started by hand', () => {
+    assert.ok('workflow_dispatch' in w.on);
+  });
+  test('without a lockfile, preview and up name that workflow and the same lock command', () => {
+    const run = steps(w).find((s) => s.run?.includes('polyarch lock'))!.run!;
+    assert.ok(run.includes(`${lockCommand('qemu.lock.json')} `), `the program's advice is the workflow's command: ${lockCommand('qemu.lock.json')}`);
+    assert.equal(w.name, 'update-qemu', 'the name the advice gives');
+  });
+});
+
+describe('pull requests from forks: the preview is skipped, with the reason', () => {
+  const w = load('preview.yml');
+  const same = 'github.event.pull_request.head.repo.full_name == github.repository';
+  const fork = 'github.event.pull_request.head.repo.full_name != github.repository';
+  test('the preview runs only for branches of this repository', () => {
+    assert.equal(w.jobs.preview!.if, same);
+  });
+  test('for a fork, a job says why in the summary and as a notice, and does not fail', () => {
+    const skipped = Object.values(w.jobs).find((j) => j.if === fork);
+    assert.ok(skipped, 'a job for forks');
+    const script = skipped.steps.map((s) => s.run ?? '').join('\n');
+    assert.match(script, />> "\$GITHUB_STEP_SUMMARY"/);
+    assert.match(script, /::notice /);
+    assert.doesNotMatch(script, /exit [1-9]/);
+    // The fork's name reaches the script through env, never spliced into it.
+    assert.doesNotMatch(script, /\$\{\{/);
+  });
+});
+
+describe('stack names: the workflows, the README and the stack files agree', () => {
+  const readme = read('README.md');
+  test('every pulumi step names polyarch/<stack> and creates a missing stack', () => {
+    for (const file of ['preview.yml', 'up.yml']) {
+      for (const job of Object.values(load(file).jobs).filter((j) => pulumiStep(j))) {
+        const p = pulumiStep(job)!;
+        assert.equal(p.with?.['stack-name'], 'polyarch/${{ matrix.stack }}', file);
+        assert.equal(p.with?.upsert, true, `${file}: upsert creates a stack on first use`);
+        assert.deepEqual([...job.strategy!.matrix.stack!].sort(), publishingStacks, file);
+      }
+    }
+  });
+  test("the README's stack init and config commands use the same fully qualified names", () => {
+    const commands = readme.split('\n').filter((l) => /^\s*pulumi (stack|config) /.test(l));
+    const named = commands.flatMap((l) => [...l.matchAll(/(?:--stack|-s|stack init|stack select) (\S+)/g)].map((m) => m[1]!));
+    assert.ok(named.length >= publishingStacks.length * 2, `stack commands in the README: ${commands.join(' | ')}`);
+    for (const name of named) {
+      const m = /^polyarch\/(.+)$/.exec(name);
+      assert.ok(m && publishingStacks.includes(m[1]!), `README names stack ${name}; the workflows use polyarch/<one of ${publishingStacks.join(', ')}>`);
+    }
+    for (const stack of publishingStacks) assert.ok(commands.some((l) => l.includes(`pulumi stack init polyarch/${stack}`)), `README: the one-time pulumi stack init polyarch/${stack}`);
+  });
+  test('the stack files\' own comments name their stack in full', () => {
+    for (const stack of publishingStacks) {
+      const names = [...read(`Pulumi.${stack}.yaml`).matchAll(/--stack (\S+?)`/g)].map((m) => m[1]);
+      assert.ok(names.length > 0, stack);
+      for (const name of names) assert.equal(name, `polyarch/${stack}`, `Pulumi.${stack}.yaml`);
+    }
+  });
+  test('the dev stack file carries no encryptionsalt, and the README says why', () => {
+    for (const stack of [...publishingStacks, 'dev']) assert.doesNotMatch(read(`Pulumi.${stack}.yaml`), /^encryptionsalt:/m, stack);
+    assert.match(readme, /`encryptionsalt`/);
+  });
 });
