@@ -137,6 +137,36 @@ test('seed experiment: with F, a missing emulator is refused by the kernel at re
   assert.deepEqual(qemuEntries(), ['qemu-aarch64']);
 });
 
+test('MIPS: a busybox whose header says ABI version 3 runs once registered; Debian’s mask (fe at byte 8) refuses it', (t) => {
+  if (!kernel(t, hasCommand('apt-get'), hasCommand('dpkg-deb'), hasCommand('bash'), hasFile('/usr/bin/qemu-mipsel-static'), hasFile('/usr/lib/binfmt.d/qemu-mipsel.conf'))) return;
+  guardBinfmt(t);
+  clearQemuEntries();
+  // Named busybox, so it takes its first argument as the applet.
+  const bin = path.join(tmpDir(t), 'busybox');
+  const elf = fs.readFileSync(busybox('mipsel'));
+  assert.equal(elf[8], 0, 'Debian’s build says ABI version 0');
+  elf[8] = 3; // EI_ABIVERSION, as newer MIPS toolchains write it
+  fs.writeFileSync(bin, elf, { mode: 0o755 });
+  for (const name of entriesMatching(bin)) removeEntry(name);
+
+  // Debian's line, pointed at the same emulator: the kernel finds no entry for the file.
+  const debian = parseLine(fs.readFileSync('/usr/lib/binfmt.d/qemu-mipsel.conf', 'utf8').trim());
+  registerRaw(formatLine({ ...debian, interpreter: '/usr/bin/qemu-mipsel-static', flags: 'F' }));
+  assert.deepEqual(entriesMatching(bin), []);
+  const refused = spawnSync('bash', ['-c', '"$0" uname -m', bin], { encoding: 'utf8' });
+  assert.equal(refused.status, 126, refused.stderr);
+  assert.match(refused.stderr, /Exec format error/);
+
+  // The table's line (QEMU's): registered by the script, it claims the file and QEMU runs it.
+  const r = runScript(SHELLS[0], ['-p', 'yes', '--targets', 'mipsel']);
+  ok(r);
+  assert.match(r.stdout, /^replaced qemu-mipsel: /m);
+  assert.deepEqual(entriesMatching(bin), ['qemu-mipsel']);
+  const u = exec(bin, ['uname', '-m']);
+  assert.equal(u.error, undefined, String(u.error));
+  assert.equal(u.stdout.trim(), 'mips', u.stderr);
+});
+
 for (const shell of SHELLS) {
   const sh = shell.name;
   const run = (args: string[], env?: NodeJS.ProcessEnv) => runScript(shell as Shell, args, env);
