@@ -86,6 +86,14 @@ export function generateRegisterScript(options: RegisterScriptOptions = {}): str
     for (const p of patterns) if (!PATTERN.test(p)) throw new Error(`host pattern "${p}" cannot be embedded`);
     return `  ${patterns.join('|')}) host_fam=${family} ;;`;
   }).join('\n');
+  // From the whole table, not the CPUs this script registers: an image's script ships none
+  // of its host's family, yet --list --json still says what the host runs natively.
+  const nativeByFamily = new Map<string, string[]>();
+  for (const c of CPUS) {
+    checkCpu(c);
+    nativeByFamily.set(c.family, [...(nativeByFamily.get(c.family) ?? []), c.name]);
+  }
+  const natives = [...nativeByFamily].map(([family, names]) => `  ${family}) native='${names.join(' ')}' ;;`).join('\n');
   const hostCpus = HOST_CPU_PATTERNS.map(({ cpu, patterns }) => {
     for (const p of patterns) if (!PATTERN.test(p)) throw new Error(`host pattern "${p}" cannot be embedded`);
     return `  ${patterns.join('|')}) cpu=${cpu} ;;`;
@@ -104,6 +112,10 @@ export function generateRegisterScript(options: RegisterScriptOptions = {}): str
 # checked against a strict character set; nothing here evaluates user input.
 
 BINFMT=/proc/sys/fs/binfmt_misc
+# Byte-wise globs and character classes: --list orders entries and checks values the same
+# everywhere.
+LC_ALL=C
+export LC_ALL
 ALL_TARGETS='${names}'
 DEFAULT_TARGETS='${defaults.map((c) => c.name).join(' ')}'
 
@@ -113,7 +125,7 @@ Usage: register [--reset] [-p yes|no] [-c yes|no] [-g yes|no] [-i yes|no]
                 [--qemu-path DIR] [--qemu-suffix SUFFIX] [--targets LIST]
                 [--persist-dir DIR]
        register --uninstall [LIST] [--persist-dir DIR]
-       register --list
+       register --list [--json]
        register --help
 
 Registers QEMU user-mode emulators with the kernel's binfmt_misc so that binaries for
@@ -139,6 +151,10 @@ Options:
                            CPU below${retiredNote})
   --uninstall [LIST]       remove the entries for LIST (default: every CPU below)
   --list                   show the registered qemu-* entries: name, state, flags, emulator
+  --json                   with --list: one JSON document instead, with every entry's name,
+                           enabled, interpreter, flags, offset, magic and mask, and the
+                           machine, its family and the CPUs it runs natively (the shape of
+                           polyarch binfmt status --json)
   --persist-dir DIR        also write DIR/qemu-CPU.conf (binfmt.d format, e.g. /etc/binfmt.d)
                            for every entry registered, or remove them with --uninstall
   -h, --help               show this help
@@ -189,6 +205,14 @@ ${hostCpus}
     esac
   fi
   if [ -n "$cpu" ] && cpu_info "$cpu"; then host_emu=$emu; else host_emu=$1; fi
+}
+
+# Sets native to the table's CPUs of family $1 (what a machine of that family runs natively).
+native_cpus() {
+  case $1 in
+${natives}
+  *) native= ;;
+  esac
 }
 
 # Sets host_fam to the family this machine runs natively.
@@ -262,7 +286,7 @@ ensure_binfmt() {
   [ -d "$BINFMT" ] || die ${E.noBinfmt} "$BINFMT does not exist (is /proc mounted?)"
   mount -t binfmt_misc binfmt_misc "$BINFMT" 2>/dev/null ||
     die ${E.noBinfmt} "cannot mount binfmt_misc on $BINFMT (this needs root; in a container, run it with --privileged)"
-  say "mounted binfmt_misc on $BINFMT"
+  if [ "$JSON" = yes ]; then warn "mounted binfmt_misc on $BINFMT"; else say "mounted binfmt_misc on $BINFMT"; fi
 }
 
 need_writable() {
@@ -425,8 +449,68 @@ list_entries() {
   done
 }
 
+# Fails unless $1 is printable ASCII without space, ":" or "\\" (as lib/binfmt.ts requires).
+printable() {
+  case $1 in
+  '' | *[![:graph:]]* | *:* | *\\\\*) return 1 ;;
+  esac
+}
+
+# Sets js to $1 as the inside of a JSON string (in printable values only " needs escaping).
+json_str() {
+  v=$1 js=''
+  while :; do
+    case $v in
+    *\\"*)
+      js=$js\${v%%\\"*}'\\"'
+      v=\${v#*\\"}
+      ;;
+    *)
+      js=$js$v
+      return
+      ;;
+    esac
+  done
+}
+
+# --list --json: the status shape of lib/binfmt-status.ts, entries in byte order of name.
+list_json() {
+  host_family "$machine"
+  native_cpus "$host_fam"
+  json_str "$machine"
+  printf '{"machine":"%s",' "$js"
+  json_str "$host_fam"
+  printf '"family":"%s","native":[' "$js"
+  sep=
+  for c in $native; do
+    printf '%s"%s"' "$sep" "$c"
+    sep=,
+  done
+  printf '],\n"entries":['
+  sep='' other=''
+  for f in "$BINFMT"/qemu-*; do
+    [ -f "$f" ] || continue
+    n=\${f##*/}
+    printable "$n" || continue
+    if read_entry "$f" && printable "$e_interp"; then
+      enabled=false
+      [ "$e_state" = enabled ] && enabled=true
+      json_str "$n"
+      jn=$js
+      json_str "$e_interp"
+      printf '%s\n{"name":"%s","enabled":%s,"interpreter":"%s","flags":"%s","offset":%s,"magic":"%s","mask":"%s"}' \
+        "$sep" "$jn" "$enabled" "$js" "$e_flags" "$e_off" "$e_magic" "$e_mask"
+      sep=,
+    else
+      json_str "$n"
+      other=\${other:+$other,}'"'$js'"'
+    fi
+  done
+  printf '],\n"other":[%s]}\n' "$other"
+}
+
 # --- arguments ---------------------------------------------------------------------------
-RESET=no PERSISTENT=no CREDENTIAL=no PRESERVE=no IGNORE_FAMILY=no LIST=no UNINSTALL=no
+RESET=no PERSISTENT=no CREDENTIAL=no PRESERVE=no IGNORE_FAMILY=no LIST=no JSON=no UNINSTALL=no
 QEMU_PATH=/usr/bin QEMU_SUFFIX=-static TARGETS='' UNINSTALL_LIST='' PERSIST_DIR=''
 while [ $# -gt 0 ]; do
   opt=$1
@@ -447,7 +531,7 @@ while [ $# -gt 0 ]; do
       shift
     fi
     ;;
-  --reset | --list | --help | -h)
+  --reset | --list | --json | --help | -h)
     [ "$has_val" = no ] || usage_error "$opt takes no value"
     ;;
   esac
@@ -462,6 +546,7 @@ while [ $# -gt 0 ]; do
   --targets) TARGETS=$val ;;
   --persist-dir) PERSIST_DIR=$val ;;
   --list) LIST=yes ;;
+  --json) JSON=yes ;;
   --uninstall)
     UNINSTALL=yes
     if [ "$has_val" = yes ]; then
@@ -507,6 +592,11 @@ if [ -n "$PERSIST_DIR" ]; then
   check_chars --persist-dir "$PERSIST_DIR"
 fi
 
+# JSON is a document on its own: nothing else may print to stdout.
+if [ "$JSON" = yes ] && { [ "$LIST" = no ] || [ "$RESET" = yes ] || [ "$UNINSTALL" = yes ]; }; then
+  usage_error "--json goes with --list alone"
+fi
+
 # Flags in the order the kernel prints them, so an equal entry compares equal.
 FLAGS=
 [ "$PRESERVE" = yes ] && FLAGS=P
@@ -528,6 +618,8 @@ if [ "$UNINSTALL" = yes ]; then
 fi
 
 # --- actions -----------------------------------------------------------------------------
+# HOST_ARCH overrides uname -m, as in QEMU's qemu-binfmt-conf.sh; it only picks a family.
+machine=\${HOST_ARCH:-$(uname -m 2>/dev/null || echo unknown)}
 ensure_binfmt
 if [ "$LIST" = no ] || [ "$RESET" = yes ] || [ "$UNINSTALL" = yes ]; then
   need_writable
@@ -552,8 +644,6 @@ if [ "$UNINSTALL" = yes ]; then
     unpersist "qemu-$c"
   done
 elif [ "$LIST" = no ]; then
-  # HOST_ARCH overrides uname -m, as in QEMU's qemu-binfmt-conf.sh; it only picks a family.
-  machine=\${HOST_ARCH:-$(uname -m 2>/dev/null || echo unknown)}
   host_family "$machine"
   host_emulator "$machine"
   for c in $targets; do
@@ -566,7 +656,9 @@ elif [ "$LIST" = no ]; then
   done
 fi
 
-[ "$LIST" = yes ] && list_entries
+if [ "$LIST" = yes ]; then
+  if [ "$JSON" = yes ]; then list_json; else list_entries; fi
+fi
 exit "$status"
 `;
 }

@@ -1,9 +1,11 @@
-// `polyarch binfmt conf|script`: register lines and the register script, from the CPU table.
+// `polyarch binfmt conf|script|status`: register lines and the register script, from the CPU
+// table, and what this machine's binfmt_misc holds.
 // Errors are thrown as one-line Errors; the caller prints `error: <message>` and exits 1.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { HOST_ARCHES, parseHostArch, targetsFor } from '../../lib/cpus.ts';
 import { registerLine } from '../../lib/binfmt.ts';
 import { generateRegisterScript } from '../../lib/register-script.ts';
+import { BINFMT_MISC, readBinfmtStatus, type BinfmtStatus } from '../../lib/binfmt-status.ts';
 
 export interface ConfOptions {
   host: string;
@@ -28,8 +30,16 @@ export function binfmtConf(o: ConfOptions): string {
   return lines.map((l) => `${l}\n`).join('');
 }
 
+/** `binfmt status` without --json: the register script's --list lines, then the native CPUs. */
+export function formatStatus(s: BinfmtStatus): string {
+  const lines = s.entries.map((e) => `${e.name} ${e.enabled ? 'enabled' : 'disabled'} ${e.flags || '-'} ${e.interpreter}`);
+  for (const name of s.other) lines.push(`${name} unreadable`);
+  lines.push(`native (${s.machine}, ${s.family} family): ${s.native.join(' ') || 'none in the table'}`);
+  return lines.map((l) => `${l}\n`).join('');
+}
+
 export function binfmtCommands(program: Command): void {
-  const binfmt = program.command('binfmt').description('binfmt_misc register lines and the /register script');
+  const binfmt = program.command('binfmt').description("binfmt_misc register lines, the /register script, and this machine's entries");
 
   binfmt
     .command('conf')
@@ -42,6 +52,17 @@ export function binfmtCommands(program: Command): void {
     .option('--suffix <suffix>', 'emulator name suffix', '-static')
     .action((o: ConfOptions) => {
       process.stdout.write(binfmtConf(o));
+    });
+
+  binfmt
+    .command('status')
+    .description("this machine's qemu-* binfmt_misc entries and the CPUs it runs natively (as register --list [--json])")
+    .option('--json', 'one JSON document: machine, family, native, entries (name, enabled, interpreter, flags, offset, magic, mask), other')
+    // Another binfmt_misc mount (a chroot's, or a test's copy); HOST_ARCH overrides uname -m as in the script.
+    .addOption(new Option('--binfmt-dir <dir>').default(BINFMT_MISC).hideHelp())
+    .action((o: { json?: boolean; binfmtDir: string }) => {
+      const status = readBinfmtStatus(o.binfmtDir);
+      process.stdout.write(o.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     });
 
   binfmt
