@@ -3,7 +3,6 @@
 // x86_64 host (the names existing download URLs point at), plus `SHA256SUMS` over every file.
 // Tarballs are built once per emulator digest and kept in a cache keyed by that digest and the
 // tarball recipe, so a second run with the same lockfile compresses nothing.
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -11,7 +10,7 @@ import type { HostArch } from './cpus.ts';
 import { deflateWorkers } from './deflate-pool.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
-import { makeStage, prepareOutDir, sweepStages } from './out-dir.ts';
+import { makeStage, prepareOutDir, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
 import { sha256 } from './digest.ts';
 
@@ -64,18 +63,6 @@ export function sha256sums(assets: readonly Pick<Asset, 'name' | 'sha256'>[]): s
   return [...assets].sort(byName).map((a) => `${a.sha256}  ${a.name}\n`).join('');
 }
 
-/** Writes `data` to `file` whole or not at all (a temp file beside it, then rename). */
-async function writeWhole(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}`);
-  try {
-    await fs.writeFile(tmp, data, { mode });
-    await fs.chmod(tmp, mode);
-    await fs.rename(tmp, file);
-  } finally {
-    await fs.rm(tmp, { force: true });
-  }
-}
-
 interface TarballJob {
   key: string;
   entry: string;
@@ -120,7 +107,13 @@ async function compressTarball(dir: string, job: TarballJob): Promise<CachedTarb
 export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<HostEmulators>)[], o: BuildOptions): Promise<BuiltAssets> {
   const cacheDir = path.resolve(o.cacheDir);
   const tarDir = path.join(cacheDir, 'tarballs');
-  await fs.mkdir(tarDir, { recursive: true });
+  const sumsDir = path.join(cacheDir, 'sums');
+  for (const dir of [tarDir, sumsDir]) {
+    await fs.mkdir(dir, { recursive: true }).catch((e: unknown) => {
+      throw writeError(e, path.dirname(dir), path.basename(dir));
+    });
+    await sweepTemps(dir);
+  }
   const start = performance.now();
 
   let compressed = 0;
@@ -182,12 +175,9 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
   const assets: Asset[] = await Promise.all(planned.map(async ({ bytes, ...p }) => ({ ...p, ...(await bytes) })));
   const sums = sha256sums(assets);
   const sumsDigest = sha256(sums);
-  const sumsFile = path.join(cacheDir, 'sums', `${sumsDigest}.txt`);
+  const sumsFile = path.join(sumsDir, `${sumsDigest}.txt`);
   const st = await fs.stat(sumsFile).catch(() => undefined);
-  if (st?.size !== Buffer.byteLength(sums)) {
-    await fs.mkdir(path.dirname(sumsFile), { recursive: true });
-    await writeWhole(sumsFile, sums);
-  }
+  if (st?.size !== Buffer.byteLength(sums)) await writeWhole(sumsFile, sums);
   assets.push({ name: SUMS_FILE, kind: 'checksums', contentType: CONTENT_TYPE.checksums, file: sumsFile, size: Buffer.byteLength(sums), sha256: sumsDigest });
   const secs = ((performance.now() - start) / 1000).toFixed(1);
   o.progress?.(`release assets: ${assets.length} files; ${compressed} tarballs compressed (${(compressedBytes / 1e6).toFixed(1)} MB of emulators) and ${reused} reused from the cache in ${secs} s`);
@@ -196,13 +186,14 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
 
 /**
  * Copies `src` to `dest` whole or not at all, and only if its bytes hash to `sha256`: a
- * cache file that changed since it was planned is refused, not published.
+ * cache file that changed since it was planned is refused, not published. A full disk is
+ * reported naming `folder` (default: dest's own).
  */
-export async function copyVerified(src: string, sha: string, dest: string, mode = 0o644): Promise<void> {
+export async function copyVerified(src: string, sha: string, dest: string, mode = 0o644, folder?: string): Promise<void> {
   const data = await fs.readFile(src);
   const got = sha256(data);
   if (got !== sha) throw new Error(`${src}: sha256 is ${got}, expected ${sha} (the file changed since the assets were built; remove it and run again)`);
-  await writeWhole(dest, data, mode);
+  await writeWhole(dest, data, { mode, folder });
 }
 
 /** File mode an asset gets on disk: emulators are executable. */
@@ -230,7 +221,8 @@ export async function writeAssets(assets: readonly Asset[], outDir: string): Pro
       assets.map((a) =>
         limit(async () => {
           if (failure) return;
-          await copyVerified(a.file, a.sha256, path.join(stage, a.name), assetMode(a)).catch((e: unknown) => {
+          // A full disk names the output folder, not the staging folder inside it.
+          await copyVerified(a.file, a.sha256, path.join(stage, a.name), assetMode(a), outDir).catch((e: unknown) => {
             failure ??= { cause: e };
           });
         }),
@@ -241,7 +233,7 @@ export async function writeAssets(assets: readonly Asset[], outDir: string): Pro
     failure ??= { cause: e };
   }
   try {
-    await fs.rm(stage, { recursive: true, force: true });
+    await removeStage(stage);
   } catch (e) {
     if (!failure) throw e;
   }

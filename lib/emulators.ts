@@ -1,13 +1,14 @@
 // The emulators a stack publishes for one host arch, extracted once and reused. Every
 // component (release assets, images, build hosts) reads them from here, so the program
 // computes concrete digests at evaluation time and previews show real diffs.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { targetsFor, type HostArch } from './cpus.ts';
 import type { ManifestEntry } from './extract.ts';
 import type { RetryOptions } from './fetch.ts';
 import { extractLocked, type Lock } from './lock.ts';
+import { makeStage, NoSpaceError, removeStage, sweepStages, writeError, writeWhole } from './out-dir.ts';
 
 /** One host's extracted emulators, limited to the stack's targets. */
 export interface HostEmulators {
@@ -63,9 +64,57 @@ export async function cachedManifest(dir: string): Promise<ManifestEntry[] | und
 
 /** Marks the extraction in `dir` complete; written last, so its presence means the folder is whole. */
 export async function recordManifest(dir: string, manifest: readonly ManifestEntry[]): Promise<void> {
-  const tmp = path.join(dir, `.${MANIFEST}.${process.pid}.tmp`);
-  await fs.writeFile(tmp, JSON.stringify(manifest, null, 2));
-  await fs.rename(tmp, path.join(dir, MANIFEST));
+  await writeWhole(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2));
+}
+
+/** Staging folders of extractOnce, beside the extraction folders. */
+export const EMULATORS_STAGE_PREFIX = '.polyarch-emulators-';
+
+/**
+ * The manifest of the extraction in `dir`, made by `extract` when there is none yet. `extract`
+ * writes into a staging folder beside `dir` that is renamed to `dir` whole, manifest and all:
+ * runs sharing a cache never see or remove each other's half-made folders, and the first to
+ * finish wins while the others take its folder. A full disk is reported naming the cache folder.
+ */
+export async function extractOnce(dir: string, extract: (into: string) => Promise<ManifestEntry[]>): Promise<ManifestEntry[]> {
+  const ready = await cachedManifest(dir);
+  if (ready) return ready;
+  const parent = path.dirname(dir);
+  await fs.mkdir(parent, { recursive: true }).catch((e: unknown) => {
+    throw writeError(e, parent, path.basename(dir));
+  });
+  await sweepStages(parent, EMULATORS_STAGE_PREFIX);
+  const stage = await makeStage(parent, EMULATORS_STAGE_PREFIX);
+  try {
+    let manifest: ManifestEntry[];
+    try {
+      manifest = await extract(stage);
+      await recordManifest(stage, manifest);
+    } catch (e) {
+      // The stage's own name means nothing to a user: name the cache folder instead.
+      throw e instanceof NoSpaceError ? new NoSpaceError(parent, `${path.basename(dir)}/${e.file}`) : e;
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fs.rename(stage, dir);
+        return manifest;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      }
+      // Another run got there first: its folder is as good as ours.
+      const theirs = await cachedManifest(dir);
+      if (theirs) return theirs;
+      if (attempt > 0) throw new Error(`${dir}: cannot replace a damaged extraction; remove the folder and run again`);
+      // A damaged folder (a run of an older version killed mid-way, or edited by hand): moved
+      // aside in one step, so no reader sees it half-removed, then removed.
+      const aside = `${stage}-old-${randomBytes(3).toString('hex')}`;
+      await fs.rename(dir, aside).catch(() => {});
+      await fs.rm(aside, { recursive: true, force: true });
+    }
+  } finally {
+    await removeStage(stage);
+  }
 }
 
 /**
@@ -81,10 +130,8 @@ export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOpt
   } else {
     const start = performance.now();
     o.progress?.(`${host}: fetching and extracting ${rpms.length} RPMs (${mb(rpms.reduce((n, r) => n + r.size, 0))}) ...`);
-    await fs.rm(dir, { recursive: true, force: true });
-    manifest = await extractLocked(lock, host, o.cacheDir, dir, o.fetch);
+    manifest = await extractOnce(dir, (into) => extractLocked(lock, host, o.cacheDir, into, o.fetch));
     o.progress?.(`${host}: ${manifest.length} emulators (${mb(manifest.reduce((n, m) => n + m.size, 0))}) extracted in ${seconds(start)}`);
-    await recordManifest(dir, manifest);
   }
   // Emulator names, not CPU names: an alias such as i486 runs on qemu-i386.
   const wanted = new Set(targetsFor(host, o.targets).map((c) => c.emulator));

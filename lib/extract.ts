@@ -7,7 +7,7 @@ import path from 'node:path';
 import { reconcileConf } from './binfmt.ts';
 import { readCpio } from './cpio.ts';
 import { findCpu } from './cpus.ts';
-import { makeStage, prepareOutDir, sweepStages } from './out-dir.ts';
+import { makeStage, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { decompressPayload, readRpm, RpmError, type Rpm } from './rpm.ts';
 
 const EMULATOR_PATH = /^usr\/bin\/qemu-([a-z0-9_]+)-static$/;
@@ -172,12 +172,18 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
   await prepareOutDir(outDir);
   await sweepStages(outDir, EXTRACT_STAGE_PREFIX);
   const stage = await makeStage(outDir, EXTRACT_STAGE_PREFIX);
+  // The stage is private to this run: plain writes, published by rename. A full disk names the
+  // output folder and the file, not the stage.
+  const write = (name: string, data: Buffer, mode: number) =>
+    fs.writeFile(path.join(stage, name), data, { mode }).catch((e: unknown) => {
+      throw writeError(e, outDir, name);
+    });
   try {
     await fs.mkdir(path.join(stage, 'binfmt.d'));
     for (const { emulators } of results) {
       for (const e of emulators) {
-        await fs.writeFile(path.join(stage, emulatorFile(e.cpu)), e.data, { mode: 0o755 });
-        if (e.conf !== undefined) await fs.writeFile(path.join(stage, confFile(e.cpu)), e.conf, { mode: 0o644 });
+        await write(emulatorFile(e.cpu), e.data, 0o755);
+        if (e.conf !== undefined) await write(confFile(e.cpu), e.conf, 0o644);
       }
     }
     if (manifest.some((m) => m.conf)) await fs.mkdir(path.join(outDir, 'binfmt.d'), { recursive: true });
@@ -186,7 +192,7 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
       if (m.conf) await fs.rename(path.join(stage, m.conf), path.join(outDir, m.conf));
     }
   } finally {
-    await fs.rm(stage, { recursive: true, force: true });
+    await removeStage(stage);
   }
   return manifest.sort((a, b) => a.cpu.localeCompare(b.cpu));
 }

@@ -1,11 +1,12 @@
 // HTTP downloads with retries, and the RPM cache keyed by sha256.
 // A file enters the cache only by rename after its digest matched, so an interrupted or
-// failed download leaves at most a temp file that no later run reads.
-import { randomBytes } from 'node:crypto';
+// failed download (or a full disk) leaves at most a temp file that no later run reads, and
+// that the next write into the cache removes.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pRetry, { AbortError } from 'p-retry';
 import { sha256 } from './digest.ts';
+import { sweepTemps, writeError, writeWhole } from './out-dir.ts';
 
 export class FetchError extends Error {
   /**
@@ -211,6 +212,8 @@ export interface Pin {
 
 /** RPMs on disk, one file per sha256. */
 export class RpmCache {
+  private swept = false;
+
   constructor(readonly dir: string) {}
 
   pathOf(digest: string): string {
@@ -231,17 +234,20 @@ export class RpmCache {
     return undefined;
   }
 
-  /** Stores bytes under their own digest: temp file, then rename. */
+  /**
+   * Stores bytes under their own digest: temp file, then rename, so two runs filling one cache
+   * at once each leave a whole entry. Temp files of killed runs are swept on the first write.
+   */
   async write(buf: Buffer): Promise<string> {
     const digest = sha256(buf);
-    await fs.mkdir(this.dir, { recursive: true });
-    const tmp = path.join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`);
-    try {
-      await fs.writeFile(tmp, buf);
-      await fs.rename(tmp, this.pathOf(digest));
-    } finally {
-      await fs.rm(tmp, { force: true });
+    await fs.mkdir(this.dir, { recursive: true }).catch((e: unknown) => {
+      throw writeError(e, this.dir, `${digest}.rpm`);
+    });
+    if (!this.swept) {
+      this.swept = true;
+      await sweepTemps(this.dir);
     }
+    await writeWhole(this.pathOf(digest), buf);
     return digest;
   }
 

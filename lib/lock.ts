@@ -1,6 +1,5 @@
 // qemu.lock.json: the exact Fedora RPMs (url, size, sha256, emulators) of one QEMU build,
 // per host arch. A pull request that bumps QEMU changes this file and nothing else.
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -9,6 +8,7 @@ import { HOST_ARCHES, type HostArch } from './cpus.ts';
 import { emulatorsInHeader, extractToDir, type ManifestEntry } from './extract.ts';
 import { fetchText, RpmCache, type RetryOptions } from './fetch.ts';
 import { buildDirUrl, DEFAULT_KOJI, RELEASE_RE, selectRpms, VERSION_RE } from './koji.ts';
+import { NoSpaceError, writeWhole } from './out-dir.ts';
 import { readRpm } from './rpm.ts';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256');
@@ -106,15 +106,9 @@ export async function checkLockWritable(file: string): Promise<void> {
 
 /** Writes the lockfile whole or not at all (temp file, then rename). */
 export async function writeLock(file: string, lock: Lock): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}`);
-  try {
-    await fs.writeFile(tmp, `${JSON.stringify(lock, null, 2)}\n`);
-    await fs.rename(tmp, file);
-  } catch (e) {
-    throw cannotWrite(file, e);
-  } finally {
-    await fs.rm(tmp, { force: true });
-  }
+  await writeWhole(file, `${JSON.stringify(lock, null, 2)}\n`).catch((e: unknown) => {
+    throw e instanceof NoSpaceError ? e : cannotWrite(file, e);
+  });
 }
 
 export interface LockOptions extends RetryOptions {

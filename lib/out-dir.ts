@@ -1,6 +1,9 @@
-// Output folders named by the user (`--out`), and the staging folders written inside them so
-// that a run's files appear whole or not at all.
-import { randomBytes } from 'node:crypto';
+// Output folders named by the user (`--out`), the staging folders written inside them and
+// the temp files written beside cache entries, so that a run's files appear whole or not at
+// all: also when the disk fills up (one error naming the folder), when the run is stopped by a
+// signal (removeUnfinishedSync), or killed outright (the next run sweeps what it left).
+import { createHash, randomBytes } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,13 +39,116 @@ interface Owner {
   pid: number;
 }
 
+/**
+ * Staging folders and temp files this process has made and not yet finished with: what a
+ * signal handler removes before the process exits.
+ */
+const unfinished = new Set<string>();
+
+/**
+ * Removes every staging folder and temp file this process has not finished with; returns how
+ * many. Synchronous, for a signal handler: no other JavaScript runs in between, and a write
+ * the thread pool finishes meanwhile is caught by the retries.
+ */
+export function removeUnfinishedSync(): number {
+  let removed = 0;
+  for (const p of unfinished) {
+    try {
+      fsSync.rmSync(p, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+      removed++;
+    } catch {
+      // Left for the next run's sweep.
+    }
+  }
+  unfinished.clear();
+  return removed;
+}
+
+/** A write that ran out of disk space, named by the folder the user knows and the file. */
+export class NoSpaceError extends Error {
+  constructor(readonly folder: string, readonly file: string) {
+    super(`no space left in ${folder} while writing ${file}`);
+    this.name = 'NoSpaceError';
+  }
+}
+
+/**
+ * The error to report for a failed write of `file` into `folder`: a full disk (or quota) names
+ * them, since Node's ENOSPC names neither ("ENOSPC: no space left on device, write").
+ */
+export function writeError(e: unknown, folder: string, file: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? new NoSpaceError(folder, file) : e;
+}
+
 /** Creates `<dir>/<prefix><random>` and records this process as its owner. */
 export async function makeStage(dir: string, prefix: string): Promise<string> {
   const stage = path.join(dir, `${prefix}${randomBytes(6).toString('hex')}`);
-  await fs.mkdir(stage);
-  const owner: Owner = { host: os.hostname(), pid: process.pid };
-  await fs.writeFile(path.join(stage, OWNER), `${JSON.stringify(owner)}\n`);
+  unfinished.add(stage);
+  try {
+    await fs.mkdir(stage);
+    const owner: Owner = { host: os.hostname(), pid: process.pid };
+    await fs.writeFile(path.join(stage, OWNER), `${JSON.stringify(owner)}\n`);
+  } catch (e) {
+    await removeStage(stage).catch(() => {});
+    throw writeError(e, dir, 'a staging folder');
+  }
   return stage;
+}
+
+/** Removes a staging folder (when it is still there) and forgets it. */
+export async function removeStage(stage: string): Promise<void> {
+  await fs.rm(stage, { recursive: true, force: true });
+  unfinished.delete(stage);
+}
+
+/**
+ * Temp files name their host and process, so that a later run can tell a killed run's
+ * leftovers from a live run's writes: `.<name>.polyarch-tmp-<host>-<pid>-<random>`.
+ */
+const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+const TEMP_RE = /\.polyarch-tmp-([0-9a-f]{8})-(\d+)-[0-9a-f]+$/;
+
+/**
+ * Writes `data` to `file` whole or not at all: a temp file beside it, then rename. Renames
+ * are atomic, so concurrent runs writing one cache entry each leave one whole copy. A full
+ * disk is reported naming `folder` (default: the file's own folder).
+ */
+export async function writeWhole(file: string, data: Buffer | string, o: { mode?: number; folder?: string } = {}): Promise<void> {
+  const mode = o.mode ?? 0o644;
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.polyarch-tmp-${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  unfinished.add(tmp);
+  try {
+    await fs.writeFile(tmp, data, { mode });
+    // writeFile's mode passes through the umask; published files get exactly `mode`.
+    await fs.chmod(tmp, mode);
+    await fs.rename(tmp, file);
+  } catch (e) {
+    throw writeError(e, o.folder ?? path.dirname(file), path.basename(file));
+  } finally {
+    await fs.rm(tmp, { force: true });
+    unfinished.delete(tmp);
+  }
+}
+
+/**
+ * Removes the temp files of killed runs from `dir`: those of a gone process on this host, and
+ * any older than a day. Best effort; returns their paths.
+ */
+export async function sweepTemps(dir: string, now = Date.now()): Promise<string[]> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP_RE.exec(name);
+    if (!m) continue;
+    const file = path.join(dir, name);
+    const pid = Number(m[2]);
+    const st = await fs.lstat(file).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    const stale = now - st.mtimeMs > STALE_STAGE_MS || (m[1] === HOST_TAG && pid !== process.pid && pid > 0 && !alive(pid));
+    if (stale && (await fs.rm(file, { force: true }).then(() => true, () => false))) removed.push(file);
+  }
+  return removed;
 }
 
 function alive(pid: number): boolean {

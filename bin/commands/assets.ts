@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { buildAssets, writeAssets, type Asset } from '../../lib/assets.ts';
 import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib/cpus.ts';
-import { cachedManifest, prepareEmulators, recordManifest, type HostEmulators } from '../../lib/emulators.ts';
+import { extractOnce, prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { sha256 } from '../../lib/digest.ts';
 import { extractToDir } from '../../lib/extract.ts';
 import { readRpmSource, RpmCache, type RetryOptions } from '../../lib/fetch.ts';
@@ -46,13 +46,12 @@ async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: strin
   );
   const key = sha256(inputs.map((i) => sha256(i.buf)).sort().join('\n')).slice(0, 16);
   const dir = path.resolve(cacheDir, 'emulators', `${host}-files-${key}`);
-  let manifest = await cachedManifest(dir);
-  if (!manifest) {
-    manifest = await extractToDir(inputs, dir);
-    const foreign = manifest.find((m) => !m.rpm.endsWith(`.${host}`));
+  const manifest = await extractOnce(dir, async (into) => {
+    const extracted = await extractToDir(inputs, into);
+    const foreign = extracted.find((m) => !m.rpm.endsWith(`.${host}`));
     if (foreign) throw new Error(`${foreign.rpm} is not built for host ${host}; give one host's RPMs with --host`);
-    await recordManifest(dir, manifest);
-  }
+    return extracted;
+  });
   const wanted = new Set(targetsFor(host, 'all').map((c) => c.emulator));
   return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)) };
 }

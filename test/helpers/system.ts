@@ -46,3 +46,21 @@ export async function stopDaemon(child: import('node:child_process').ChildProces
   for (let waited = 0; !gone() && waited < graceMs; waited += 100) await new Promise((r) => setTimeout(r, 100));
   if (!gone()) child.kill('SIGKILL');
 }
+
+/**
+ * Whether this machine lets the test mount a small tmpfs (root, and a kernel and container
+ * that allow mounts): the tests of a full disk need a folder that fills up for real.
+ */
+export const canMountTmpfs: Probe = () => {
+  if (process.getuid?.() !== 0) return 'needs root to mount a tmpfs';
+  const dir = execFileSync('mktemp', ['-d'], { encoding: 'utf8' }).trim();
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
+    execFileSync('umount', [dir], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'needs to mount a tmpfs (mount -t tmpfs failed)';
+  } finally {
+    execFileSync('rmdir', [dir], { stdio: 'ignore' });
+  }
+};

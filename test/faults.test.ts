@@ -1,0 +1,218 @@
+// Faults a run meets in the field, through the real CLI: two runs at once on one cache, a
+// full disk (a real tmpfs) under the output folder or the cache, and runs stopped by SIGTERM,
+// SIGINT or SIGKILL. Each must end with correct bytes or one error line, and leave nothing
+// half-written: no partial file, no staging folder, no cache entry a later run would trust.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { kojiTree, startKoji, type KojiServer } from './fixtures/koji.ts';
+import { buildFixtureRpms, SPLIT_BUILD } from './fixtures/rpms.ts';
+
+const CLI = path.resolve(import.meta.dirname, '../bin/polyarch.js');
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let work = '';
+let koji: KojiServer;
+let lockFile = '';
+let lockText = '';
+/** Pinned RPM digests: the only .rpm names a cache may hold. */
+let pins = new Set<string>();
+/** What one undisturbed run writes (x86_64 host only, to keep the many runs short): relative path -> sha256. */
+let refAssets: Record<string, string> = {};
+let refExtract: Record<string, string> = {};
+
+interface Run {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Starts the CLI (async: the fixture koji answers from this process) with TMPDIR pointing at
+ * `tmpdir`, so a test can see that nothing was left there.
+ */
+function start(args: string[], tmpdir = path.join(work, 'tmp')): { child: ChildProcess; done: Promise<Run> } {
+  fs.mkdirSync(tmpdir, { recursive: true });
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: work, env: { ...process.env, TMPDIR: tmpdir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Run>((resolve) => child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr })));
+  return { child, done };
+}
+const polyarch = (args: string[], tmpdir?: string) => start(args, tmpdir).done;
+/** `polyarch assets` for the x86_64 host of the lockfile, into `out` through `cache`. */
+const assetsArgs = (cache: string, out: string, lock = lockFile) => ['assets', '--lock', lock, '--hosts', 'x86_64', '--cache', cache, '--out', out];
+const extractArgs = (cache: string, out: string) => ['extract', '--lock', lockFile, '--host', 'x86_64', '--cache', cache, '--out', out];
+
+/** Every file under `dir` (hidden ones too, so a leftover shows): relative path -> sha256. */
+function digests(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const file = path.join(e.parentPath, e.name);
+    out[path.relative(dir, file)] = sha256(fs.readFileSync(file));
+  }
+  return out;
+}
+
+/**
+ * What is wrong with a cache folder: a file whose digest differs from its name or metadata, an
+ * RPM no pin names, an extraction whose files differ from its manifest, or anything else
+ * (temp files, staging folders). Empty when every entry is whole and trustworthy.
+ */
+function cacheProblems(cache: string): string[] {
+  const problems: string[] = [];
+  const list = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : []);
+  for (const name of list(cache)) {
+    const file = path.join(cache, name);
+    if (name === 'assets' || name === 'emulators') continue;
+    const m = /^([0-9a-f]{64})\.rpm$/.exec(name);
+    if (!m) problems.push(`unexpected ${file}`);
+    else if (!pins.has(m[1]!)) problems.push(`unpinned ${file}`);
+    else if (sha256(fs.readFileSync(file)) !== m[1]) problems.push(`digest differs: ${file}`);
+  }
+  for (const name of list(path.join(cache, 'emulators'))) {
+    const dir = path.join(cache, 'emulators', name);
+    if (!/^(x86_64|aarch64)-[0-9a-f]{16}$/.test(name)) {
+      problems.push(`unexpected ${dir}`);
+      continue;
+    }
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { file: string; sha256: string; conf?: string }[];
+    const expected = new Set(['manifest.json', '.owner', 'binfmt.d', ...manifest.flatMap((e) => [e.file, ...(e.conf ? [e.conf] : [])])]);
+    for (const e of manifest) if (sha256(fs.readFileSync(path.join(dir, e.file))) !== e.sha256) problems.push(`digest differs: ${dir}/${e.file}`);
+    for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) if (!expected.has(f)) problems.push(`unexpected ${dir}/${f}`);
+  }
+  const tarballs = path.join(cache, 'assets', 'tarballs');
+  for (const name of list(tarballs)) {
+    const m = /^([0-9a-f]{64})\.(tar\.gz|json)$/.exec(name);
+    if (!m) problems.push(`unexpected ${tarballs}/${name}`);
+    else if (m[2] === 'json') {
+      const meta = JSON.parse(fs.readFileSync(path.join(tarballs, name), 'utf8')) as { sha256: string };
+      if (sha256(fs.readFileSync(path.join(tarballs, `${m[1]}.tar.gz`))) !== meta.sha256) problems.push(`digest differs: ${tarballs}/${m[1]}.tar.gz`);
+    }
+  }
+  const sums = path.join(cache, 'assets', 'sums');
+  for (const name of list(sums)) {
+    const m = /^([0-9a-f]{64})\.txt$/.exec(name);
+    if (!m || sha256(fs.readFileSync(path.join(sums, name))) !== m[1]) problems.push(`bad ${sums}/${name}`);
+  }
+  return problems;
+}
+
+/** Staging folders and temp files anywhere under `dir`. */
+const leftovers = (dir: string): string[] =>
+  fs.existsSync(dir) ? (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => /(^|\/)\.polyarch-|\.polyarch-tmp-/.test(f)) : [];
+
+before(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-faults-'));
+  const root = kojiTree(buildFixtureRpms({ host: 'x86_64', layout: 'split', compression: 'zstd' }), SPLIT_BUILD, 'x86_64', path.join(work, 'koji'));
+  kojiTree(buildFixtureRpms({ host: 'aarch64', layout: 'split', compression: 'zstd' }), SPLIT_BUILD, 'aarch64', root);
+  koji = await startKoji(root);
+  lockFile = path.join(work, 'qemu.lock.json');
+  const lock = await polyarch(['lock', '--qemu', SPLIT_BUILD.version, '--release', SPLIT_BUILD.release, '--hosts', 'x86_64,aarch64', '--koji', koji.url, '--out', lockFile, '--cache', path.join(work, 'lock-cache')]);
+  assert.equal(lock.status, 0, lock.stderr);
+  lockText = fs.readFileSync(lockFile, 'utf8');
+  pins = new Set(Object.values((JSON.parse(lockText) as { hosts: Record<string, { sha256: string }[]> }).hosts).flat().map((r) => r.sha256));
+  // One undisturbed run of each, on a cache of its own: the bytes every other run must match.
+  const refCache = path.join(work, 'ref-cache');
+  const assets = await polyarch(assetsArgs(refCache, path.join(work, 'ref-assets')));
+  assert.equal(assets.status, 0, assets.stderr);
+  refAssets = digests(path.join(work, 'ref-assets'));
+  const extract = await polyarch(extractArgs(refCache, path.join(work, 'ref-extract')));
+  assert.equal(extract.status, 0, extract.stderr);
+  refExtract = digests(path.join(work, 'ref-extract'));
+  assert.ok(Object.keys(refAssets).length > 20 && Object.keys(refExtract).length > 10, `${Object.keys(refAssets).length} assets, ${Object.keys(refExtract).length} extracted files`);
+});
+
+after(async () => {
+  await koji?.close();
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** Polls until `found()` names something or the child exits; returns what was found. */
+async function waitFor(child: ChildProcess, found: () => string | undefined, timeoutMs = 60_000): Promise<string | undefined> {
+  const t0 = Date.now();
+  while (child.exitCode === null && child.signalCode === null && Date.now() - t0 < timeoutMs) {
+    const hit = found();
+    if (hit) return hit;
+    await sleep(1);
+  }
+  return undefined;
+}
+
+/** The first entry under `dir` (to depth 2) whose name starts with `prefix`. */
+function findEntry(dir: string, prefix: string): string | undefined {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  for (const n of names) {
+    if (n.startsWith(prefix)) return path.join(dir, n);
+    try {
+      const inner = fs.readdirSync(path.join(dir, n)).find((m) => m.startsWith(prefix));
+      if (inner) return path.join(dir, n, inner);
+    } catch {
+      // a file, or gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+describe('two runs at once on one cache', () => {
+  test('assets: a second run starts while the first is mid-extraction on a cold cache; both right, cache whole', async () => {
+    // The second run is started first, blocked reading its lockfile from a FIFO, so it is past
+    // Node's startup; the lockfile is fed to it the moment the first run's extraction writes,
+    // at several delays: the second run then looks at the cache while the first fills it.
+    for (const [round, delay] of [0, 0, 50, 150, 300].entries()) {
+      const dir = path.join(work, `race-${round}`);
+      fs.mkdirSync(dir);
+      const cache = path.join(dir, 'cache');
+      const fifo = path.join(dir, 'lock.fifo');
+      execFileSync('mkfifo', [fifo]);
+      const b = start(assetsArgs(cache, path.join(dir, 'b'), fifo));
+      const a = start(assetsArgs(cache, path.join(dir, 'a')));
+      const seen = await waitFor(a.child, () => findEntry(path.join(cache, 'emulators'), '.polyarch-'));
+      await sleep(delay);
+      fs.writeFileSync(fifo, lockText);
+      const [ra, rb] = await Promise.all([a.done, b.done]);
+      assert.ok(seen, `round ${round}: the first run's extraction was seen under way`);
+      assert.equal(ra.status, 0, `round ${round} first: ${ra.stderr}`);
+      assert.equal(rb.status, 0, `round ${round} second: ${rb.stderr}`);
+      assert.deepEqual(digests(path.join(dir, 'a')), refAssets);
+      assert.deepEqual(digests(path.join(dir, 'b')), refAssets);
+      assert.deepEqual(cacheProblems(cache), []);
+      assert.deepEqual(leftovers(cache), []);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('assets and extract: pairs started together or a moment apart on a cold cache; both right, cache whole', async () => {
+    for (const [round, stagger] of [0, 0, 150].entries()) {
+      const dir = path.join(work, `pair-${round}`);
+      const cache = path.join(dir, 'cache');
+      const runs = [
+        start(assetsArgs(cache, path.join(dir, 'a1'))),
+        start(extractArgs(cache, path.join(dir, 'x1'))),
+        await sleep(stagger).then(() => start(assetsArgs(cache, path.join(dir, 'a2')))),
+        start(extractArgs(cache, path.join(dir, 'x2'))),
+      ];
+      const results = await Promise.all(runs.map((r) => r.done));
+      for (const r of results) assert.equal(r.status, 0, `round ${round}: ${r.stderr}`);
+      for (const out of ['a1', 'a2']) assert.deepEqual(digests(path.join(dir, out)), refAssets, out);
+      for (const out of ['x1', 'x2']) assert.deepEqual(digests(path.join(dir, out)), refExtract, out);
+      assert.deepEqual(cacheProblems(cache), []);
+      assert.deepEqual(leftovers(cache), []);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
