@@ -91,8 +91,10 @@ export async function extractOnce(dir: string, extract: (into: string) => Promis
       manifest = await extract(stage);
       await recordManifest(stage, manifest);
     } catch (e) {
-      // The stage's own name means nothing to a user: name the cache folder instead.
-      throw e instanceof NoSpaceError ? new NoSpaceError(parent, `${path.basename(dir)}/${e.file}`) : e;
+      // The stage's own name means nothing to a user: name the cache folder instead (a full
+      // disk while caching the RPMs already names the RPM cache).
+      const inStage = e instanceof NoSpaceError && (e.folder === stage || e.folder.startsWith(`${stage}${path.sep}`));
+      throw inStage ? new NoSpaceError(parent, path.join(path.basename(dir), path.relative(stage, e.folder), e.file)) : e;
     }
     for (let attempt = 0; ; attempt++) {
       try {

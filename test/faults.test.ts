@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { kojiTree, startKoji, type KojiServer } from './fixtures/koji.ts';
 import { buildFixtureRpms, SPLIT_BUILD } from './fixtures/rpms.ts';
+import { canMountTmpfs, requireSystem } from './helpers/system.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../bin/polyarch.js');
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -25,6 +26,8 @@ let pins = new Set<string>();
 /** What one undisturbed run writes (x86_64 host only, to keep the many runs short): relative path -> sha256. */
 let refAssets: Record<string, string> = {};
 let refExtract: Record<string, string> = {};
+/** A cache that holds every x86_64 RPM, extraction and tarball. */
+let refCache = '';
 
 interface Run {
   status: number | null;
@@ -122,7 +125,7 @@ before(async () => {
   lockText = fs.readFileSync(lockFile, 'utf8');
   pins = new Set(Object.values((JSON.parse(lockText) as { hosts: Record<string, { sha256: string }[]> }).hosts).flat().map((r) => r.sha256));
   // One undisturbed run of each, on a cache of its own: the bytes every other run must match.
-  const refCache = path.join(work, 'ref-cache');
+  refCache = path.join(work, 'ref-cache');
   const assets = await polyarch(assetsArgs(refCache, path.join(work, 'ref-assets')));
   assert.equal(assets.status, 0, assets.stderr);
   refAssets = digests(path.join(work, 'ref-assets'));
@@ -214,5 +217,91 @@ describe('two runs at once on one cache', () => {
       assert.deepEqual(leftovers(cache), []);
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/**
+ * Runs `fn` with a fresh tmpfs of `mb` megabytes mounted at a new folder: a disk that fills up
+ * for real. `grow` remounts it larger (a full disk the user then cleared).
+ */
+async function withTmpfs(mb: number, fn: (dir: string, grow: () => void) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(work, 'tmpfs-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mb}m`, 'tmpfs', dir]);
+  try {
+    await fn(dir, () => execFileSync('mount', ['-o', 'remount,size=512m', dir]));
+  } finally {
+    execFileSync('umount', [dir]);
+    fs.rmdirSync(dir);
+  }
+}
+
+/** One `error: no space left in <folder> while writing <file>` line; returns the file. */
+function noSpace(r: Run, folder: string): string {
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stdout, '');
+  const m = /^error: no space left in (.+) while writing (\S+)\n$/.exec(r.stderr);
+  assert.ok(m, `one no-space line: ${JSON.stringify(r.stderr)}`);
+  assert.equal(m[1], folder);
+  return m[2]!;
+}
+
+describe('a full disk', () => {
+  test('assets and extract into a full output folder: one line naming it, the folder as it was, nothing in TMPDIR', async (t) => {
+    if (!requireSystem(t, canMountTmpfs)) return;
+    for (const [args, ref] of [
+      [(out: string) => assetsArgs(refCache, out), refAssets],
+      [(out: string) => extractArgs(refCache, out), refExtract],
+    ] as const) {
+      await withTmpfs(8, async (out) => {
+        fs.writeFileSync(path.join(out, 'sentinel'), 'kept as it was');
+        const tmpdir = fs.mkdtempSync(path.join(work, 'tmpdir-'));
+        const file = noSpace(await polyarch(args(out), tmpdir), out);
+        assert.ok(file in ref, `${file} is one of the files being written`);
+        assert.deepEqual(fs.readdirSync(out), ['sentinel'], 'no partial file, no staging folder');
+        assert.equal(fs.readFileSync(path.join(out, 'sentinel'), 'utf8'), 'kept as it was');
+        // tsx keeps its transform cache there (tsx-<uid>); nothing of polyarch may stay.
+        assert.deepEqual(fs.readdirSync(tmpdir).filter((f) => !/^tsx-\d+$/.test(f)), []);
+      });
+    }
+    assert.deepEqual(cacheProblems(refCache), []);
+    assert.deepEqual(leftovers(refCache), []);
+  });
+
+  test('a full cache while fetching, extracting or compressing: one line naming it, no entry a later run trusts, and a run with space is right', async (t) => {
+    if (!requireSystem(t, canMountTmpfs)) return;
+    // The x86_64 cache takes about 24 MB of RPMs, then 99 MB of emulators, then 18 MB of
+    // tarballs: each size runs out in another phase.
+    const phases: [number, string, RegExp][] = [
+      [12, '', /^[0-9a-f]{64}\.rpm$/],
+      [70, '/emulators', /^x86_64-[0-9a-f]{16}\/(qemu-[a-z0-9_]+-static|binfmt\.d\/qemu-[a-z0-9_]+-static\.conf|manifest\.json)$/],
+      [130, '/assets/tarballs', /^[0-9a-f]{64}\.(tar\.gz|json)$/],
+    ];
+    for (const [mb, folder, file] of phases) {
+      await withTmpfs(mb, async (dir, grow) => {
+        const cache = path.join(dir, 'cache');
+        const out = path.join(work, `full-cache-${mb}`);
+        const r = await polyarch(assetsArgs(cache, out));
+        assert.match(noSpace(r, `${cache}${folder}`), file, `${mb} MB`);
+        assert.deepEqual(cacheProblems(cache), [], `${mb} MB`);
+        assert.deepEqual(leftovers(cache), [], `${mb} MB`);
+        assert.equal(fs.existsSync(out), false, 'no output folder');
+        grow();
+        const again = await polyarch(assetsArgs(cache, out));
+        assert.equal(again.status, 0, again.stderr);
+        assert.deepEqual(digests(out), refAssets);
+        assert.deepEqual(cacheProblems(cache), []);
+      });
+    }
+    await withTmpfs(12, async (dir, grow) => {
+      const cache = path.join(dir, 'cache');
+      const out = path.join(work, 'full-cache-extract');
+      assert.match(noSpace(await polyarch(extractArgs(cache, out)), cache), /^[0-9a-f]{64}\.rpm$/);
+      assert.deepEqual(cacheProblems(cache), []);
+      assert.deepEqual(leftovers(cache), []);
+      grow();
+      const again = await polyarch(extractArgs(cache, out));
+      assert.equal(again.status, 0, again.stderr);
+      assert.deepEqual(digests(out), refExtract);
+    });
   });
 });
