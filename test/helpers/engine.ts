@@ -1,7 +1,7 @@
 // The real Pulumi engine (scripts/engine.sh: the CLI, the language host and the plugins), run
 // on a copy of the project in a temp folder with a local file backend, as a user's `pulumi`
 // would run it. Nothing here talks to anything but loopback.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,6 +55,13 @@ export interface Run {
   stderr: string;
 }
 
+/** A `pulumi` command still running: its process (the leader of its own group) and its output so far. */
+export interface Started {
+  child: ChildProcess;
+  output(): string;
+  done: Promise<Run>;
+}
+
 export interface EngineProject {
   /** The project copy the engine runs in. */
   dir: string;
@@ -65,6 +72,8 @@ export interface EngineProject {
   transcript: string[];
   /** `pulumi <args> --stack <stack> --non-interactive`; `input` goes to stdin. */
   pulumi(args: readonly string[], o?: { input?: string; env?: NodeJS.ProcessEnv }): Promise<Run>;
+  /** Starts `pulumi <args>` and returns at once, for a test that interrupts it. */
+  start(args: readonly string[], o?: { input?: string; env?: NodeJS.ProcessEnv }): Started;
   /** Like `pulumi`, but a non-zero exit throws with the output's last lines. */
   ok(args: readonly string[], o?: { input?: string; env?: NodeJS.ProcessEnv }): Promise<Run>;
   /** Sets a stack config string; a `secret` one goes in through stdin, never argv. */
@@ -108,21 +117,25 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
     ...o.env,
   };
   const transcript: string[] = [];
-  const pulumi = (args: readonly string[], p: { input?: string; env?: NodeJS.ProcessEnv } = {}) =>
-    new Promise<Run>((resolve, reject) => {
-      // Async, never spawnSync: a test's loopback servers (fake GitHub, koji) answer from this process.
-      const child = spawn('pulumi', [...args, '--stack', stack, '--non-interactive'], { cwd: dir, env: { ...env, ...p.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const start = (args: readonly string[], p: { input?: string; env?: NodeJS.ProcessEnv } = {}): Started => {
+    // Async, never spawnSync: a test's loopback servers (fake GitHub, koji) answer from this process.
+    // A process group of its own, so a test can signal the CLI and every plugin it started at once.
+    const child = spawn('pulumi', [...args, '--stack', stack, '--non-interactive'], { cwd: dir, env: { ...env, ...p.env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin!.end(p.input ?? '');
+    const done = new Promise<Run>((resolve, reject) => {
       child.on('error', reject);
-      child.on('close', (code) => {
+      child.on('close', (code, signal) => {
         transcript.push(stdout, stderr);
-        resolve({ code: code ?? -1, stdout, stderr });
+        resolve({ code: code ?? (signal ? 128 + os.constants.signals[signal] : -1), stdout, stderr });
       });
-      child.stdin.end(p.input ?? '');
     });
+    return { child, output: () => stdout + stderr, done };
+  };
+  const pulumi = (args: readonly string[], p: { input?: string; env?: NodeJS.ProcessEnv } = {}) => start(args, p).done;
   const ok = async (args: readonly string[], p?: { input?: string; env?: NodeJS.ProcessEnv }) => {
     const r = await pulumi(args, p);
     if (r.code !== 0) throw new Error(`pulumi ${args.join(' ')} exited ${r.code}:\n${(r.stdout + r.stderr).split('\n').slice(-60).join('\n')}`);
@@ -134,6 +147,7 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
     env,
     transcript,
     pulumi,
+    start,
     ok,
     async setConfig(key, value, secret = false) {
       await ok(secret ? ['config', 'set', '--secret', key] : ['config', 'set', key, value], secret ? { input: value } : undefined);
