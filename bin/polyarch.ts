@@ -1,5 +1,7 @@
 // The polyarch command line: thin wrappers over lib/. Any failure prints one line,
 // `error: ...`, on stderr and exits 1; commands write their output whole or not at all.
+// Stopped by a signal, it removes its staging folders and temp files, says so in one line
+// and exits 128 + the signal's number.
 import { Command, CommanderError } from 'commander';
 import { HOST_ARCHES, parseHostArch, type HostArch } from '../lib/cpus.ts';
 import { assetsCommand } from './commands/assets.ts';
@@ -10,6 +12,16 @@ import { extractToDir } from '../lib/extract.ts';
 import { fetchText, readRpmSource, RpmCache } from '../lib/fetch.ts';
 import { DEFAULT_KOJI, newestBuild } from '../lib/koji.ts';
 import { checkLockWritable, createLock, extractLocked, readLock, writeLock } from '../lib/lock.ts';
+import { removeUnfinishedSync } from '../lib/out-dir.ts';
+
+// Node's default for these is to die at once, leaving staging folders for the next run to sweep.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  process.once(signal, () => {
+    const removed = removeUnfinishedSync();
+    process.stderr.write(`error: stopped by ${signal}${removed > 0 ? '; unfinished files removed' : ''}\n`);
+    process.exit(code);
+  });
+}
 
 const DEFAULT_CACHE = '.cache/rpms';
 

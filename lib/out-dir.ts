@@ -29,7 +29,12 @@ export async function prepareOutDir(dir: string): Promise<void> {
   }
 }
 
-/** Inside a staging folder: who made it. Asset and emulator names never start with a dot. */
+/**
+ * Staging folders and temp files name their host (a hash of its name) and process, so that a
+ * later run can tell a killed run's leftovers from a live run's writes.
+ */
+const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+/** The owner as staging folders of earlier versions recorded it, in a file inside. */
 const OWNER = '.owner';
 /** A staging folder this old is stale whoever made it (see isStale). */
 export const STALE_STAGE_MS = 24 * 3600_000;
@@ -81,16 +86,17 @@ export function writeError(e: unknown, folder: string, file: string): unknown {
   return code === 'ENOSPC' || code === 'EDQUOT' ? new NoSpaceError(folder, file) : e;
 }
 
-/** Creates `<dir>/<prefix><random>` and records this process as its owner. */
+/**
+ * Creates `<dir>/<prefix><host>-<pid>-<random>`. The owner is in the name, not in a file
+ * inside: a run killed right after the mkdir leaves a folder the next run can still judge.
+ */
 export async function makeStage(dir: string, prefix: string): Promise<string> {
-  const stage = path.join(dir, `${prefix}${randomBytes(6).toString('hex')}`);
+  const stage = path.join(dir, `${prefix}${HOST_TAG}-${process.pid}-${randomBytes(6).toString('hex')}`);
   unfinished.add(stage);
   try {
     await fs.mkdir(stage);
-    const owner: Owner = { host: os.hostname(), pid: process.pid };
-    await fs.writeFile(path.join(stage, OWNER), `${JSON.stringify(owner)}\n`);
   } catch (e) {
-    await removeStage(stage).catch(() => {});
+    unfinished.delete(stage);
     throw writeError(e, dir, 'a staging folder');
   }
   return stage;
@@ -102,11 +108,7 @@ export async function removeStage(stage: string): Promise<void> {
   unfinished.delete(stage);
 }
 
-/**
- * Temp files name their host and process, so that a later run can tell a killed run's
- * leftovers from a live run's writes: `.<name>.polyarch-tmp-<host>-<pid>-<random>`.
- */
-const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+/** Temp files beside cache entries: `.<name>.polyarch-tmp-<host>-<pid>-<random>`. */
 const TEMP_RE = /\.polyarch-tmp-([0-9a-f]{8})-(\d+)-[0-9a-f]+$/;
 
 /**
@@ -145,7 +147,7 @@ export async function sweepTemps(dir: string, now = Date.now()): Promise<string[
     const pid = Number(m[2]);
     const st = await fs.lstat(file).catch(() => undefined);
     if (!st?.isFile()) continue;
-    const stale = now - st.mtimeMs > STALE_STAGE_MS || (m[1] === HOST_TAG && pid !== process.pid && pid > 0 && !alive(pid));
+    const stale = now - st.mtimeMs > STALE_STAGE_MS || deadRun(m[1]!, pid);
     if (stale && (await fs.rm(file, { force: true }).then(() => true, () => false))) removed.push(file);
   }
   return removed;
@@ -162,20 +164,26 @@ function alive(pid: number): boolean {
 }
 
 /**
- * A staging folder is stale when its owner file names this host and a pid that is gone
+ * A staging folder is stale when its name (or, for earlier versions' folders, the owner file
+ * inside) names this host and a pid that is gone
  * (the run was killed: remove it at once), or when it is older than a day. The pid check
  * cannot see runs on other hosts or in other pid namespaces sharing the folder (a container
  * with the output folder mounted), so for those only age counts: a live run fills and empties
  * its stage within minutes. Age also covers a dead run's pid reused by another process.
  */
-async function isStale(stage: string, now: number): Promise<boolean> {
+async function isStale(stage: string, prefix: string, now: number): Promise<boolean> {
   const st = await fs.lstat(stage).catch(() => undefined);
   if (!st?.isDirectory()) return false;
   if (now - st.mtimeMs > STALE_STAGE_MS) return true;
+  const named = /^([0-9a-f]{8})-(\d+)-/.exec(path.basename(stage).slice(prefix.length));
+  if (named) return deadRun(named[1]!, Number(named[2]));
   const owner = await fs.readFile(path.join(stage, OWNER), 'utf8').then((t) => JSON.parse(t) as Partial<Owner>, () => undefined);
-  if (owner?.host !== os.hostname() || !Number.isSafeInteger(owner.pid) || (owner.pid as number) <= 0) return false;
-  return owner.pid !== process.pid && !alive(owner.pid as number);
+  if (owner?.host !== os.hostname() || !Number.isSafeInteger(owner.pid)) return false;
+  return deadRun(HOST_TAG, owner.pid as number);
 }
+
+/** Whether a run on host `hostTag` with `pid` is known to be gone: only this host's can be checked. */
+const deadRun = (hostTag: string, pid: number) => hostTag === HOST_TAG && pid > 0 && pid !== process.pid && !alive(pid);
 
 /** Removes the stale `<prefix>*` staging folders that killed runs left in `dir`; returns their paths. */
 export async function sweepStages(dir: string, prefix: string, now = Date.now()): Promise<string[]> {
@@ -183,7 +191,7 @@ export async function sweepStages(dir: string, prefix: string, now = Date.now())
   const removed: string[] = [];
   for (const name of names.filter((n) => n.startsWith(prefix))) {
     const stage = path.join(dir, name);
-    if (!(await isStale(stage, now))) continue;
+    if (!(await isStale(stage, prefix, now))) continue;
     // Best effort: a leftover that cannot be removed is no reason to fail this run.
     if (await fs.rm(stage, { recursive: true, force: true }).then(() => true, () => false)) removed.push(stage);
   }

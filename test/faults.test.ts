@@ -305,3 +305,76 @@ describe('a full disk', () => {
     });
   });
 });
+
+/**
+ * Starts the CLI and sends `signal` the moment `where()` finds its staging folder. A run that
+ * finishes before it is seen is tried again (after `reset`); five misses fail the test.
+ */
+async function interrupted(args: string[], where: () => string | undefined, signal: NodeJS.Signals, reset: () => void): Promise<{ r: Run; seen: string }> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    reset();
+    const run = start(args);
+    const seen = await waitFor(run.child, where);
+    if (seen) {
+      run.child.kill(signal);
+      return { r: await run.done, seen };
+    }
+    await run.done;
+  }
+  assert.fail(`never caught ${args[0]} with its staging folder in place`);
+}
+
+describe('runs stopped by a signal', () => {
+  test('SIGTERM and SIGINT while writing assets or extracting: staging removed, one line, exit 143 or 130, the folder as it was', async () => {
+    for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+      for (const [cmd, args] of [['assets', assetsArgs], ['extract', extractArgs]] as const) {
+        const out = path.join(work, `stopped-${cmd}-${signal}`);
+        const reset = () => {
+          fs.rmSync(out, { recursive: true, force: true });
+          fs.mkdirSync(out);
+          fs.writeFileSync(path.join(out, 'sentinel'), 'kept');
+        };
+        const { r, seen } = await interrupted(args(refCache, out), () => findEntry(out, `.polyarch-${cmd}-`), signal, reset);
+        assert.equal(r.status, code, `${cmd} ${signal}: ${r.stderr}`);
+        assert.equal(r.stderr, `error: stopped by ${signal}; unfinished files removed\n`);
+        assert.equal(fs.existsSync(seen), false, `${seen} removed`);
+        assert.deepEqual(fs.readdirSync(out), ['sentinel'], `${cmd} ${signal}: the folder as it was`);
+      }
+    }
+    assert.deepEqual(cacheProblems(refCache), []);
+    assert.deepEqual(leftovers(refCache), []);
+  });
+
+  test('SIGTERM while extracting into a cold cache: the cache stage removed, nothing half-made kept', async () => {
+    const cache = path.join(work, 'stopped-cold-cache');
+    const out = path.join(work, 'stopped-cold-out');
+    const { r } = await interrupted(assetsArgs(cache, out), () => findEntry(path.join(cache, 'emulators'), '.polyarch-emulators-'), 'SIGTERM', () => fs.rmSync(cache, { recursive: true, force: true }));
+    assert.equal(r.status, 143, r.stderr);
+    assert.equal(r.stderr, 'error: stopped by SIGTERM; unfinished files removed\n');
+    assert.deepEqual(leftovers(cache), []);
+    assert.deepEqual(cacheProblems(cache), []);
+    assert.equal(fs.existsSync(out), false);
+  });
+
+  test('SIGKILL leaves its staging folder; the next run removes it and writes the right bytes', async () => {
+    for (const [cmd, args, ref] of [['assets', assetsArgs, refAssets], ['extract', extractArgs, refExtract]] as const) {
+      const out = path.join(work, `killed-${cmd}`);
+      const { r, seen } = await interrupted(args(refCache, out), () => findEntry(out, `.polyarch-${cmd}-`), 'SIGKILL', () => fs.rmSync(out, { recursive: true, force: true }));
+      assert.equal(r.signal, 'SIGKILL');
+      assert.ok(fs.existsSync(seen), `${seen} left behind by the killed run`);
+      const again = await polyarch(args(refCache, out));
+      assert.equal(again.status, 0, again.stderr);
+      assert.deepEqual(digests(out), ref, `${cmd}: the right files and no staging folder`);
+    }
+    // Killed mid-extraction into a cold cache: the next run sweeps the cache's stage too.
+    const cache = path.join(work, 'killed-cold-cache');
+    const out = path.join(work, 'killed-cold-out');
+    const { seen } = await interrupted(assetsArgs(cache, out), () => findEntry(path.join(cache, 'emulators'), '.polyarch-emulators-'), 'SIGKILL', () => fs.rmSync(cache, { recursive: true, force: true }));
+    assert.ok(fs.existsSync(seen), `${seen} left behind by the killed run`);
+    const again = await polyarch(assetsArgs(cache, out));
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(digests(out), refAssets);
+    assert.deepEqual(leftovers(cache), []);
+    assert.deepEqual(cacheProblems(cache), []);
+  });
+});
