@@ -11,28 +11,36 @@ import { before, test } from 'node:test';
 import { buildAssets, hostTarballName, releaseNotes, SUMS_FILE, tarballName, writeAssets, type Asset, type BuiltAssets } from '../lib/assets.ts';
 import { prepareEmulators, type HostEmulators } from '../lib/emulators.ts';
 import { gzipMember, reproducibleTarball, tarOne } from '../lib/tarball.ts';
+import { writeLock, type Lock } from '../lib/lock.ts';
 import { buildFixtureRpms } from './fixtures/rpms.ts';
+import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 import { fixtureLock } from './helpers/program.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const X86_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'];
 const ARM_TARGETS = ['aarch64_be', 'armeb', 'i386', 'ppc64le', 'riscv64', 's390x', 'x86_64'];
+// Each host leaves out only its own family: ppc64le (family ppcle) keeps i386 and s390x; s390x keeps ppc64le.
+const PPC_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'i386', 'riscv64', 's390x', 'x86_64'];
+const S390X_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'i386', 'ppc64le', 'riscv64', 'x86_64'];
+const HOSTS = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const;
+const TARGETS = { x86_64: X86_TARGETS, aarch64: ARM_TARGETS, ppc64le: PPC_TARGETS, s390x: S390X_TARGETS };
 const tmp = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `polyarch-assets-${tag}-`));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let x86Rpms: string[] = [];
 let hosts: HostEmulators[] = [];
-/** One cold build of both hosts' assets, shared by the tests that read it. */
+/** One cold build of every host's assets, shared by the tests that read it. */
 let cold: BuiltAssets;
 let coldCache = '';
+let locked: Lock;
 let lockFile = '';
 let rpmCache = '';
 before(async () => {
   x86Rpms = buildFixtureRpms({ host: 'x86_64', layout: 'split', compression: 'zstd' });
-  const { lock, cacheDir, file } = await fixtureLock(['x86_64', 'aarch64']);
-  [lockFile, rpmCache] = [file, cacheDir];
+  const { lock, cacheDir, file } = await fixtureLock(HOSTS);
+  [locked, lockFile, rpmCache] = [lock, file, cacheDir];
   const emulatorsDir = tmp('emulators');
-  hosts = await Promise.all((['x86_64', 'aarch64'] as const).map((h) => prepareEmulators(lock, h, { cacheDir, emulatorsDir, targets: 'all' })));
+  hosts = await Promise.all(HOSTS.map((h) => prepareEmulators(lock, h, { cacheDir, emulatorsDir, targets: 'all' })));
   coldCache = tmp('cache');
   cold = await buildAssets(hosts, { cacheDir: coldCache });
 });
@@ -88,17 +96,18 @@ test('gzip framing: crc and size trailer, level in XFL', () => {
   assert.equal(m.readUInt32LE(m.length - 4), 3);
 });
 
-test('two hosts: names, shared bytes for x86_64 prefixed and unprefixed, SHA256SUMS over every file', async () => {
+test('four hosts: names, shared bytes for x86_64 prefixed and unprefixed, SHA256SUMS over every file', async () => {
   const { assets, compressed, reused } = cold;
   assert.equal(reused, 0);
-  assert.equal(compressed, X86_TARGETS.length + ARM_TARGETS.length);
+  assert.equal(compressed, HOSTS.reduce((n, h) => n + TARGETS[h].length, 0));
   const names = assets.map((a) => a.name);
   const expected = [
     SUMS_FILE,
     ...X86_TARGETS.flatMap((t) => [`qemu-${t}-static`, tarballName(t), hostTarballName('x86_64', t)]),
-    ...ARM_TARGETS.map((t) => hostTarballName('aarch64', t)),
+    ...HOSTS.slice(1).flatMap((h) => TARGETS[h].map((t) => hostTarballName(h, t))),
   ].sort();
   assert.deepEqual(names, expected);
+  assert.ok(names.includes('ppc64le_qemu-s390x-static.tar.gz') && names.includes('s390x_qemu-ppc64le-static.tar.gz'));
   const by = new Map(assets.map((a) => [a.name, a]));
   for (const t of X86_TARGETS) {
     const plain = by.get(tarballName(t))!;
@@ -107,8 +116,16 @@ test('two hosts: names, shared bytes for x86_64 prefixed and unprefixed, SHA256S
     assert.equal(plain.sha256, prefixed.sha256);
     assert.equal(by.get(`qemu-${t}-static`)!.sha256, hosts[0]!.emulators.find((e) => e.cpu === t)!.sha256);
   }
-  // aarch64's x86_64 emulator differs from anything x86_64 publishes: no unprefixed name for it.
+  // The other hosts' x86_64 emulators differ from anything x86_64 publishes: no unprefixed name for them.
   assert.ok(!by.has('qemu-x86_64-static') && !by.has(tarballName('x86_64')));
+  // Each H_ tarball holds H's build: one ustar entry named for the target, an ELF for H.
+  for (const h of HOSTS) {
+    for (const t of TARGETS[h]) {
+      const tar = zlib.gunzipSync(fs.readFileSync(by.get(hostTarballName(h, t))!.file));
+      assert.equal(tar.toString('latin1', 0, 100).replace(/\0+$/, ''), `qemu-${t}-static`);
+      assert.equal(hostElfBytes(tar.subarray(512)), HOST_ELF[h], hostTarballName(h, t));
+    }
+  }
   const sums = fs.readFileSync(by.get(SUMS_FILE)!.file, 'utf8');
   const lines = sums.trimEnd().split('\n');
   assert.equal(lines.length, assets.length - 1);
@@ -172,18 +189,21 @@ test('polyarch assets: two runs in two folders give the same bytes; gzip -t, tar
   assert.equal(fs.statSync(path.join(a.dir, 'qemu-arm-static.tar.gz')).mode & 0o777, 0o644);
 });
 
-test('polyarch assets --lock: every host the lockfile pins, or the ones --hosts names', () => {
+test('polyarch assets --lock: every host the lockfile pins, or the ones --hosts names', async () => {
   const out = path.join(tmp('lock'), 'out');
   const all = polyarch(['assets', '--out', out, '--lock', lockFile, '--cache', rpmCache]);
   assert.equal(all.status, 0, all.stderr);
   const listing = JSON.parse(all.stdout) as Asset[];
-  assert.equal(listing.length, X86_TARGETS.length * 3 + ARM_TARGETS.length + 1);
+  assert.equal(listing.length, X86_TARGETS.length * 3 + ARM_TARGETS.length + PPC_TARGETS.length + S390X_TARGETS.length + 1);
   assert.deepEqual(fs.readdirSync(out).sort(), listing.map((a) => a.name).sort());
   execFileSync('sha256sum', ['--quiet', '-c', SUMS_FILE], { cwd: out });
-  const one = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', lockFile, '--hosts', 'aarch64', '--cache', rpmCache]);
+  const one = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', lockFile, '--hosts', 'ppc64le', '--cache', rpmCache]);
   assert.equal(one.status, 0, one.stderr);
-  assert.deepEqual((JSON.parse(one.stdout) as Asset[]).map((a) => a.name).sort(), [SUMS_FILE, ...ARM_TARGETS.map((t) => hostTarballName('aarch64', t))].sort());
-  const none = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', lockFile, '--hosts', 's390x', '--cache', rpmCache]);
+  assert.deepEqual((JSON.parse(one.stdout) as Asset[]).map((a) => a.name).sort(), [SUMS_FILE, ...PPC_TARGETS.map((t) => hostTarballName('ppc64le', t))].sort());
+  // A lockfile pinning fewer hosts than asked for.
+  const twoHosts = path.join(tmp('lock'), 'qemu.lock.json');
+  await writeLock(twoHosts, { ...locked, hosts: { x86_64: locked.hosts.x86_64!, aarch64: locked.hosts.aarch64! } });
+  const none = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', twoHosts, '--hosts', 's390x', '--cache', rpmCache]);
   assert.match(none.stderr, /^error: .*qemu\.lock\.json pins no RPMs for host\(s\) s390x \(it has: x86_64, aarch64\)\n$/);
 });
 
@@ -302,6 +322,8 @@ test('release notes list hosts, targets, usage and every checksum', async () => 
   assert.match(body, /^QEMU 9\.2\.4 user-mode static emulators, from Fedora's qemu-user-static 9\.2\.4-1\.fc42\./);
   assert.match(body, /\| x86_64 \| aarch64, aarch64_be, arm, armeb, ppc64le, riscv64, s390x \|/);
   assert.match(body, /\| aarch64 \| aarch64_be, armeb, i386, ppc64le, riscv64, s390x, x86_64 \|/);
+  assert.match(body, /\| ppc64le \| aarch64, aarch64_be, arm, armeb, i386, riscv64, s390x, x86_64 \|/);
+  assert.match(body, /\| s390x \| aarch64, aarch64_be, arm, armeb, i386, ppc64le, riscv64, x86_64 \|/);
   assert.match(body, /curl -fsSLO https:\/\/github\.com\/polyarch\/qemu-user-static\/releases\/download\/v9\.2\.4-1\/x86_64_qemu-aarch64-static\.tar\.gz/);
   assert.match(body, /sha256sum -c --ignore-missing SHA256SUMS/);
   for (const a of assets.filter((x) => x.name !== SUMS_FILE)) assert.ok(body.includes(`${a.sha256}  ${a.name}\n`), a.name);

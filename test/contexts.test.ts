@@ -8,9 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { DEFAULT_BASE_IMAGE, imageLabels, writeContexts, type ContextOptions } from '../lib/contexts.ts';
+import { HOST_ARCHES, type HostArch } from '../lib/cpus.ts';
 import type { HostEmulators } from '../lib/emulators.ts';
 import type { ManifestEntry } from '../lib/extract.ts';
 import { planImages, type ImagePlan } from '../lib/image-plan.ts';
+import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 import { fixtureLock } from './helpers/program.ts';
 
 function tmp(t: TestContext): string {
@@ -20,7 +22,7 @@ function tmp(t: TestContext): string {
 }
 
 /** A host's extraction folder with small stand-in emulators (and binfmt.d confs where given). */
-function fakeHost(root: string, host: 'x86_64' | 'aarch64', cpus: Record<string, string | undefined>, mode = 0o755): HostEmulators {
+function fakeHost(root: string, host: HostArch, cpus: Record<string, string | undefined>, mode = 0o755): HostEmulators {
   const dir = path.join(root, `emu-${host}`);
   fs.mkdirSync(path.join(dir, 'binfmt.d'), { recursive: true });
   const emulators: ManifestEntry[] = Object.entries(cpus).map(([cpu, conf]) => {
@@ -103,6 +105,35 @@ test('what each context holds: Dockerfile, files, modes, labels, per-platform fo
   assert.match(amd64, /aarch64\) emu=aarch64 fam=arm off=0 magic=7f454c460201010000000000000000000200b700 mask=ffffffffffffff0000fffffffffffffffeffffff/);
 });
 
+test('four hosts: a context per host and target, a folder per platform, and each /register skips only its host\'s family', async (t) => {
+  const { root, o } = setup(t);
+  // The same emulators on every host; ppc and ppc64 are family ppc, ppc64le family ppcle.
+  const cpus = ['aarch64', 'ppc', 'ppc64', 'ppc64le', 's390x', 'x86_64'];
+  const hosts = HOST_ARCHES.map((h) => fakeHost(root, h, Object.fromEntries(cpus.map((c) => [c, undefined]))));
+  const ctx = await writeContexts(planFor(hosts), hosts, o);
+  assert.deepEqual(Object.keys(ctx), ['emulators', 'register', ...HOST_ARCHES.flatMap((h) => cpus.map((c) => `${h}-${c}`))]);
+  for (const h of HOST_ARCHES) {
+    const c = ctx[`${h}-s390x`]!;
+    assert.deepEqual(files(c.dir), ['Dockerfile', 'qemu-s390x-static']);
+    assert.equal(fs.readFileSync(path.join(c.dir, 'qemu-s390x-static'), 'utf8'), `stand-in qemu-s390x-static for ${h}\n`);
+  }
+  // Folders named as the builder's TARGETARCH spells each platform.
+  const l = ctx.emulators!;
+  const arches = ['amd64', 'arm64', 'ppc64le', 's390x'];
+  assert.deepEqual(files(l.dir), ['Dockerfile', ...arches.flatMap((a) => cpus.map((c) => `emulators/${a}/qemu-${c}-static`)), ...arches.map((a) => `register/${a}`)].sort());
+  for (const [i, a] of arches.entries()) {
+    assert.equal(fs.readFileSync(path.join(l.dir, `emulators/${a}/qemu-aarch64-static`), 'utf8'), `stand-in qemu-aarch64-static for ${HOST_ARCHES[i]}\n`);
+  }
+  const defaults = (a: string) => /^DEFAULT_TARGETS='(.*)'$/m.exec(fs.readFileSync(path.join(l.dir, `register/${a}`), 'utf8'))?.[1];
+  assert.equal(defaults('amd64'), 'aarch64 ppc ppc64 ppc64le s390x');
+  assert.equal(defaults('arm64'), 'ppc ppc64 ppc64le s390x x86_64');
+  // A ppc64le machine runs no big-endian ppc binaries natively: ppc and ppc64 are registered.
+  assert.equal(defaults('ppc64le'), 'aarch64 ppc ppc64 s390x x86_64');
+  assert.equal(defaults('s390x'), 'aarch64 ppc ppc64 ppc64le x86_64');
+  // :register is one script for every platform; it picks the family on the machine it runs on.
+  assert.deepEqual(planFor(hosts).images.find((i) => i.name === 'register')!.platforms, ['linux/amd64', 'linux/arm64', 'linux/ppc64le', 'linux/s390x']);
+});
+
 test('unchanged input keeps every folder untouched; a changed emulator moves only the contexts holding it', async (t) => {
   const { root, hosts, o } = setup(t);
   const first = await writeContexts(planFor(hosts), hosts, o);
@@ -175,25 +206,38 @@ test('a damaged context folder is rewritten whole; emulators are linked only whe
 });
 
 test('polyarch contexts --out writes every context of the stack and plan.json', async (t) => {
-  const { file, cacheDir } = await fixtureLock(['x86_64', 'aarch64']);
+  const { file, cacheDir } = await fixtureLock(HOST_ARCHES);
   const dir = tmp(t);
   fs.writeFileSync(path.join(dir, 'Pulumi.yaml'), 'name: t\nruntime: nodejs\n');
-  fs.writeFileSync(path.join(dir, 'Pulumi.ci.yaml'), `config:\n  polyarch:lockFile: ${file}\n  polyarch:cacheDir: ${cacheDir}\n  polyarch:hosts: [x86_64, aarch64]\n  polyarch:targets: [aarch64, s390x]\n  polyarch:imageRevision: 0123abc\n`);
+  fs.writeFileSync(path.join(dir, 'Pulumi.ci.yaml'), `config:\n  polyarch:lockFile: ${file}\n  polyarch:cacheDir: ${cacheDir}\n  polyarch:hosts: [x86_64, aarch64, ppc64le, s390x]\n  polyarch:targets: [aarch64, s390x]\n  polyarch:imageRevision: 0123abc\n`);
   const cli = path.resolve(import.meta.dirname, '../bin/polyarch.js');
   const r = spawnSync(process.execPath, [cli, 'contexts', '--out', 'out', '--stack', 'ci'], { cwd: dir, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const printed = JSON.parse(r.stdout) as { plan: string; contexts: Record<string, { dir: string; dockerfile: string }> };
   assert.equal(printed.plan, path.join('out', 'plan.json'));
   const saved = JSON.parse(fs.readFileSync(path.join(dir, 'out', 'plan.json'), 'utf8')) as ImagePlan & { contexts: Record<string, { dir: string }> };
-  assert.deepEqual(saved.images.map((i) => i.name), ['emulators', 'register', 'x86_64-aarch64', 'x86_64-s390x', 'aarch64-aarch64', 'aarch64-s390x']);
+  assert.deepEqual(saved.images.map((i) => i.name), ['emulators', 'register', ...HOST_ARCHES.flatMap((h) => [`${h}-aarch64`, `${h}-s390x`])]);
   assert.deepEqual(saved.contexts, printed.contexts);
   // Relative in, relative out: the folders do not depend on where the project lives.
   for (const c of Object.values(printed.contexts)) {
     assert.match(c.dir, /^out\/[a-z0-9_-]+-[0-9a-f]{16}$/);
     assert.match(fs.readFileSync(path.join(dir, c.dockerfile), 'utf8'), /org\.opencontainers\.image\.revision="0123abc"/);
   }
-  const bin = path.join(dir, printed.contexts['aarch64-s390x']!.dir, 'qemu-s390x-static');
-  assert.equal(fs.readFileSync(bin).subarray(0, 4).toString('latin1'), '\x7fELF');
+  // Every H-T context holds H's build of qemu-T, and :latest's folder per platform the same.
+  for (const h of HOST_ARCHES) {
+    for (const cpu of ['aarch64', 's390x']) {
+      const bin = fs.readFileSync(path.join(dir, printed.contexts[`${h}-${cpu}`]!.dir, `qemu-${cpu}-static`));
+      assert.equal(hostElfBytes(bin), HOST_ELF[h], `${h}-${cpu}`);
+    }
+  }
+  const latest = path.join(dir, printed.contexts.emulators!.dir);
+  assert.equal(hostElfBytes(fs.readFileSync(path.join(latest, 'emulators/ppc64le/qemu-s390x-static'))), HOST_ELF.ppc64le);
+  assert.equal(hostElfBytes(fs.readFileSync(path.join(latest, 'emulators/s390x/qemu-aarch64-static'))), HOST_ELF.s390x);
+  // The s390x image ships qemu-s390x too, but its /register leaves s390x binaries to the machine.
+  const registers = (a: string) => /^DEFAULT_TARGETS='(.*)'$/m.exec(fs.readFileSync(path.join(latest, `register/${a}`), 'utf8'))?.[1];
+  assert.equal(registers('s390x'), 'aarch64');
+  assert.equal(registers('ppc64le'), 'aarch64 s390x');
+  assert.equal(registers('arm64'), 's390x');
   assert.deepEqual(fs.readdirSync(path.join(dir, 'out')).filter((n) => n.startsWith('.')), []);
 
   // A symlinked output folder is refused, not followed.

@@ -11,11 +11,14 @@ import { readCpio } from '../lib/cpio.ts';
 import { emulatorsInHeader, extractRpm, extractToDir } from '../lib/extract.ts';
 import { decompressPayload, readRpm, type Rpm } from '../lib/rpm.ts';
 import { cpioOf, renameEntry, reseal, setEntryMode } from './fixtures/hostile.ts';
-import { buildFixtureRpms } from './fixtures/rpms.ts';
+import { buildFixtureRpms, SPLIT_SUBPACKAGES, type FixtureHost } from './fixtures/rpms.ts';
+import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 
 let split: string[];
 let single: string[];
 let aarch64Split: string[];
+/** The split build for every host the stacks publish for. */
+let byHost: Record<FixtureHost, string[]>;
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-extract-'));
 const byName = (files: string[], name: string) => {
   const f = files.find((x) => path.basename(x).startsWith(`${name}-9.`) || path.basename(x).startsWith(`${name}-5.`));
@@ -29,6 +32,12 @@ const listFiles = (dir: string): string[] =>
 before(() => {
   split = buildFixtureRpms({ host: 'x86_64', layout: 'split', compression: 'zstd' });
   aarch64Split = buildFixtureRpms({ host: 'aarch64', layout: 'split', compression: 'zstd' });
+  byHost = {
+    x86_64: split,
+    aarch64: aarch64Split,
+    ppc64le: buildFixtureRpms({ host: 'ppc64le', layout: 'split', compression: 'zstd' }),
+    s390x: buildFixtureRpms({ host: 's390x', layout: 'split', compression: 'zstd' }),
+  };
   single = buildFixtureRpms({ host: 'x86_64', layout: 'single', compression: 'xz' });
 });
 
@@ -56,14 +65,22 @@ describe('reading real RPMs', () => {
     assert.deepEqual(emulatorsInHeader(rpm, 'x'), ['aarch64', 'arm', 's390x']);
   });
 
-  test('aarch64 host build: the emulators are aarch64 ELF binaries', async () => {
-    const file = byName(aarch64Split, 'qemu-user-static-x86');
-    const { rpm, emulators } = await extractRpm(fs.readFileSync(file), file);
-    assert.equal(rpm.arch, 'aarch64');
-    assert.deepEqual(emulators.map((e) => e.cpu), ['i386', 'x86_64']);
-    // e_machine 183 = EM_AARCH64: these run on an arm64 host.
-    for (const e of emulators) assert.equal(e.data.readUInt16LE(18), 183);
-  });
+  // The names alone would pass with any host's binaries in the RPM: the header bytes say
+  // which machine each emulator runs on, and it must be the RPM's host, not its target.
+  for (const host of ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const) {
+    test(`${host} host build: every emulator is an ELF for ${host} (class, byte order, e_machine)`, async () => {
+      const cpus: string[] = [];
+      for (const file of byHost[host].filter((f) => !/-debuginfo-|qemu-user-static-9\./.test(path.basename(f)))) {
+        const { rpm, emulators } = await extractRpm(fs.readFileSync(file), file);
+        assert.equal(rpm.arch, host, file);
+        for (const e of emulators) {
+          assert.equal(hostElfBytes(e.data), HOST_ELF[host], `${host} qemu-${e.cpu}-static`);
+          cpus.push(e.cpu);
+        }
+      }
+      assert.deepEqual(cpus.sort(), Object.values(SPLIT_SUBPACKAGES).flat().sort());
+    });
+  }
 
   for (const layout of ['split', 'single'] as const) {
     test(`extraction equals rpm2cpio | cpio -idm byte for byte (${layout})`, async () => {

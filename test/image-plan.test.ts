@@ -161,11 +161,12 @@ const CLI = path.resolve(import.meta.dirname, '../bin/polyarch.js');
 const cli = (cwd: string, args: string[]) => spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8' });
 
 test('polyarch plan --stack prints the plan over the stack\'s lockfile; errors are one line', async () => {
-  const { file, cacheDir } = await fixtureLock(['x86_64', 'aarch64']);
+  const { file, cacheDir } = await fixtureLock(HOST_ARCHES);
   const dir = project({
     'Pulumi.yaml': 'name: t\nruntime: nodejs\n',
     'Pulumi.ci.yaml': `config:\n  polyarch:lockFile: ${file}\n  polyarch:cacheDir: ${cacheDir}\n  polyarch:hosts: [aarch64]\n  polyarch:targets: [x86_64, s390x]\n  polyarch:localRegistry: {port: 5555}\n`,
     'Pulumi.noreg.yaml': `config:\n  polyarch:lockFile: ${file}\n  polyarch:cacheDir: ${cacheDir}\n`,
+    'Pulumi.four.yaml': `config:\n  polyarch:lockFile: ${file}\n  polyarch:cacheDir: ${cacheDir}\n  polyarch:hosts: [x86_64, aarch64, ppc64le, s390x]\n`,
   });
   const r = cli(dir, ['plan', '--stack', 'ci']);
   assert.equal(r.status, 0, r.stderr);
@@ -180,6 +181,20 @@ test('polyarch plan --stack prints the plan over the stack\'s lockfile; errors a
   const noreg = JSON.parse(cli(dir, ['plan', '--stack', 'noreg']).stdout) as ImagePlan;
   assert.equal(noreg.repository, 'docker.io/polyarch/qemu-user-static');
   assert.equal(noreg.push, false);
+
+  // Every host the lockfile pins, each publishing what its RPMs hold outside its own family.
+  const four = cli(dir, ['plan', '--stack', 'four']);
+  assert.equal(four.status, 0, four.stderr);
+  const all = JSON.parse(four.stdout) as ImagePlan;
+  const published = (h: string) => all.images.filter((i) => i.kind === 'emulator' && i.hosts[0] === h).map((i) => i.target);
+  assert.deepEqual(published('ppc64le'), ['aarch64', 'aarch64_be', 'arm', 'armeb', 'i386', 'riscv64', 's390x', 'x86_64']);
+  assert.deepEqual(published('s390x'), ['aarch64', 'aarch64_be', 'arm', 'armeb', 'i386', 'ppc64le', 'riscv64', 'x86_64']);
+  assert.deepEqual(all.images.find((i) => i.name === 'emulators')!.platforms, ['linux/amd64', 'linux/arm64', 'linux/ppc64le', 'linux/s390x']);
+  const sources = (name: string) => all.indexes.find((i) => i.name === name)?.sources;
+  assert.deepEqual(sources('ppc64le'), ['x86_64-ppc64le', 'aarch64-ppc64le', 's390x-ppc64le']);
+  assert.deepEqual(sources('s390x'), ['x86_64-s390x', 'aarch64-s390x', 'ppc64le-s390x']);
+  assert.deepEqual(sources('x86_64'), ['aarch64-x86_64', 'ppc64le-x86_64', 's390x-x86_64']);
+  assert.deepEqual(all.indexes.find((i) => i.name === 'riscv64')?.platforms, ['linux/amd64', 'linux/arm64', 'linux/ppc64le', 'linux/s390x']);
 
   const bad = cli(dir, ['plan', '--stack', 'missing']);
   assert.equal(bad.status, 1);

@@ -13,7 +13,8 @@ import { fetchText, RpmCache } from '../lib/fetch.ts';
 import { buildDirUrl, compareReleases, compareVersions, newestBuild, selectRpms } from '../lib/koji.ts';
 import { createLock, extractLocked, readLock, writeLock, type Lock } from '../lib/lock.ts';
 import { kojiTree, startKoji, type KojiServer } from './fixtures/koji.ts';
-import { buildFixtureRpms, SINGLE_BUILD, SPLIT_BUILD } from './fixtures/rpms.ts';
+import { buildFixtureRpms, SINGLE_BUILD, SPLIT_BUILD, type FixtureHost } from './fixtures/rpms.ts';
+import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 import { hasCommand, requireSystem } from './helpers/system.ts';
 
 const run = promisify(execFile);
@@ -30,17 +31,19 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+const HOSTS = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const;
 let koji: KojiServer;
+/** The split build's RPMs per host, as koji serves them. */
+let split: Record<FixtureHost, string[]>;
 let splitX86: string[];
-let splitArm: string[];
 let single: string[];
 
 before(async () => {
-  splitX86 = buildFixtureRpms({ host: 'x86_64', layout: 'split', compression: 'zstd' });
-  splitArm = buildFixtureRpms({ host: 'aarch64', layout: 'split', compression: 'zstd' });
+  split = Object.fromEntries(HOSTS.map((host) => [host, buildFixtureRpms({ host, layout: 'split', compression: 'zstd' })])) as Record<FixtureHost, string[]>;
+  splitX86 = split.x86_64;
   single = buildFixtureRpms({ host: 'x86_64', layout: 'single', compression: 'xz' });
   const root = kojiTree(splitX86, SPLIT_BUILD, 'x86_64');
-  kojiTree(splitArm, SPLIT_BUILD, 'aarch64', root);
+  for (const host of HOSTS.slice(1)) kojiTree(split[host], SPLIT_BUILD, host, root);
   kojiTree(single, SINGLE_BUILD, 'x86_64', root);
   // Decoys for the newest-build search: listed, never downloaded.
   const decoy = (version: string, release: string, host: string) => {
@@ -85,10 +88,21 @@ describe('newest build', () => {
   });
   test('skips release candidates, non-Fedora builds and builds missing a host', async () => {
     assert.deepEqual(await newestBuild(koji.url, ['x86_64', 'aarch64'], read), { version: '9.2.4', release: '1.fc42' });
+    assert.deepEqual(await newestBuild(koji.url, [...HOSTS], read), { version: '9.2.4', release: '1.fc42' });
     assert.deepEqual(await newestBuild(koji.url, ['x86_64'], read), { version: '9.10.0', release: '1.fc43' });
   });
-  test('no build for a host is one clear error', async () => {
-    await assert.rejects(newestBuild(koji.url, ['s390x'], read), { message: `${koji.url}/packages/qemu/: no finished Fedora build of qemu has qemu-user-static RPMs for s390x` });
+  test('no build for a host is one clear error', async (t) => {
+    // A koji of its own: the shared one has a build for every host.
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-koji-'));
+    const dir = path.join(root, 'packages/qemu/9.10.0/1.fc43/x86_64');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'qemu-user-static-arm-9.10.0-1.fc43.x86_64.rpm'), '');
+    const lone = await startKoji(root);
+    t.after(async () => {
+      await lone.close();
+      fs.rmSync(root, { recursive: true, force: true });
+    });
+    await assert.rejects(newestBuild(lone.url, ['x86_64', 's390x'], read), { message: `${lone.url}/packages/qemu/: no finished Fedora build of qemu has qemu-user-static RPMs for x86_64, s390x` });
   });
   test('a koji failure is not mistaken for a missing host', async () => {
     koji.failNext.set('/packages/qemu/9.10.0/1.fc43/x86_64/', 99);
@@ -105,16 +119,19 @@ describe('lock and extract', () => {
   let cacheDir: string;
   before(async () => {
     cacheDir = tmp();
-    lock = await createLock({ version: '9.2.4', release: '1.fc42', hosts: ['x86_64', 'aarch64'], koji: koji.url, cacheDir, ...fast });
+    lock = await createLock({ version: '9.2.4', release: '1.fc42', hosts: [...HOSTS], koji: koji.url, cacheDir, ...fast });
   });
 
   test('pins every subpackage per host with size, sha256 and the CPUs it holds', () => {
     assert.deepEqual(lock.qemu, { version: '9.2.4', release: '1.fc42' });
-    for (const [host, files] of [['x86_64', splitX86], ['aarch64', splitArm]] as const) {
+    assert.deepEqual(Object.keys(lock.hosts), [...HOSTS]);
+    for (const host of HOSTS) {
       const pinned = lock.hosts[host]!;
       assert.deepEqual(pinned.map((r) => r.name), ['qemu-user-static-aarch64', 'qemu-user-static-arm', 'qemu-user-static-ppc', 'qemu-user-static-riscv', 'qemu-user-static-s390x', 'qemu-user-static-x86']);
       for (const r of pinned) {
-        const file = files.find((f) => path.basename(f) === path.basename(new URL(r.url).pathname))!;
+        // Each pin is the host's own build, from the host's own folder.
+        assert.equal(new URL(r.url).pathname, `/packages/qemu/9.2.4/1.fc42/${host}/${r.name}-9.2.4-1.fc42.${host}.rpm`);
+        const file = split[host].find((f) => path.basename(f) === path.basename(new URL(r.url).pathname))!;
         const bytes = fs.readFileSync(file);
         assert.equal(r.sha256, sha256(bytes));
         assert.equal(r.size, bytes.length);
@@ -122,6 +139,9 @@ describe('lock and extract', () => {
       assert.deepEqual(pinned.find((r) => r.name === 'qemu-user-static-x86')!.emulators, ['i386', 'x86_64']);
       assert.deepEqual(pinned.find((r) => r.name === 'qemu-user-static-aarch64')!.emulators, ['aarch64', 'aarch64_be']);
     }
+    // Four builds of one package, four different files: no host's pin stands for another's.
+    const arm = HOSTS.map((h) => lock.hosts[h]!.find((r) => r.name === 'qemu-user-static-arm')!.sha256);
+    assert.equal(new Set(arm).size, HOSTS.length);
   });
 
   test('old single-RPM build', async () => {
@@ -166,13 +186,20 @@ describe('lock and extract', () => {
     assert.deepEqual(fs.readdirSync(dir), ['qemu.lock.json'], 'no temp file left');
   });
 
-  test('extracting a locked host uses the cache and no network', async () => {
+  test('extracting each locked host uses the cache and no network, and gives that host\'s binaries', async () => {
     const before = new Map(koji.hits);
-    const out = tmp();
-    const manifest = await extractLocked(lock, 'aarch64', cacheDir, out, fast);
+    for (const host of HOSTS) {
+      const out = tmp();
+      const manifest = await extractLocked(lock, host, cacheDir, out, fast);
+      assert.deepEqual(manifest.map((m) => m.cpu), ['aarch64', 'aarch64_be', 'arm', 'armeb', 'i386', 'ppc64le', 'riscv64', 's390x', 'x86_64']);
+      for (const m of manifest) {
+        const bytes = fs.readFileSync(path.join(out, m.file));
+        assert.equal(sha256(bytes), m.sha256);
+        assert.equal(hostElfBytes(bytes), HOST_ELF[host], `${host} ${m.file}`);
+      }
+      fs.rmSync(out, { recursive: true, force: true });
+    }
     assert.deepEqual(koji.hits, before, 'every RPM came from the cache');
-    assert.deepEqual(manifest.map((m) => m.cpu), ['aarch64', 'aarch64_be', 'arm', 'armeb', 'i386', 'ppc64le', 'riscv64', 's390x', 'x86_64']);
-    for (const m of manifest) assert.equal(sha256(fs.readFileSync(path.join(out, m.file))), m.sha256);
   });
 
   test('a damaged cache entry is not trusted: it is fetched again', async () => {
@@ -246,18 +273,21 @@ describe('polyarch CLI', () => {
     const dir = tmp();
     const lockFile = path.join(dir, 'qemu.lock.json');
     const cache = path.join(dir, 'cache');
-    const { stdout } = await cli(['lock', '--qemu', '9.2.4', '--release', '1.fc42', '--hosts', 'x86_64,aarch64', '--koji', koji.url, '--out', lockFile, '--cache', cache]);
-    assert.deepEqual(JSON.parse(stdout).hosts, { x86_64: 6, aarch64: 6 });
+    const { stdout } = await cli(['lock', '--qemu', '9.2.4', '--release', '1.fc42', '--hosts', HOSTS.join(','), '--koji', koji.url, '--out', lockFile, '--cache', cache]);
+    assert.deepEqual(JSON.parse(stdout).hosts, { x86_64: 6, aarch64: 6, ppc64le: 6, s390x: 6 });
     const lock = await readLock(lockFile);
-    assert.equal(lock.hosts.aarch64!.length, 6);
+    assert.equal(lock.hosts.s390x!.length, 6);
 
+    // The big-endian host, through the command line.
     const out = path.join(dir, 'out');
-    const manifest = JSON.parse((await cli(['extract', '--out', out, '--lock', lockFile, '--host', 'x86_64', '--cache', cache])).stdout);
+    const manifest = JSON.parse((await cli(['extract', '--out', out, '--lock', lockFile, '--host', 's390x', '--cache', cache])).stdout);
     assert.equal(manifest.length, 9);
     const arm = manifest.find((m: { cpu: string }) => m.cpu === 'arm');
     assert.deepEqual(Object.keys(arm).sort(), ['conf', 'cpu', 'file', 'rpm', 'sha256', 'size']);
-    assert.equal(arm.rpm, 'qemu-user-static-arm-9.2.4-1.fc42.x86_64');
-    assert.equal(sha256(fs.readFileSync(path.join(out, arm.file))), arm.sha256);
+    assert.equal(arm.rpm, 'qemu-user-static-arm-9.2.4-1.fc42.s390x');
+    const bytes = fs.readFileSync(path.join(out, arm.file));
+    assert.equal(sha256(bytes), arm.sha256);
+    assert.equal(hostElfBytes(bytes), HOST_ELF.s390x);
   });
 
   test('lock --out into a read-only folder names the lockfile, before fetching anything', async (t) => {

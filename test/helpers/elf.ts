@@ -69,3 +69,21 @@ export function linuxHeaders(template: string): { header: Buffer; what: string }
   }
   return out;
 }
+
+/**
+ * What an emulator built to run on each host looks like: EI_CLASS, EI_DATA and e_machine as
+ * the file's bytes 4-5 and 18-19 (e_machine in the header's own byte order). All four hosts
+ * are 64-bit; s390x alone is big-endian. ppc64le is EM_PPC64 (21) written little-endian.
+ */
+export const HOST_ELF = {
+  x86_64: '0201' + '3e00', // ELFCLASS64, ELFDATA2LSB, EM_X86_64 62
+  aarch64: '0201' + 'b700', // EM_AARCH64 183
+  ppc64le: '0201' + '1500', // EM_PPC64 21
+  s390x: '0202' + '0016', // ELFDATA2MSB, EM_S390 22
+} as const;
+
+/** Bytes 4-5 and 18-19 of an ELF file, in hex, to compare with HOST_ELF; throws on a non-ELF. */
+export function hostElfBytes(file: Buffer): string {
+  if (file.length < 20 || file.toString('latin1', 0, 4) !== '\x7fELF') throw new Error('not an ELF file');
+  return file.subarray(4, 6).toString('hex') + file.subarray(18, 20).toString('hex');
+}
