@@ -268,6 +268,8 @@ function describeBytes(what: string, table: string, conf: string): string | unde
  * A conf line shipped with an emulator (e.g. an RPM's /usr/lib/binfmt.d/qemu-<cpu>-static.conf)
  * wins over the table: QEMU adjusts magic and mask between versions. Returns the conf's line
  * (normalized), the table CPU with the conf's offset/magic/mask, and what differs from the table.
+ * A row with `overridesConf` wins instead: the line keeps the conf's interpreter and flags
+ * with the table's bytes, the CPU is the table's, and the reason is one more difference.
  */
 export function reconcileConf(cpu: Cpu, confLine: string): { line: string; differences: string[]; cpu: Cpu } {
   const conf = parseLine(confLine.trim());
@@ -279,6 +281,13 @@ export function reconcileConf(cpu: Cpu, confLine: string): { line: string; diffe
     describeBytes('magic', cpu.magic, conf.magic),
     describeBytes('mask', cpu.mask, mask),
   ].filter((d): d is string => d !== undefined);
+  if (cpu.overridesConf !== undefined && differences.length > 0) {
+    return {
+      line: formatLine({ ...conf, offset: cpu.offset, magic: cpu.magic, mask: cpu.mask }),
+      differences: [...differences, `the table's line is registered, not the conf's: ${cpu.overridesConf}`].map((d) => `qemu-${cpu.name}: ${d}`),
+      cpu,
+    };
+  }
   return {
     line: formatLine(conf),
     differences: differences.map((d) => `qemu-${cpu.name}: ${d}`),

@@ -92,7 +92,8 @@ function labelLines(l: ImageLabels): string {
 /**
  * The CPUs a host's `:latest` image registers: every CPU outside the host's family whose
  * emulator the image ships, with the magic and mask of the RPM's own binfmt.d conf where
- * there is one (QEMU adjusts them between versions).
+ * there is one (QEMU adjusts them between versions), but the table's for a row that
+ * overrides the conf (`overridesConf`: microblaze, whose QEMU line matches nothing).
  */
 export async function shippedCpus(h: HostEmulators): Promise<Cpu[]> {
   const byEmulator = new Map(h.emulators.map((m) => [m.cpu, m]));

@@ -12,7 +12,8 @@
 //   through v10.0), byte for byte, with one exception, microblaze (see its row). The
 //   Fedora RPMs we publish ship exactly those lines as their binfmt.d confs, and images
 //   register the conf (reconcileConf in lib/binfmt.ts), so keeping the table equal to
-//   QEMU's means `binfmt conf`, build hosts and images register the same bytes.
+//   QEMU's means `binfmt conf`, build hosts and images register the same bytes. A row
+//   with `overridesConf` is the exception: its line is registered over the RPM's conf.
 //   test/cpus.test.ts holds the table to QEMU's lines, kept as data in
 //   test/fixtures/qemu-binfmt.ts.
 // - Debian's binfmt.d files (bookworm, 7.2) differ: they mask EI_OSABI with fc (OS ABI
@@ -47,6 +48,11 @@ export interface Cpu {
   readonly aliases: readonly string[];
   /** The QEMU version that dropped this CPU; such CPUs are only registered when named. */
   readonly removedIn?: string;
+  /**
+   * Why this row's magic and mask are registered even where an RPM ships its own conf for
+   * the CPU (lib/binfmt.ts reconcileConf). Unset, the conf wins: QEMU adjusts its lines.
+   */
+  readonly overridesConf?: string;
 }
 
 // Masks shared by many rows, named after the header layout they accept. Bytes 7 (EI_OSABI)
@@ -91,6 +97,7 @@ interface Row {
   aliases?: readonly string[];
   emulator?: string;
   removedIn?: string;
+  overridesConf?: string;
 }
 
 // e_machine values (ELF gABI / binutils): EM_386 3, EM_486 6, EM_X86_64 62, EM_ARM 40,
@@ -121,10 +128,16 @@ const ROWS: readonly Row[] = [
   },
   // QEMU's m68k mask also tolerates EI_VERSION 0 (fe at byte 6).
   { name: 'm68k', magic: elf(32, 'be', 4), mask: 'fffffffffffffe00fffffffffffffffffffeffff', family: 'm68k' },
-  // The one row that differs from QEMU on purpose. QEMU's microblaze line writes e_type
-  // little-endian (02 00) inside a big-endian header, so it never matches a real binary
-  // (whose bytes 16-17 are 00 02); ours has e_type in the header's byte order.
-  { name: 'microblaze', magic: elf(32, 'be', 0xbaab), mask: BE, family: 'microblaze' },
+  // The one row that differs from QEMU on purpose, and so the one that overrides the conf
+  // Fedora's RPMs ship (QEMU's line): registering that would leave a dead entry.
+  {
+    name: 'microblaze',
+    magic: elf(32, 'be', 0xbaab),
+    mask: BE,
+    family: 'microblaze',
+    overridesConf:
+      "QEMU's microblaze line writes e_type little-endian (02 00) inside a big-endian header, so it matches no real binary (bytes 16-17 are 00 02); the table's has e_type in the header's byte order",
+  },
   { name: 'microblazeel', magic: elf(32, 'le', 0xbaab), mask: LE, family: 'microblazeel' },
   { name: 'mips', ...mips32('be', false), family: 'mips', platform: 'linux/mips' },
   { name: 'mipsel', ...mips32('le', false), family: 'mips', platform: 'linux/mipsle', aliases: ['mipsle'] },
@@ -165,6 +178,7 @@ export const CPUS: readonly Cpu[] = Object.freeze(
       ...(r.platform === undefined ? {} : { platform: r.platform }),
       aliases: Object.freeze([...(r.aliases ?? [])]),
       ...(r.removedIn === undefined ? {} : { removedIn: r.removedIn }),
+      ...(r.overridesConf === undefined ? {} : { overridesConf: r.overridesConf }),
     }),
   ),
 );

@@ -12,6 +12,8 @@ import {
   registerLine,
 } from '../lib/binfmt.ts';
 import { CPUS, findCpu } from '../lib/cpus.ts';
+import { QEMU_BINFMT } from './fixtures/qemu-binfmt.ts';
+import { accepts, linuxHeaders, patternOf } from './helpers/elf.ts';
 
 const aarch64 = findCpu('aarch64')!;
 const AARCH64_LINE =
@@ -114,6 +116,31 @@ test('reconcileConf: the conf wins, differences from the table are reported', ()
 
   assert.throws(() => reconcileConf(aarch64, registerLine(findCpu('arm')!)), /registers "qemu-arm", expected "qemu-aarch64"/);
   assert.throws(() => reconcileConf(aarch64, ':qemu-aarch64:M::zz'), BinfmtError);
+});
+
+test('reconcileConf: a row that overrides the conf keeps its bytes, and says why (microblaze)', () => {
+  const microblaze = findCpu('microblaze')!;
+  assert.deepEqual(CPUS.filter((c) => c.overridesConf !== undefined).map((c) => c.name), ['microblaze']);
+  // The conf a Fedora RPM ships: QEMU's own line, Fedora's path and flag F.
+  const conf = QEMU_BINFMT.find((r) => r.cpu === 'microblaze')!.line.replace(/:\/usr\/local\/bin\/(qemu-microblaze):$/, ':/usr/bin/$1-static:F');
+  const r = reconcileConf(microblaze, `${conf}\n`);
+  assert.deepEqual(r.differences, [
+    'qemu-microblaze: magic differs at byte 16: table 00, conf 02; byte 17: table 02, conf 00',
+    'qemu-microblaze: mask differs at byte 16: table ff, conf fe; byte 17: table fe, conf ff',
+    `qemu-microblaze: the table's line is registered, not the conf's: ${microblaze.overridesConf}`,
+  ]);
+  assert.equal(r.cpu, microblaze);
+  assert.equal(r.line, registerLine(microblaze));
+  // Every real microblaze header (OS ABI 0/3, ET_EXEC/ET_DYN; ABI version 0, as every
+  // non-MIPS line asks): the conf's bytes accept none, the line registered accepts them all.
+  const headers = linuxHeaders(microblaze.magic).filter(({ header }) => header[8] === 0);
+  assert.equal(headers.length, 4);
+  for (const { header, what } of headers) {
+    assert.equal(accepts(patternOf(conf), header), false, what);
+    assert.equal(accepts(patternOf(r.line), header), true, what);
+  }
+  // A conf equal to the table has nothing to override.
+  assert.deepEqual(reconcileConf(microblaze, registerLine(microblaze)).differences, []);
 });
 
 // Lines the kernel would refuse, each with the message that must explain why.

@@ -8,10 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { DEFAULT_BASE_IMAGE, imageLabels, writeContexts, type ContextOptions } from '../lib/contexts.ts';
-import { HOST_ARCHES, type HostArch } from '../lib/cpus.ts';
+import { registerLine } from '../lib/binfmt.ts';
+import { findCpu, HOST_ARCHES, type HostArch } from '../lib/cpus.ts';
 import type { HostEmulators } from '../lib/emulators.ts';
 import type { ManifestEntry } from '../lib/extract.ts';
 import { planImages, type ImagePlan } from '../lib/image-plan.ts';
+import { QEMU_BINFMT } from './fixtures/qemu-binfmt.ts';
 import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 import { fixtureLock } from './helpers/program.ts';
 
@@ -132,6 +134,27 @@ test('four hosts: a context per host and target, a folder per platform, and each
   assert.equal(defaults('s390x'), 'aarch64 ppc ppc64 ppc64le x86_64');
   // :register is one script for every platform; it picks the family on the machine it runs on.
   assert.deepEqual(planFor(hosts).images.find((i) => i.name === 'register')!.platforms, ['linux/amd64', 'linux/arm64', 'linux/ppc64le', 'linux/s390x']);
+});
+
+test('an RPM conf that the table overrides is not registered: microblaze gets the table\'s bytes, microblazeel its conf\'s', async (t) => {
+  const { root, o } = setup(t);
+  const microblaze = findCpu('microblaze')!;
+  const microblazeel = findCpu('microblazeel')!;
+  // What a Fedora RPM ships for microblaze: QEMU's own line, which matches no real binary.
+  const qemu = QEMU_BINFMT.find((r) => r.cpu === 'microblaze')!.line.replace(/:\/usr\/local\/bin\/(qemu-microblaze):$/, ':/usr/bin/$1-static:F');
+  // A conf for a row without the override, differing from the table (OS ABI 0-3 only): it wins.
+  const elMask = `${microblazeel.mask.slice(0, 14)}fc${microblazeel.mask.slice(16)}`;
+  const el = registerLine({ ...microblazeel, mask: elMask });
+  const host = fakeHost(root, 'x86_64', { microblaze: `${qemu}\n`, microblazeel: `${el}\n` });
+  const ctx = await writeContexts(planFor([host]), [host], o);
+  const script = fs.readFileSync(path.join(ctx.emulators!.dir, 'register/amd64'), 'utf8');
+  const entry = (cpu: string) => new RegExp(`^\\s*${cpu}\\) emu=(\\S+) fam=\\S+ off=(\\d+) magic=([0-9a-f]+) mask=([0-9a-f]+)`, 'm').exec(script)?.slice(1);
+  // e_type 00 02 (ET_EXEC, big-endian) at bytes 16-17, mask ff fe: the table's, not QEMU's 02 00 / fe ff.
+  assert.deepEqual(entry('microblaze'), ['microblaze', '0', '7f454c460102010000000000000000000002baab', 'ffffffffffffff00fffffffffffffffffffeffff']);
+  assert.deepEqual([microblaze.magic, microblaze.mask], entry('microblaze')!.slice(2));
+  // Mask byte 7 fc: the conf's, where the table has 00.
+  assert.deepEqual(entry('microblazeel'), ['microblazeel', '0', '7f454c460101010000000000000000000200abba', 'fffffffffffffffcfffffffffffffffffeffffff']);
+  assert.equal(microblazeel.mask, 'ffffffffffffff00fffffffffffffffffeffffff');
 });
 
 test('unchanged input keeps every folder untouched; a changed emulator moves only the contexts holding it', async (t) => {
