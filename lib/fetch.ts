@@ -183,6 +183,65 @@ export async function withResponse<T>(url: string, consume: (res: Response) => P
   );
 }
 
+/**
+ * A `fetch` for clients that bring their own retries (Octokit, with plugin-retry): one
+ * attempt, bounded like withResponse's. The body is read here, under the stall timer, and handed
+ * back whole: a client that swallows body errors (Octokit's JSON parsing does) can then never
+ * take a body cut short for a complete one. A request with a body (an upload) starts the stall
+ * timer only once the answer begins, since sending cannot be observed; the total bounds it.
+ * Timers are unref'd: they never keep a finished process alive.
+ */
+export function timedFetch(opts: Pick<RetryOptions, 'timeout' | 'stallTimeout'> = {}): typeof fetch {
+  return async (input, init) => {
+    const { timeout, stallTimeout } = resolveTimeouts(opts);
+    const url = input instanceof Request ? input.url : String(input);
+    const what = `${init?.method ?? 'GET'} ${url}`;
+    const ac = new AbortController();
+    let cut: Error | undefined;
+    const cutWith = (message: string) => () => {
+      cut ??= new FetchError(`${what}: ${message}`, undefined, true);
+      ac.abort(cut);
+    };
+    let received = 0;
+    let answered = false;
+    const deadline = setTimeout(cutWith(`not done after ${formatSeconds(timeout)}; set --fetch-timeout or ${FETCH_TIMEOUT_ENV} to wait longer`), timeout).unref();
+    const stallMessage = () => `no data for ${formatSeconds(stallTimeout)} (${answered ? `stalled after ${formatBytes(received)}` : 'no response'}); set --stall-timeout or ${STALL_TIMEOUT_ENV} to wait longer`;
+    let stall: NodeJS.Timeout | undefined;
+    const arm = () => {
+      if (stall) stall.refresh();
+      else stall = setTimeout(() => cutWith(stallMessage())(), stallTimeout).unref();
+    };
+    if (!init?.body) arm();
+    const outer = init?.signal;
+    const onOuter = () => ac.abort(outer?.reason);
+    outer?.addEventListener('abort', onOuter, { once: true });
+    try {
+      const res = await fetch(input, { ...init, signal: ac.signal });
+      answered = true;
+      arm();
+      const parts: Uint8Array[] = [];
+      if (res.body) {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          received += chunk.byteLength;
+          arm();
+          parts.push(chunk);
+        }
+      }
+      // 204, 205 and 304 may carry no body, not even an empty one.
+      const body = [204, 205, 304].includes(res.status) ? null : Buffer.concat(parts, received);
+      const whole = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+      Object.defineProperty(whole, 'url', { value: res.url });
+      return whole;
+    } catch (e) {
+      throw cut ?? e;
+    } finally {
+      clearTimeout(deadline);
+      clearTimeout(stall);
+      outer?.removeEventListener('abort', onOuter);
+    }
+  };
+}
+
 /** Reads a body into memory, refusing more than `max` bytes. */
 async function readBody(res: Response, url: string, max: number): Promise<Buffer> {
   const declared = Number(res.headers.get('content-length') ?? NaN);

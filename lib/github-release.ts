@@ -3,11 +3,13 @@
 // one asset, those behind ReleaseAsset. 5xx answers are retried with backoff
 // (plugin-retry); primary and secondary rate limits wait as GitHub says (plugin-throttling),
 // which also spaces writes a second apart as GitHub asks. 401, 403, 404 and 422 become one-line
-// errors that name the action and never the token.
+// errors that name the action and never the token. Every request is bounded by the download
+// stall timeout and total (timedFetch), so a GitHub that stops answering fails, not hangs.
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
 import { sha256 } from './digest.ts';
+import { timedFetch } from './fetch.ts';
 
 export const DEFAULT_API_URL = 'https://api.github.com';
 /** Suffix of an asset's staging name while its replacement uploads. */
@@ -21,6 +23,9 @@ export interface ClientOptions {
   retries?: number;
   /** Milliseconds per second of backoff and of GitHub's retry-after; tests shrink it. */
   retryAfterBaseValue?: number;
+  /** Per-request bounds in ms; default as for downloads ($POLYARCH_STALL_TIMEOUT, $POLYARCH_FETCH_TIMEOUT). */
+  stallTimeout?: number;
+  timeout?: number;
 }
 
 const Client = Octokit.plugin(retry, throttling);
@@ -34,6 +39,7 @@ export function githubClient(o: ClientOptions): GitHub {
     auth: o.token,
     baseUrl: (o.apiUrl ?? DEFAULT_API_URL).replace(/\/+$/, ''),
     userAgent: 'polyarch-qemu-user-static',
+    request: { fetch: timedFetch({ stallTimeout: o.stallTimeout, timeout: o.timeout }) },
     retry: { retries, retryAfterBaseValue: base },
     throttle: {
       retryAfterBaseValue: base,
@@ -117,7 +123,8 @@ const isAlreadyExists = (e: unknown) =>
  * the status and GitHub's message only: never from request headers, so never with the token.
  */
 export function githubError(action: string, e: unknown): Error {
-  if (!isHttpError(e) || e.status === 0) return new Error(`${action}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  // No response at all (a stall, a refused connection): Octokit calls it a 500; say what it was.
+  if (!isHttpError(e) || e.status === 0 || (e.status === 500 && !e.response)) return new Error(`${action}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
   const msg = apiMessage(e);
   const hint: Record<number, string> = {
     401: 'GitHub rejected the token; check polyarch:githubToken',
