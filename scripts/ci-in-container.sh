@@ -116,8 +116,9 @@ inside='
 ln -s ../lib/node_modules/npm/bin/npm-cli.js /opt/node/bin/npm
 ln -s ../lib/node_modules/npm/bin/npx-cli.js /opt/node/bin/npx
 export PATH="/opt/node/bin:/usr/local/go/bin:$PATH"
-git clone --quiet --no-local --branch "$POLYARCH_CI_BRANCH" /src /root/qemu-user-static
-cd /root/qemu-user-static
+# Where GitHub checks out in container jobs: outside /root (0700), since tests run parts as nobody.
+git clone --quiet --no-local --branch "$POLYARCH_CI_BRANCH" /src /__w/qemu-user-static/qemu-user-static
+cd /__w/qemu-user-static/qemu-user-static
 echo "ci-in-container: $(git log -1 --format="%h %s"), node $(node --version), $(go version)" >&2
 start=$(date +%s)
 rc=0

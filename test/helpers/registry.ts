@@ -42,11 +42,11 @@ export interface Registry {
   bundleFile?: string;
 }
 
-function freePort(): Promise<number> {
+function freePort(address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, address, () => {
       const port = (s.address() as net.AddressInfo).port;
       s.close(() => resolve(port));
     });
@@ -86,12 +86,16 @@ function makeCertificates(dir: string, host: string): { ca: string; cert: string
   return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
 }
 
-/** This machine's host name, when it resolves to loopback (registries on TLS go by it). */
-export async function loopbackHostName(): Promise<string> {
+/**
+ * This machine's host name, when it resolves to loopback (registries on TLS go by it), and the
+ * address it resolves to: 127.0.0.1 on some machines, 127.0.1.1 on Debian's default, so the
+ * registry listens there.
+ */
+async function loopbackHost(): Promise<{ host: string; address: string }> {
   const host = os.hostname();
   const { address } = await dns.lookup(host, { family: 4 });
   if (!address.startsWith('127.')) throw new Error(`the host name ${host} resolves to ${address}, not to loopback: add "127.0.1.1 ${host}" to /etc/hosts`);
-  return host;
+  return { host, address };
 }
 
 /**
@@ -100,7 +104,7 @@ export async function loopbackHostName(): Promise<string> {
  */
 export async function startRegistry(t: TestContext, o: { tls?: boolean } = {}): Promise<Registry> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-registry-'));
-  const host = o.tls ? await loopbackHostName() : '127.0.0.1';
+  const { host, address } = o.tls ? await loopbackHost() : { host: '127.0.0.1', address: '127.0.0.1' };
   const tls = o.tls ? makeCertificates(dir, host) : undefined;
   let bundleFile: string | undefined;
   if (tls) {
@@ -119,7 +123,7 @@ export async function startRegistry(t: TestContext, o: { tls?: boolean } = {}): 
   });
   // The port is picked free and then handed over, so another process may take it first: retry.
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
+    const port = await freePort(address);
     const config = [
       'version: 0.1',
       'log:',
@@ -132,7 +136,7 @@ export async function startRegistry(t: TestContext, o: { tls?: boolean } = {}): 
       '  delete:',
       '    enabled: true',
       'http:',
-      `  addr: 127.0.0.1:${port}`,
+      `  addr: ${address}:${port}`,
       `  secret: ${randomBytes(16).toString('hex')}`,
       ...(tls ? ['  tls:', `    certificate: ${tls.cert}`, `    key: ${tls.key}`] : []),
       'auth:',
