@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.cache/**', '.pulumi-state/**'] },
+  { ignores: ['node_modules/**', '.cache/**', '.pulumi-state/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
