@@ -2,7 +2,7 @@
 // into the resource's `__provider` input, and its dynamic-provider host runs them later in a
 // plain `node` process (no tsx loader), whose working folder is the project. So provider
 // methods capture nothing but plain values and functions from this file, and load the
-// project's TypeScript modules here, at run time, through tsx's scoped loader.
+// project's modules here, at run time: compiled (dist/, when fresh) or through tsx's scoped loader.
 
 /**
  * Imports a module of this project (path relative to the project folder, e.g.
@@ -15,9 +15,15 @@ export function loadProjectModule<T>(relPath: string): Promise<T> {
   let loaded = cache.get(relPath);
   if (!loaded) {
     const project = pathToFileURL(`${process.cwd()}/`);
-    // tsx's ESM entry (its CommonJS build of tsImport cannot find its own files); the bare
-    // specifier resolves from the host's node_modules, which are the project's.
-    loaded = import('tsx/esm/api').then(({ tsImport }) => tsImport(new URL(relPath, project).href, project.href));
+    // The compiled module when npm's build matches the sources (plain JavaScript, no loader).
+    loaded = import(new URL('scripts/compiled.mjs', project).href).then(async ({ compiledUrl }) => {
+      const built = (compiledUrl as (root: string, rel: string) => string | undefined)(process.cwd(), relPath);
+      if (built) return import(built);
+      // Else tsx's ESM entry (its CommonJS build of tsImport cannot find its own files); the
+      // bare specifier resolves from the host's node_modules, which are the project's.
+      const { tsImport } = await import('tsx/esm/api');
+      return tsImport(new URL(relPath, project).href, project.href);
+    });
     cache.set(relPath, loaded);
   }
   return loaded as Promise<T>;
