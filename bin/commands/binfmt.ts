@@ -5,7 +5,7 @@ import { Option, type Command } from 'commander';
 import { HOST_ARCHES, parseHostArch, targetsFor } from '../../lib/cpus.ts';
 import { registerLine } from '../../lib/binfmt.ts';
 import { generateRegisterScript } from '../../lib/register-script.ts';
-import { BINFMT_MISC, readBinfmtStatus, type BinfmtStatus } from '../../lib/binfmt-status.ts';
+import type { BinfmtStatus } from '../../lib/binfmt-status.ts';
 
 export interface ConfOptions {
   host: string;
@@ -59,9 +59,11 @@ export function binfmtCommands(program: Command): void {
     .description("this machine's qemu-* binfmt_misc entries and the CPUs it runs natively (as register --list [--json])")
     .option('--json', 'one JSON document: machine, family, native, entries (name, enabled, interpreter, flags, offset, magic, mask), other')
     // Another binfmt_misc mount (a chroot's, or a test's copy); HOST_ARCH overrides uname -m as in the script.
-    .addOption(new Option('--binfmt-dir <dir>').default(BINFMT_MISC).hideHelp())
-    .action((o: { json?: boolean; binfmtDir: string }) => {
-      const status = readBinfmtStatus(o.binfmtDir);
+    .addOption(new Option('--binfmt-dir <dir>').hideHelp())
+    .action(async (o: { json?: boolean; binfmtDir?: string }) => {
+      // Loaded here, not for `--help`: zod, its schemas' library, is the largest import of a start-up.
+      const { BINFMT_MISC, readBinfmtStatus } = await import('../../lib/binfmt-status.ts');
+      const status = readBinfmtStatus(o.binfmtDir ?? BINFMT_MISC);
       process.stdout.write(o.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     });
 

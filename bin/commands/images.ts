@@ -5,12 +5,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { StackConfig } from '../../lib/config.ts';
-import { imageLabels, writeContexts, type BuildContext } from '../../lib/contexts.ts';
-import { prepareStackEmulators, type HostEmulators } from '../../lib/emulators.ts';
-import { DEFAULT_REPOSITORY, DEFAULT_SERVER, imageTarget, planForStack, type ImagePlan } from '../../lib/image-plan.ts';
+import type { BuildContext } from '../../lib/contexts.ts';
+import type { HostEmulators } from '../../lib/emulators.ts';
+import type { ImagePlan } from '../../lib/image-plan.ts';
 import type { RetryOptions } from '../../lib/fetch.ts';
-import { readLock, type Lock } from '../../lib/lock.ts';
-import { readStackConfig } from '../../lib/stack-file.ts';
+import type { Lock } from '../../lib/lock.ts';
 import { addFetchOptions, fetchOptions, type FetchFlags } from './fetch-options.ts';
 
 const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
@@ -24,6 +23,13 @@ interface StackImages {
 
 /** The stack's plan, over the emulators its lockfile pins (extracted into the cache once). */
 async function stackImages(stack: string | undefined, fetching: RetryOptions): Promise<StackImages> {
+  // Loaded when a command runs, not for `--help` (YAML, schemas, the emulator cache).
+  const [{ readStackConfig }, { readLock }, { prepareStackEmulators }, { DEFAULT_REPOSITORY, DEFAULT_SERVER, imageTarget, planForStack }] = await Promise.all([
+    import('../../lib/stack-file.ts'),
+    import('../../lib/lock.ts'),
+    import('../../lib/emulators.ts'),
+    import('../../lib/image-plan.ts'),
+  ]);
   const config = readStackConfig(process.cwd(), stack);
   const lock = await readLock(config.lockFile);
   const hosts = await prepareStackEmulators(config, lock, undefined, fetching);
@@ -50,6 +56,7 @@ export function imageCommands(program: Command): void {
     .option('--stack <name>', STACK_HELP))
     .action(async (o: { out: string; stack?: string } & FetchFlags) => {
       const { config, lock, hosts, plan } = await stackImages(o.stack, fetchOptions(o));
+      const { imageLabels, writeContexts } = await import('../../lib/contexts.ts');
       const contexts: Record<string, BuildContext> = await writeContexts(plan, hosts, { outDir: o.out, baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
       // plan.json last, whole: its presence means every context it names is there.
       const tmp = path.join(o.out, `.plan.json.${process.pid}.tmp`);
