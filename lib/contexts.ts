@@ -3,8 +3,9 @@
 // Each context is content-addressed: its folder is `<image>-<digest>`, where the digest
 // covers every file's path, mode and sha256. An unchanged image therefore keeps its folder
 // (and the builder's context hash), so Pulumi sees no diff and does not rebuild it; a changed
-// one gets a new folder. Folders are written under a temporary name and renamed into place,
-// so a folder that exists is complete. Nothing here depends on the machine: paths are kept
+// one gets a new folder. Folders are written into a staging folder beside them and renamed
+// into place whole, so a folder that exists is complete; runs sharing the folder never remove
+// each other's (the first to finish wins). Nothing here depends on the machine: paths are kept
 // as given (relative stays relative), modes are set explicitly, and no timestamps are used.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { CPUS, hostFamily, type Cpu, type HostArch } from './cpus.ts';
 import type { HostEmulators } from './emulators.ts';
 import type { ManifestEntry } from './extract.ts';
 import { platformArch, type ImagePlan, type PlannedImage } from './image-plan.ts';
-import { prepareOutDir } from './out-dir.ts';
+import { makeStage, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
 
@@ -180,29 +181,47 @@ async function place(f: ContextFile, dest: string): Promise<void> {
   await fs.chmod(dest, f.mode);
 }
 
+/** Staging folders of writeContext, beside the context folders; they name their host and pid. */
+export const CONTEXT_STAGE_PREFIX = '.polyarch-context-';
+
 async function writeContext(name: string, files: readonly ContextFile[], outDir: string): Promise<BuildContext> {
   const digest = listingDigest(files);
   const dir = path.join(outDir, `${name}-${digest.slice(0, 16)}`);
   const result = { dir, dockerfile: path.join(dir, 'Dockerfile'), digest };
   if (await isComplete(dir, files)) return result;
-  const tmp = path.join(outDir, `.${name}-${digest.slice(0, 16)}.${randomBytes(4).toString('hex')}.tmp`);
+  // Registered for removal when the CLI is stopped by a signal; a killed run's is swept later.
+  const stage = await makeStage(outDir, CONTEXT_STAGE_PREFIX);
   try {
     for (const f of files) {
-      const dest = path.join(tmp, f.path);
-      await fs.mkdir(path.dirname(dest), { recursive: true });
-      await place(f, dest);
+      const dest = path.join(stage, f.path);
+      try {
+        await fs.mkdir(path.dirname(dest), { recursive: true });
+        await place(f, dest);
+      } catch (e) {
+        // Named as the user will look for it: the context folder, not the stage.
+        throw writeError(e, outDir, path.join(path.basename(dir), f.path));
+      }
     }
-    // A stale or damaged folder of the same name is replaced whole.
-    await fs.rm(dir, { recursive: true, force: true });
-    await fs.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
-      // Another writer of the same content won the race: theirs is as good as ours.
-      if ((e.code === 'ENOTEMPTY' || e.code === 'EEXIST') && (await isComplete(dir, files))) return;
-      throw e;
-    });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fs.rename(stage, dir);
+        return result;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      }
+      // Another writer of the same content got there first: theirs is as good as ours.
+      if (await isComplete(dir, files)) return result;
+      if (attempt > 0) throw new Error(`${dir}: cannot replace a damaged build context; remove the folder and run again`);
+      // A damaged folder is moved aside in one step (no reader sees it half-removed), then
+      // removed; the aside name starts with the stage's, so a sweep finds it after a kill.
+      const aside = `${stage}-old-${randomBytes(3).toString('hex')}`;
+      await fs.rename(dir, aside).catch(() => {});
+      await fs.rm(aside, { recursive: true, force: true });
+    }
   } finally {
-    await fs.rm(tmp, { recursive: true, force: true });
+    await removeStage(stage);
   }
-  return result;
 }
 
 /**
@@ -211,6 +230,8 @@ async function writeContext(name: string, files: readonly ContextFile[], outDir:
  */
 export async function writeContexts(plan: ImagePlan, hosts: readonly HostEmulators[], o: ContextOptions): Promise<Record<string, BuildContext>> {
   await prepareOutDir(o.outDir);
+  // Stages of runs that were killed (this host, pid gone) or are a day old.
+  await sweepStages(o.outDir, CONTEXT_STAGE_PREFIX);
   const out: Record<string, BuildContext> = {};
   for (const image of plan.images) out[image.name] = await writeContext(image.name, await contextFiles(image, hosts, o), o.outDir);
   return out;

@@ -1,7 +1,7 @@
 // Build contexts: the Dockerfile and files of every image, content-addressed so that an
 // unchanged image keeps its folder, written whole or not at all; `polyarch contexts`.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -271,4 +271,133 @@ test('polyarch contexts --out writes every context of the stack and plan.json', 
   assert.equal(linked.stderr, 'error: linked is a symlink to elsewhere; give the folder itself as the output folder\n');
   assert.equal(linked.stdout, '');
   assert.deepEqual(fs.readdirSync(path.join(dir, 'elsewhere')), []);
+});
+
+/** Every file under `dir`, hidden ones too: relative path -> sha256. */
+const digests = (dir: string): Record<string, string> =>
+  Object.fromEntries(files(dir).map((f) => [f, createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')]));
+/** Entries of the contexts folder that are not a context: stages, temps. */
+const hidden = (dir: string) => fs.readdirSync(dir).filter((n) => n.startsWith('.'));
+const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+
+test('runs at once on one folder: every run gets whole contexts, none replaces a folder another returned, no stage left', async (t) => {
+  const { root, hosts, o } = setup(t);
+  const plan = planFor(hosts);
+  const ref = await writeContexts(plan, hosts, { ...o, outDir: path.join(root, 'ref') });
+  const expected = Object.fromEntries(Object.entries(ref).map(([k, c]) => [k, digests(c.dir)]));
+  for (const stagger of [0, 1, 3]) {
+    fs.rmSync(o.outDir, { recursive: true, force: true });
+    // What each context folder was when its run returned: its inode and every file's bytes.
+    const returned: { run: number; key: string; ino: number; bytes: Record<string, string> }[] = [];
+    const runs = [0, 1, 2, 3].map(async (run) => {
+      for (let i = 0; i < run * stagger; i++) await new Promise((r) => setImmediate(r));
+      const ctx = await writeContexts(plan, hosts, o);
+      for (const [key, c] of Object.entries(ctx)) returned.push({ run, key, ino: fs.statSync(c.dir).ino, bytes: digests(c.dir) });
+      return ctx;
+    });
+    const results = await Promise.all(runs);
+    for (const ctx of results) assert.deepEqual(Object.fromEntries(Object.entries(ctx).map(([k, c]) => [k, c.digest])), Object.fromEntries(Object.entries(ref).map(([k, c]) => [k, c.digest])));
+    for (const r of returned) {
+      const dir = results[r.run]![r.key]!.dir;
+      assert.deepEqual(r.bytes, expected[r.key], `stagger ${stagger}: run ${r.run}'s ${r.key} was whole when returned`);
+      // A later run that removed and rewrote the folder would give it a new inode.
+      assert.equal(fs.statSync(dir).ino, r.ino, `stagger ${stagger}: run ${r.run}'s ${r.key} kept after every run ended`);
+    }
+    assert.deepEqual(hidden(o.outDir), [], `stagger ${stagger}: no stage left`);
+  }
+});
+
+/**
+ * A project whose `contexts` run blocks while copying one emulator: the x86_64 host's
+ * extraction (a private cache) has qemu-aarch64-static replaced by a FIFO of mode 0644, which
+ * is copied rather than linked, and the copy waits for a writer. `restore` puts the file back.
+ */
+async function stalledProject(t: TestContext) {
+  const { file } = await fixtureLock(HOST_ARCHES);
+  const dir = tmp(t);
+  const cache = path.join(dir, 'cache');
+  fs.mkdirSync(cache);
+  const shared = path.join(import.meta.dirname, '../.cache/fixtures/program-rpms');
+  for (const n of fs.readdirSync(shared).filter((n) => n.endsWith('.rpm'))) fs.copyFileSync(path.join(shared, n), path.join(cache, n));
+  fs.writeFileSync(path.join(dir, 'Pulumi.yaml'), 'name: t\nruntime: nodejs\n');
+  fs.writeFileSync(path.join(dir, 'Pulumi.ci.yaml'), `config:\n  polyarch:lockFile: ${file}\n  polyarch:cacheDir: ${cache}\n  polyarch:hosts: [x86_64]\n  polyarch:targets: [aarch64, s390x]\n`);
+  const cli = path.resolve(import.meta.dirname, '../bin/polyarch.js');
+  const run = (out: string) => spawnSync(process.execPath, [cli, 'contexts', '--out', out, '--stack', 'ci'], { cwd: dir, encoding: 'utf8' });
+  const ref = run('ref');
+  assert.equal(ref.status, 0, ref.stderr);
+  const refPlan = JSON.parse(fs.readFileSync(path.join(dir, 'ref', 'plan.json'), 'utf8')) as { contexts: Record<string, { dir: string }> };
+  const expected = Object.fromEntries(Object.entries(refPlan.contexts).map(([k, c]) => [k, digests(path.join(dir, c.dir))]));
+  const [ext] = fs.readdirSync(path.join(cache, 'emulators'));
+  const emu = path.join(cache, 'emulators', ext!, 'qemu-aarch64-static');
+  const manifestFile = path.join(cache, 'emulators', ext!, 'manifest.json');
+  const saved = { bytes: fs.readFileSync(emu), manifest: fs.readFileSync(manifestFile, 'utf8') };
+  fs.rmSync(emu);
+  execFileSync('mkfifo', ['-m', '644', emu]);
+  const manifest = JSON.parse(saved.manifest) as ManifestEntry[];
+  manifest.find((m) => m.cpu === 'aarch64')!.size = 0;
+  fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+  const restore = () => {
+    fs.rmSync(emu);
+    fs.writeFileSync(emu, saved.bytes, { mode: 0o755 });
+    fs.writeFileSync(manifestFile, saved.manifest);
+  };
+  /** Starts `contexts --out out`, and resolves once its stage has the emulators folder: it is then blocked on the FIFO. */
+  const startStalled = async (out: string) => {
+    const child = spawn(process.execPath, [cli, 'contexts', '--out', out, '--stack', 'ci'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const done = new Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => child.on('close', (status, signal) => resolve({ status, signal, stderr })));
+    const outDir = path.join(dir, out);
+    for (let i = 0; i < 3000; i++) {
+      const stage = fs.existsSync(outDir) ? fs.readdirSync(outDir).find((n) => n.startsWith('.polyarch-context-')) : undefined;
+      if (stage && fs.existsSync(path.join(outDir, stage, 'emulators/amd64'))) return { child, done, stage: path.join(outDir, stage) };
+      if (child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill('SIGKILL');
+    assert.fail(`no stage seen: ${(await done).stderr}`);
+  };
+  /** Opens the FIFO for writing and closes it: a reader still waiting gets end of file (none waiting: ENXIO, fine). */
+  const unblock = () => {
+    try {
+      fs.closeSync(fs.openSync(emu, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+    } catch {
+      // No reader left.
+    }
+  };
+  return { dir, run, expected, restore, startStalled, unblock };
+}
+
+test('polyarch contexts killed mid-write: SIGKILL leaves its stage and the next run sweeps it; SIGTERM removes it and says so', async (t) => {
+  const p = await stalledProject(t);
+  const killed = await p.startStalled('out');
+  assert.ok(killed.stage.startsWith(path.join(p.dir, 'out', `.polyarch-context-${HOST_TAG}-${killed.child.pid}-`)), killed.stage);
+  killed.child.kill('SIGKILL');
+  assert.equal((await killed.done).signal, 'SIGKILL');
+  // The :latest context, stopped at its first emulator.
+  assert.deepEqual(files(killed.stage), ['Dockerfile', 'register/amd64'], 'the killed run left its stage');
+
+  const stopped = await p.startStalled('out2');
+  stopped.child.kill('SIGTERM');
+  // The copy that waits on the FIFO holds one of Node's threads: let it finish so the process can exit.
+  const r = await Promise.race([stopped.done, new Promise<void>((res) => setTimeout(res, 200)).then(() => (p.unblock(), stopped.done))]);
+  assert.equal(r.status, 143, r.stderr);
+  assert.equal(r.stderr, 'error: stopped by SIGTERM; unfinished files removed\n');
+  assert.equal(fs.existsSync(stopped.stage), false, 'SIGTERM removed the stage');
+  assert.deepEqual(fs.readdirSync(path.join(p.dir, 'out2')), []);
+
+  // A stage of a run that is still going (a live pid on this host) is not touched.
+  const live = spawn('sleep', ['60']);
+  t.after(() => live.kill());
+  const liveStage = path.join(p.dir, 'out', `.polyarch-context-${HOST_TAG}-${live.pid}-0123456789ab`);
+  fs.mkdirSync(liveStage);
+  fs.writeFileSync(path.join(liveStage, 'Dockerfile'), 'half');
+
+  p.restore();
+  const next = p.run('out');
+  assert.equal(next.status, 0, next.stderr);
+  assert.equal(fs.existsSync(killed.stage), false, 'the next run swept the killed run\'s stage');
+  assert.deepEqual(hidden(path.join(p.dir, 'out')), [path.basename(liveStage)]);
+  const plan = JSON.parse(fs.readFileSync(path.join(p.dir, 'out', 'plan.json'), 'utf8')) as { contexts: Record<string, { dir: string }> };
+  assert.deepEqual(Object.fromEntries(Object.entries(plan.contexts).map(([k, c]) => [k, digests(path.join(p.dir, c.dir))])), p.expected);
 });
