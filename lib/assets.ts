@@ -3,6 +3,7 @@
 // x86_64 host (the names existing download URLs point at), plus `SHA256SUMS` over every file.
 // Tarballs are built once per emulator digest and kept in a cache keyed by that digest and the
 // tarball recipe, so a second run with the same lockfile compresses nothing.
+import type { BigIntStats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -13,6 +14,7 @@ import { emulatorFile } from './extract.ts';
 import { makeStage, prepareOutDir, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
 import { sha256 } from './digest.ts';
+import { digestOf, remember, stampFile, stampOf } from './known-digests.ts';
 
 /** The host whose assets also go by unprefixed names. */
 export const UNPREFIXED_HOST: HostArch = 'x86_64';
@@ -80,22 +82,43 @@ interface CachedTarball {
 /** The cache entry for one tarball, trusted when its metadata and size agree. */
 async function cachedTarball(dir: string, key: string): Promise<CachedTarball | undefined> {
   const file = path.join(dir, `${key}.tar.gz`);
-  const meta = await fs.readFile(path.join(dir, `${key}.json`), 'utf8').then((t) => JSON.parse(t) as { size: number; sha256: string }, () => undefined);
+  type Meta = { size: number; sha256: string; emulatorSha256?: string; stamp?: string; source?: string };
+  const meta = await fs.readFile(path.join(dir, `${key}.json`), 'utf8').then((t) => JSON.parse(t) as Meta, () => undefined);
   if (!meta || typeof meta.size !== 'number' || !/^[0-9a-f]{64}$/.test(meta.sha256)) return undefined;
   const st = await fs.stat(file).catch(() => undefined);
-  return st?.size === meta.size ? { file, size: meta.size, sha256: meta.sha256 } : undefined;
+  if (st?.size !== meta.size) return undefined;
+  // The stamps the run that made it recorded: the tarball and the emulator it was made from,
+  // as they were when hashed. Files that still carry them need not be hashed to be published.
+  if (typeof meta.stamp === 'string') remember(meta.stamp, meta.sha256);
+  if (typeof meta.source === 'string' && typeof meta.emulatorSha256 === 'string') remember(meta.source, meta.emulatorSha256);
+  return { file, size: meta.size, sha256: meta.sha256 };
+}
+
+/** The whole file, and its stamp as read (one open file: the stamp describes these bytes). */
+async function readStamped(file: string): Promise<{ data: Buffer; stamp: string }> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const stamp = stampOf(await fh.stat({ bigint: true }));
+    return { data: await fh.readFile(), stamp };
+  } finally {
+    await fh.close();
+  }
 }
 
 async function compressTarball(dir: string, job: TarballJob): Promise<CachedTarball> {
-  const data = await fs.readFile(job.source);
+  const { data, stamp: source } = await readStamped(job.source);
   // The key names the emulator's digest: bytes that do not match it must never enter the cache.
-  const got = sha256(data);
+  // An emulator this process extracted (or one a cached tarball vouches for) is not hashed again.
+  const got = digestOf(source) === job.sha256 && data.length === job.size ? job.sha256 : sha256(data);
   if (data.length !== job.size || got !== job.sha256) throw new Error(`${job.source}: sha256 ${got} (${data.length} bytes), the manifest says ${job.sha256} (${job.size} bytes); remove the folder to extract again`);
+  remember(source, got);
   const tarball = await reproducibleTarball(job.entry, data);
   const out = { file: path.join(dir, `${job.key}.tar.gz`), size: tarball.length, sha256: sha256(tarball) };
   await writeWhole(out.file, tarball);
+  const stamp = await stampFile(out.file);
+  remember(stamp, out.sha256);
   // Metadata last: its presence means the tarball beside it is complete.
-  await writeWhole(path.join(dir, `${job.key}.json`), `${JSON.stringify({ entry: job.entry, emulatorSha256: job.sha256, recipe: TARBALL_RECIPE, size: out.size, sha256: out.sha256 })}\n`);
+  await writeWhole(path.join(dir, `${job.key}.json`), `${JSON.stringify({ entry: job.entry, emulatorSha256: job.sha256, recipe: TARBALL_RECIPE, size: out.size, sha256: out.sha256, stamp, source })}\n`);
   return out;
 }
 
@@ -202,15 +225,43 @@ export const assetMode = (a: Pick<Asset, 'kind'>) => (a.kind === 'emulator' ? 0o
 /** Staging folders of writeAssets inside the output folder. */
 export const ASSETS_STAGE_PREFIX = '.polyarch-assets-';
 
+/** Whether `file` is, by its stamp, the asset's bytes with the asset's mode. */
+async function holds(file: string, a: Asset): Promise<BigIntStats | undefined> {
+  const st = await fs.lstat(file, { bigint: true }).catch(() => undefined);
+  return st?.isFile() && Number(st.mode & 0o777n) === assetMode(a) && digestOf(stampOf(st)) === a.sha256 ? st : undefined;
+}
+
+/**
+ * Puts asset `a` at `dest`. A file whose stamp says it holds the asset's bytes (this process
+ * or the run that cached it hashed them, and nothing has written to it since) is hard-linked:
+ * no bytes copied or hashed again. Cache files are only ever replaced by rename, never written
+ * in place, and any write through the link would change the stamp, so the cache is never
+ * trusted for bytes it no longer holds. Otherwise (another file system, a stamp that changed)
+ * the bytes are copied and checked as before.
+ */
+async function publish(a: Asset, dest: string, folder: string): Promise<'linked' | 'copied'> {
+  const st = await holds(a.file, a);
+  if (st && (await fs.link(a.file, dest).then(() => true, () => false))) {
+    const d = await fs.lstat(dest, { bigint: true });
+    if (stampOf(d) === stampOf(st)) return 'linked';
+    await fs.rm(dest, { force: true });
+  }
+  await copyVerified(a.file, a.sha256, dest, assetMode(a), folder);
+  return 'copied';
+}
+
 /**
  * Writes every asset into `outDir`, all or nothing: files are staged in a folder inside
- * `outDir` and moved into place only when every one was copied and checked. Stale staging
- * folders that killed runs left there are removed first.
+ * `outDir` and moved into place only when every one was linked or copied and checked. A file
+ * the folder already holds (by its stamp) is left alone. Stale staging folders that killed
+ * runs left there are removed first. Returns how many files were linked, copied and kept.
  */
-export async function writeAssets(assets: readonly Asset[], outDir: string): Promise<void> {
+export async function writeAssets(assets: readonly Asset[], outDir: string): Promise<{ linked: number; copied: number; kept: number }> {
   await prepareOutDir(outDir);
   await sweepStages(outDir, ASSETS_STAGE_PREFIX);
   const stage = await makeStage(outDir, ASSETS_STAGE_PREFIX);
+  const counts = { linked: 0, copied: 0, kept: 0 };
+  const staged: string[] = [];
   let failure: { cause: unknown } | undefined;
   try {
     const limit = pLimit(4);
@@ -221,14 +272,21 @@ export async function writeAssets(assets: readonly Asset[], outDir: string): Pro
       assets.map((a) =>
         limit(async () => {
           if (failure) return;
-          // A full disk names the output folder, not the staging folder inside it.
-          await copyVerified(a.file, a.sha256, path.join(stage, a.name), assetMode(a), outDir).catch((e: unknown) => {
+          try {
+            if (await holds(path.join(outDir, a.name), a)) {
+              counts.kept++;
+              return;
+            }
+            // A full disk names the output folder, not the staging folder inside it.
+            counts[await publish(a, path.join(stage, a.name), outDir)]++;
+            staged.push(a.name);
+          } catch (e) {
             failure ??= { cause: e };
-          });
+          }
         }),
       ),
     );
-    if (!failure) for (const a of assets) await fs.rename(path.join(stage, a.name), path.join(outDir, a.name));
+    if (!failure) for (const name of staged) await fs.rename(path.join(stage, name), path.join(outDir, name));
   } catch (e) {
     failure ??= { cause: e };
   }
@@ -238,6 +296,7 @@ export async function writeAssets(assets: readonly Asset[], outDir: string): Pro
     if (!failure) throw e;
   }
   if (failure) throw failure.cause;
+  return counts;
 }
 
 export interface NotesInput {

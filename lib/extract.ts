@@ -3,10 +3,13 @@
 // names are built from validated CPU names, never from archive paths.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { reconcileConf } from './binfmt.ts';
 import { readCpio } from './cpio.ts';
 import { findCpu } from './cpus.ts';
+import { remember, stampFile } from './known-digests.ts';
 import { makeStage, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { decompressPayload, readRpm, RpmError, type Rpm } from './rpm.ts';
 
@@ -62,10 +65,11 @@ export interface ExtractedRpm {
 /**
  * Reads one RPM and returns its emulators, each checked against the header: regular file,
  * ELF, sane size, content digest equal to the header's. `expect`, when given (from the
- * lockfile), is the exact set of CPUs the package must hold.
+ * lockfile), is the exact set of CPUs the package must hold. `parsed`: `buf` already read by
+ * readRpm, so its digests are not checked twice.
  */
-export async function extractRpm(buf: Buffer, label: string, expect?: readonly string[]): Promise<ExtractedRpm> {
-  const rpm = readRpm(buf, label);
+export async function extractRpm(buf: Buffer, label: string, expect?: readonly string[], parsed?: Rpm): Promise<ExtractedRpm> {
+  const rpm = parsed ?? readRpm(buf, label);
   const listed = new Map(rpm.files.map((f) => [normalize(f.path, label), f]));
   const found = new Map<string, Emulator>();
   const confs = new Map<string, Buffer>();
@@ -145,27 +149,36 @@ export interface ExtractInput {
   expect?: readonly string[];
 }
 
+/** RPMs decompressed at once, across every host extracting in this process: bounds memory. */
+const extracting = pLimit(Math.max(1, Math.min(os.availableParallelism(), 8)));
+
 /**
  * Extracts every input into `outDir`. All files are written into a staging folder inside
  * `outDir` first and renamed into place only when every input was good, so a bad RPM
- * leaves the folder as it was.
+ * leaves the folder as it was. RPMs are decompressed a few at a time (shared by every
+ * extraction of the process) and their emulators written as soon as they are checked, so
+ * memory holds a few payloads, not a whole host's. Each emulator file's digest is
+ * remembered by its stamp (lib/known-digests.ts): the tarballs made from it next do not
+ * hash it again.
  */
 export async function extractToDir(inputs: readonly ExtractInput[], outDir: string): Promise<ManifestEntry[]> {
-  const results = await Promise.all(inputs.map((i) => extractRpm(i.buf, i.label, i.expect)));
-  const manifest: ManifestEntry[] = [];
+  // Headers first (cheap, no payload work): a damaged package or one emulator in two
+  // packages is refused before anything is written, naming the inputs in their given order.
+  const headers = inputs.map((i) => {
+    const rpm = readRpm(i.buf, i.label);
+    return { rpm, nevra: `${rpm.name}-${rpm.version}-${rpm.release}.${rpm.arch}`, arch: rpm.arch, cpus: emulatorsInHeader(rpm, i.label) };
+  });
   const seen = new Map<string, { nevra: string; arch: string; label: string }>();
-  for (const [i, { rpm, emulators }] of results.entries()) {
-    const nevra = `${rpm.name}-${rpm.version}-${rpm.release}.${rpm.arch}`;
+  for (const [i, h] of headers.entries()) {
     const label = inputs[i]!.label;
-    for (const e of emulators) {
-      const other = seen.get(e.cpu);
-      if (other?.nevra === nevra) throw new Error(`${nevra} is given twice (${other.label} and ${label})`);
+    for (const cpu of h.cpus) {
+      const other = seen.get(cpu);
+      if (other?.nevra === h.nevra) throw new Error(`${h.nevra} is given twice (${other.label} and ${label})`);
       if (other) {
-        const advice = other.arch === rpm.arch ? "give one build's RPMs" : "extract one host's RPMs at a time";
-        throw new Error(`${emulatorFile(e.cpu)} is in both ${other.nevra} (${other.label}) and ${nevra} (${label}); ${advice}`);
+        const advice = other.arch === h.arch ? "give one build's RPMs" : "extract one host's RPMs at a time";
+        throw new Error(`${emulatorFile(cpu)} is in both ${other.nevra} (${other.label}) and ${h.nevra} (${label}); ${advice}`);
       }
-      seen.set(e.cpu, { nevra, arch: rpm.arch, label });
-      manifest.push({ cpu: e.cpu, file: emulatorFile(e.cpu), size: e.data.length, sha256: e.sha256, ...(e.conf !== undefined && { conf: confFile(e.cpu) }), rpm: nevra, ...(e.confDifferences && { confDifferences: e.confDifferences }) });
+      seen.set(cpu, { nevra: h.nevra, arch: h.arch, label });
     }
   }
 
@@ -174,18 +187,40 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
   const stage = await makeStage(outDir, EXTRACT_STAGE_PREFIX);
   // The stage is private to this run: plain writes, published by rename. A full disk names the
   // output folder and the file, not the stage.
-  const write = (name: string, data: Buffer, mode: number) =>
-    fs.writeFile(path.join(stage, name), data, { mode }).catch((e: unknown) => {
+  const write = async (name: string, data: Buffer, mode: number) => {
+    const file = path.join(stage, name);
+    await fs.writeFile(file, data, { mode }).catch((e: unknown) => {
       throw writeError(e, outDir, name);
     });
+    return file;
+  };
+  const manifest: ManifestEntry[] = [];
+  let failure: { cause: unknown } | undefined;
   try {
     await fs.mkdir(path.join(stage, 'binfmt.d'));
-    for (const { emulators } of results) {
-      for (const e of emulators) {
-        await write(emulatorFile(e.cpu), e.data, 0o755);
-        if (e.conf !== undefined) await write(confFile(e.cpu), e.conf, 0o644);
-      }
-    }
+    // After the first failure the queued inputs do nothing and the running ones are awaited, so
+    // no writer is still busy in the stage while it is removed.
+    await Promise.all(
+      inputs.map((input, i) =>
+        extracting(async () => {
+          if (failure) return;
+          try {
+            const { rpm, nevra } = headers[i]!;
+            const { emulators } = await extractRpm(input.buf, input.label, input.expect, rpm);
+            for (const e of emulators) {
+              if (failure) return;
+              const file = await write(emulatorFile(e.cpu), e.data, 0o755);
+              remember(await stampFile(file), e.sha256);
+              if (e.conf !== undefined) await write(confFile(e.cpu), e.conf, 0o644);
+              manifest.push({ cpu: e.cpu, file: emulatorFile(e.cpu), size: e.data.length, sha256: e.sha256, ...(e.conf !== undefined && { conf: confFile(e.cpu) }), rpm: nevra, ...(e.confDifferences && { confDifferences: e.confDifferences }) });
+            }
+          } catch (e) {
+            failure ??= { cause: e };
+          }
+        }),
+      ),
+    );
+    if (failure) throw failure.cause;
     if (manifest.some((m) => m.conf)) await fs.mkdir(path.join(outDir, 'binfmt.d'), { recursive: true });
     for (const m of manifest) {
       await fs.rename(path.join(stage, m.file), path.join(outDir, m.file));

@@ -328,3 +328,36 @@ test('release notes list hosts, targets, usage and every checksum', async () => 
   assert.match(body, /sha256sum -c --ignore-missing SHA256SUMS/);
   for (const a of assets.filter((x) => x.name !== SUMS_FILE)) assert.ok(body.includes(`${a.sha256}  ${a.name}\n`), a.name);
 });
+
+test('writeAssets: cached files are hard-linked, a folder that holds them is left alone, and a write through a link is caught', async () => {
+  const cacheDir = tmp('links-cache');
+  const { assets } = await buildAssets(hosts, { cacheDir });
+  const out = tmp('links-out');
+  const first = await writeAssets(assets, out);
+  // Every tarball and raw emulator is a link to the file this process hashed; SHA256SUMS is copied.
+  assert.deepEqual(first, { linked: assets.length - 1, copied: 1, kept: 0 });
+  const tarball = assets.find((a) => a.name === tarballName('arm'))!;
+  assert.equal(fs.statSync(path.join(out, tarball.name)).ino, fs.statSync(tarball.file).ino);
+  assert.equal(fs.statSync(path.join(out, tarball.name)).ino, fs.statSync(path.join(out, hostTarballName('x86_64', 'arm'))).ino);
+  assert.equal(fs.statSync(path.join(out, 'qemu-arm-static')).mode & 0o777, 0o755);
+  assert.equal(fs.statSync(path.join(out, tarball.name)).mode & 0o777, 0o644);
+  execFileSync('sha256sum', ['--quiet', '-c', SUMS_FILE], { cwd: out });
+
+  // Again into the same folder: nothing is linked or copied but SHA256SUMS.
+  assert.deepEqual(await writeAssets(assets, out), { linked: 0, copied: 1, kept: assets.length - 1 });
+
+  // An in-place write through the output's link reaches the cache file (root ignores 0444, so
+  // no mode would stop it); its stamp changes, so the next run hashes instead of trusting it.
+  const bytes = fs.readFileSync(path.join(out, tarball.name));
+  bytes[bytes.length >> 1] ^= 0xff;
+  fs.writeFileSync(path.join(out, tarball.name), bytes);
+  const again = tmp('links-again');
+  await assert.rejects(writeAssets(assets, again), /the file changed since the assets were built/);
+  assert.deepEqual(fs.readdirSync(again), []);
+  // A fresh build finds the entry's bytes wrong only by size or digest; remove it and all is right again.
+  fs.rmSync(tarball.file);
+  const rebuilt = await buildAssets(hosts, { cacheDir });
+  assert.equal(rebuilt.compressed, 1);
+  await writeAssets(rebuilt.assets, again);
+  execFileSync('sha256sum', ['--quiet', '-c', SUMS_FILE], { cwd: again });
+});

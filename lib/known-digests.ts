@@ -1,0 +1,32 @@
+// Digests already computed for files on disk, so the bytes are not read and hashed again: a
+// file is known by its stamp (device, inode, size and mtime to the nanosecond), which any
+// write to it changes, in place or by replacing it; a rename or a hard link keeps it. Stamps
+// come from files this process wrote after hashing their bytes, and from cache metadata a
+// run recorded the same way. A file whose stamp differs is simply unknown: hashed as before.
+import fs from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+
+export type Stamp = string;
+
+const known = new Map<Stamp, string>();
+
+export const stampOf = (st: BigIntStats): Stamp => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+
+/** The stamp of `file` now, or undefined when it is not a regular file. */
+export async function stampFile(file: string): Promise<Stamp | undefined> {
+  const st = await fs.lstat(file, { bigint: true }).catch(() => undefined);
+  return st?.isFile() ? stampOf(st) : undefined;
+}
+
+/** Records that the file with `stamp` holds bytes hashing to `sha256`. */
+export function remember(stamp: Stamp | undefined, sha256: string): void {
+  if (stamp) known.set(stamp, sha256);
+}
+
+/** The sha256 recorded for a file with this stamp, if any. */
+export const digestOf = (stamp: Stamp | undefined): string | undefined => (stamp ? known.get(stamp) : undefined);
+
+/** Whether `file` is, by its stamp, the bytes `sha256` names. */
+export async function knownAs(file: string, sha256: string): Promise<boolean> {
+  return digestOf(await stampFile(file)) === sha256;
+}
