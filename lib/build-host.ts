@@ -25,6 +25,7 @@ import { runsNatively, targetsFor, type Cpu } from './cpus.ts';
 import type { StackConfig } from './config.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
+import { sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
 
@@ -83,10 +84,12 @@ export async function writeRegisterScript(dir: string): Promise<RegisterScriptFi
   const file = path.resolve(dir, `${SCRIPT}-${digest.slice(0, 16)}`);
   const existing = await fs.readFile(file, 'utf8').catch(() => undefined);
   if (existing !== text) {
-    await fs.mkdir(dir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    await fs.writeFile(tmp, text, { mode: 0o755 });
-    await fs.rename(tmp, file);
+    await fs.mkdir(dir, { recursive: true }).catch((e: unknown) => {
+      throw writeError(e, dir, path.basename(file));
+    });
+    // Temps of runs that were killed before their rename; this run's own is removed on failure.
+    await sweepTemps(dir);
+    await writeWhole(file, text, { mode: 0o755 });
   }
   return { path: file, sha256: digest };
 }

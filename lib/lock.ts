@@ -8,7 +8,7 @@ import { HOST_ARCHES, type HostArch } from './cpus.ts';
 import { emulatorsInHeader, extractToDir, type ManifestEntry } from './extract.ts';
 import { fetchText, RpmCache, type RetryOptions } from './fetch.ts';
 import { buildDirUrl, DEFAULT_KOJI, RELEASE_RE, selectRpms, VERSION_RE } from './koji.ts';
-import { NoSpaceError, writeWhole } from './out-dir.ts';
+import { NoSpaceError, WriteError, writeWhole } from './out-dir.ts';
 import { readRpm } from './rpm.ts';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256');
@@ -93,7 +93,7 @@ export async function readLock(file: string): Promise<Lock> {
 
 /** A write error about `file`: the code and reason, without the temp file's path Node appends. */
 function cannotWrite(file: string, e: unknown): Error {
-  const reason = e instanceof Error ? e.message.replace(/, \w+ '.*$/s, '') : String(e);
+  const reason = e instanceof WriteError ? e.reason : e instanceof Error ? e.message.replace(/, \w+ '.*$/s, '') : String(e);
   return new Error(`${file}: cannot write the lockfile (${reason})`);
 }
 

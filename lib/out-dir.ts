@@ -87,6 +87,17 @@ export function writeError(e: unknown, folder: string, file: string): unknown {
 }
 
 /**
+ * A write that failed for another reason (a read-only folder, permissions, a folder in the
+ * way), named by the file being written: Node's message names the temp file instead.
+ */
+export class WriteError extends Error {
+  constructor(readonly file: string, readonly reason: string, readonly code: string | undefined) {
+    super(`${file}: cannot write (${reason})`);
+    this.name = 'WriteError';
+  }
+}
+
+/**
  * Creates `<dir>/<prefix><host>-<pid>-<random>`. The owner is in the name, not in a file
  * inside: a run killed right after the mkdir leaves a folder the next run can still judge.
  */
@@ -126,7 +137,10 @@ export async function writeWhole(file: string, data: Buffer | string, o: { mode?
     await fs.chmod(tmp, mode);
     await fs.rename(tmp, file);
   } catch (e) {
-    throw writeError(e, o.folder ?? path.dirname(file), path.basename(file));
+    const named = writeError(e, o.folder ?? path.dirname(file), path.basename(file));
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    // "EROFS: read-only file system, open '<temp>'" keeps its first part; the file replaces the temp.
+    throw named === e && e instanceof Error && code ? new WriteError(file, e.message.replace(/, \w+ '.*$/s, ''), code) : named;
   } finally {
     await fs.rm(tmp, { force: true });
     unfinished.delete(tmp);

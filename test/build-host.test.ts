@@ -11,7 +11,7 @@ import { planBuildHost, registerFlags, shellQuote, writeRegisterScript, type Bui
 import { parseStackConfig } from '../lib/config.ts';
 import type { HostEmulators } from '../lib/emulators.ts';
 import { generateRegisterScript } from '../lib/register-script.ts';
-import { hasCommand, isRoot, requireSystem } from './helpers/system.ts';
+import { canMountTmpfs, fillUp, hasCommand, isRoot, requireSystem, withTmpfs } from './helpers/system.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest('hex');
 const SCRIPT = { path: '/cache/scripts/register-0123456789abcdef', sha256: digest('script') };
@@ -176,4 +176,33 @@ test('writeRegisterScript: the generated script, once per content, named by its 
   assert.deepEqual(await writeRegisterScript(dir), a);
   assert.equal(fs.readFileSync(a.path, 'utf8'), text);
   assert.deepEqual(fs.readdirSync(dir), [path.basename(a.path)]);
+});
+
+test('writeRegisterScript into a full or read-only folder: one line naming the script, no temp file; a killed run\'s temp is swept', async (t) => {
+  if (!requireSystem(t, canMountTmpfs)) return;
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-scripts-'));
+  t.after(() => fs.rmSync(parent, { recursive: true, force: true }));
+  const name = `register-${digest(generateRegisterScript()).slice(0, 16)}`;
+  const hostTag = digest(os.hostname()).slice(0, 8);
+  await withTmpfs(parent, 1, async (dir, remount) => {
+    // Empty temps (no page to free): one of a gone run, swept; one of a live run, kept.
+    const gone = path.join(dir, `.${name}.polyarch-tmp-${hostTag}-${spawnSync('true').pid}-0123abcd`);
+    const live = path.join(dir, `.${name}.polyarch-tmp-${hostTag}-${process.pid}-4567cdef`);
+    fs.writeFileSync(gone, '');
+    fs.writeFileSync(live, '');
+    fillUp(dir);
+    await assert.rejects(writeRegisterScript(dir), (e: Error) => {
+      assert.equal(e.message, `no space left in ${dir} while writing ${name}`);
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(dir).sort(), [path.basename(live), 'filler'], 'no temp of this run, the gone run\'s swept');
+    fs.rmSync(path.join(dir, 'filler'));
+
+    remount('ro');
+    await assert.rejects(writeRegisterScript(dir), { message: `${path.join(dir, name)}: cannot write (EROFS: read-only file system)` });
+    remount('rw');
+    const ok = await writeRegisterScript(dir);
+    assert.equal(fs.readFileSync(ok.path, 'utf8'), generateRegisterScript());
+    assert.deepEqual(fs.readdirSync(dir).sort(), [path.basename(live), name]);
+  });
 });

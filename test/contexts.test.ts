@@ -16,6 +16,7 @@ import { planImages, type ImagePlan } from '../lib/image-plan.ts';
 import { QEMU_BINFMT } from './fixtures/qemu-binfmt.ts';
 import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 import { fixtureLock } from './helpers/program.ts';
+import { canMountTmpfs, fillUp, requireSystem, withTmpfs } from './helpers/system.ts';
 
 function tmp(t: TestContext): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-ctx-'));
@@ -400,4 +401,42 @@ test('polyarch contexts killed mid-write: SIGKILL leaves its stage and the next 
   assert.deepEqual(hidden(path.join(p.dir, 'out')), [path.basename(liveStage)]);
   const plan = JSON.parse(fs.readFileSync(path.join(p.dir, 'out', 'plan.json'), 'utf8')) as { contexts: Record<string, { dir: string }> };
   assert.deepEqual(Object.fromEntries(Object.entries(plan.contexts).map(([k, c]) => [k, digests(path.join(p.dir, c.dir))])), p.expected);
+});
+
+test('plan.json that cannot be written (a full or read-only folder): one line naming it, no temp file, the contexts kept', async (t) => {
+  if (!requireSystem(t, canMountTmpfs)) return;
+  const { file, cacheDir } = await fixtureLock(HOST_ARCHES);
+  const dir = tmp(t);
+  fs.writeFileSync(path.join(dir, 'Pulumi.yaml'), 'name: t\nruntime: nodejs\n');
+  fs.writeFileSync(path.join(dir, 'Pulumi.ci.yaml'), `config:\n  polyarch:lockFile: ${file}\n  polyarch:cacheDir: ${cacheDir}\n  polyarch:hosts: [x86_64]\n  polyarch:targets: [aarch64]\n`);
+  const cli = path.resolve(import.meta.dirname, '../bin/polyarch.js');
+  const run = (out: string) => spawnSync(process.execPath, [cli, 'contexts', '--out', out, '--stack', 'ci'], { cwd: dir, encoding: 'utf8' });
+  await withTmpfs(dir, 64, async (out, remount) => {
+    const first = run(out);
+    assert.equal(first.status, 0, first.stderr);
+    const contexts = digests(out);
+    fs.rmSync(path.join(out, 'plan.json'));
+    delete contexts['plan.json'];
+    // A temp a killed run left (a gone pid on this host) is swept by the next run.
+    const gone = spawnSync('true').pid!;
+    const stale = path.join(out, `.plan.json.polyarch-tmp-${HOST_TAG}-${gone}-0123abcd`);
+    // Empty: removing it frees no page of the full disk below.
+    fs.writeFileSync(stale, '');
+    // Every context is there already, so plan.json is the one file this run writes.
+    fillUp(out);
+    const full = run(out);
+    assert.equal(full.status, 1);
+    assert.equal(full.stdout, '');
+    assert.equal(full.stderr, `error: no space left in ${out} while writing plan.json\n`);
+    assert.deepEqual(fs.readdirSync(out).filter((n) => n.startsWith('.')), [], 'no temp file, the stale one swept');
+    fs.rmSync(path.join(out, 'filler'));
+    assert.deepEqual(digests(out), contexts, 'the contexts as they were, no plan.json');
+
+    remount('ro');
+    const ro = run(out);
+    assert.equal(ro.status, 1);
+    assert.equal(ro.stderr, `error: ${path.join(out, 'plan.json')}: cannot write (EROFS: read-only file system)\n`);
+    assert.deepEqual(digests(out), contexts);
+    remount('rw');
+  });
 });

@@ -1,7 +1,6 @@
 // `polyarch plan` and `polyarch contexts`: the images a stack publishes, and their build
 // contexts, computed exactly as the program computes them (lib/image-plan.ts, lib/contexts.ts)
 // from the stack's files (Pulumi.yaml defaults, then Pulumi.<stack>.yaml).
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { StackConfig } from '../../lib/config.ts';
@@ -58,10 +57,11 @@ export function imageCommands(program: Command): void {
       const { config, lock, hosts, plan } = await stackImages(o.stack, fetchOptions(o));
       const { imageLabels, writeContexts } = await import('../../lib/contexts.ts');
       const contexts: Record<string, BuildContext> = await writeContexts(plan, hosts, { outDir: o.out, baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
-      // plan.json last, whole: its presence means every context it names is there.
-      const tmp = path.join(o.out, `.plan.json.${process.pid}.tmp`);
-      await fs.writeFile(tmp, `${JSON.stringify({ ...plan, contexts }, null, 2)}\n`);
-      await fs.rename(tmp, path.join(o.out, 'plan.json'));
+      // plan.json last, whole: its presence means every context it names is there. A temp a
+      // killed run left is swept; this run's own is removed when the write fails.
+      const { sweepTemps, writeWhole } = await import('../../lib/out-dir.ts');
+      await sweepTemps(o.out);
+      await writeWhole(path.join(o.out, 'plan.json'), `${JSON.stringify({ ...plan, contexts }, null, 2)}\n`);
       json({ plan: path.join(o.out, 'plan.json'), contexts });
     });
 }

@@ -2,6 +2,8 @@
 // (POLYARCH_REQUIRE_SYSTEM=1, set by .ci/run): a missing prerequisite fails the test
 // instead of skipping it. Elsewhere a missing prerequisite skips with the reason.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { TestContext } from 'node:test';
 
 export const systemRequired = process.env.POLYARCH_REQUIRE_SYSTEM === '1';
@@ -64,3 +66,31 @@ export const canMountTmpfs: Probe = () => {
     execFileSync('rmdir', [dir], { stdio: 'ignore' });
   }
 };
+
+/**
+ * Runs `fn` with a tmpfs of `mb` megabytes mounted at a new folder under `parent`: a disk that
+ * fills up, or is made read-only (`remount('ro')`), for real. Needs canMountTmpfs.
+ */
+export async function withTmpfs(parent: string, mb: number, fn: (dir: string, remount: (opts: string) => void) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(parent, 'tmpfs-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mb}m`, 'tmpfs', dir]);
+  try {
+    await fn(dir, (opts) => execFileSync('mount', ['-o', `remount,${opts}`, dir]));
+  } finally {
+    execFileSync('umount', [dir]);
+    fs.rmdirSync(dir);
+  }
+}
+
+/** Fills the file system holding `dir` with one file, `<dir>/filler`, until the kernel says ENOSPC. */
+export function fillUp(dir: string): void {
+  const fd = fs.openSync(path.join(dir, 'filler'), 'w');
+  const chunk = Buffer.alloc(1 << 20, 0x5a);
+  try {
+    for (;;) fs.writeSync(fd, chunk);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
