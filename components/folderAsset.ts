@@ -4,6 +4,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import type * as Assets from '../lib/assets.ts';
 import type * as Digest from '../lib/digest.ts';
+import type * as OutDir from '../lib/out-dir.ts';
 import { diffKeys, loadProjectModule } from './providerRuntime.ts';
 
 export interface FolderAssetInputs {
@@ -31,10 +32,14 @@ const LIB = 'lib/assets.ts';
 
 async function place(i: FolderAssetInputs): Promise<FolderAssetOutputs> {
   const assets = await loadProjectModule<typeof Assets>(LIB);
+  const { sweepTemps } = await loadProjectModule<typeof OutDir>('lib/out-dir.ts');
   const { mkdir } = process.getBuiltinModule('node:fs/promises');
   const { resolve, join } = process.getBuiltinModule('node:path');
   const dir = resolve(i.dir);
   await mkdir(dir, { recursive: true });
+  // A `pulumi up` killed mid-copy leaves a hidden temp beside the release files; sweep those of
+  // gone runs (this host, pid gone, or a day old). This host process's own writes are kept.
+  await sweepTemps(dir);
   const dest = join(dir, i.name);
   await assets.copyVerified(resolve(i.file), i.sha256, dest, i.mode);
   return { ...i, path: dest };

@@ -4,7 +4,7 @@
 // provider then really writes the folder in Pulumi's plain-node dynamic-provider host,
 // digest-diffed.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -176,5 +176,47 @@ test('a GitHub release without the stack secret needs GITHUB_TOKEN in the enviro
   } finally {
     if (saved === undefined) delete process.env.GITHUB_TOKEN;
     else process.env.GITHUB_TOKEN = saved;
+  }
+});
+
+test('dev stack: a FolderAsset write sweeps the temps killed runs left in the release folder and keeps a live run\'s', async () => {
+  const { resources } = await loadProgram(base(['x86_64']));
+  const byName = new Map(resources.filter((r) => r.type === FOLDER_ASSET).map((r) => [String(r.inputs.name), r]));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-release-sweep-'));
+  const hostTag = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+  const gonePid = () => spawnSync('true').pid!;
+  const temp = (name: string, tag: string, pid: number, rand: string) => {
+    const f = path.join(dir, `.${name}.polyarch-tmp-${tag}-${pid}-${rand}`);
+    fs.writeFileSync(f, 'half a file');
+    return path.basename(f);
+  };
+  const host = await startDynamicHost();
+  try {
+    const killed = temp('qemu-arm-static', hostTag, gonePid(), '0123abcd');
+    // Another host's temp cannot be judged by its pid: kept while fresh, swept once a day old.
+    const elsewhere = temp('qemu-arm-static.tar.gz', 'ffffffff', 1, '89abcdef');
+    const old = temp('SHA256SUMS', 'ffffffff', 1, '4567cdef');
+    fs.utimesSync(path.join(dir, old), new Date(Date.now() - 2 * 86400_000), new Date(Date.now() - 2 * 86400_000));
+    // A run still going on this host (this test's process): its temp stays.
+    const live = temp('qemu-aarch64-static', hostTag, process.pid, '76543210');
+
+    const sums = byName.get('SHA256SUMS')!;
+    const urn = (n: string) => `urn:pulumi:dev::qemu-user-static::${FOLDER_ASSET}::release-${n}`;
+    const created = await host.create(urn('SHA256SUMS'), await host.check(urn('SHA256SUMS'), {}, { ...sums.wire, dir }));
+    assert.deepEqual(fs.readdirSync(dir).sort(), [elsewhere, live, 'SHA256SUMS'].sort());
+    assert.equal(sha256(fs.readFileSync(path.join(dir, 'SHA256SUMS'))), sums.inputs.sha256);
+    assert.ok(!fs.readdirSync(dir).includes(killed));
+
+    // An update sweeps too: a temp of a run killed since, beside the file being rewritten.
+    const killedAgain = temp('SHA256SUMS', hostTag, gonePid(), 'fedcba98');
+    fs.writeFileSync(path.join(dir, 'SHA256SUMS'), 'changed by hand');
+    await host.update(urn('SHA256SUMS'), created.id, created.props, { ...sums.wire, dir });
+    assert.deepEqual(fs.readdirSync(dir).sort(), [elsewhere, live, 'SHA256SUMS'].sort());
+    assert.ok(!fs.readdirSync(dir).includes(killedAgain));
+    assert.equal(sha256(fs.readFileSync(path.join(dir, 'SHA256SUMS'))), sums.inputs.sha256);
+    assert.equal(fs.readFileSync(path.join(dir, live), 'utf8'), 'half a file');
+  } finally {
+    await host.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
