@@ -243,19 +243,21 @@ export function readRpm(buf: Buffer, label: string): Rpm {
   };
 }
 
+/** The decompressor could not be started (not installed): another way may be tried. */
+class NoTool extends Error {}
+
 /**
- * xz payloads (Fedora 30 and older) go through xz-utils: rpm writes them with a SHA-256
- * integrity check, which neither pure-JS/wasm xz decoder on npm supports. Output is
- * counted as it streams and the decoder is killed past `max`.
+ * Runs a decompressor over `input` (stdin to stdout). Output is counted as it streams and the
+ * tool is killed past `max`.
  */
-function xzDecompress(input: Buffer, max: number, fail: () => Error): Promise<Buffer> {
+function toolDecompress(tool: string, args: string[], input: Buffer, max: number, fail: () => Error): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn('xz', ['--decompress', '--stdout', '--single-stream'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const parts: Buffer[] = [];
     let total = 0;
     let err = '';
     let failed: Error | undefined;
-    child.on('error', (e) => reject(new Error(`cannot run xz (install xz-utils): ${e.message}`)));
+    child.on('error', (e) => reject(new NoTool(`cannot run ${tool}: ${e.message}`)));
     child.stdout.on('data', (c: Buffer) => {
       total += c.length;
       if (total > max) {
@@ -269,11 +271,42 @@ function xzDecompress(input: Buffer, max: number, fail: () => Error): Promise<Bu
     child.stdin.on('error', () => { /* the decoder exited early; its status says why */ });
     child.on('close', (code) => {
       if (failed) reject(failed);
-      else if (code !== 0) reject(new Error(err.trim().split('\n').pop()?.replace(/^xz: \(stdin\): /, '') || `xz exited ${code}`));
+      else if (code !== 0) reject(new Error(err.trim().split('\n').pop()?.replace(/^(xz|zstd): \(?stdin\)?\s*:\s*/, '') || `${tool} exited ${code}`));
       else resolve(Buffer.concat(parts, total));
     });
     child.stdin.end(input);
   });
+}
+
+/**
+ * xz payloads (Fedora 30 and older) go through xz-utils: rpm writes them with a SHA-256
+ * integrity check, which neither pure-JS/wasm xz decoder on npm supports.
+ */
+async function xzDecompress(input: Buffer, max: number, fail: () => Error): Promise<Buffer> {
+  return toolDecompress('xz', ['--decompress', '--stdout', '--single-stream'], input, max, fail).catch((e: unknown) => {
+    throw e instanceof NoTool ? new Error(`${e.message} (install xz-utils)`) : e;
+  });
+}
+
+/** Whether the zstd tool ran here; once it could not be started, the wasm decoder is used. */
+let zstdTool = true;
+
+/**
+ * zstd payloads go through the zstd tool when it is installed (native: about four times less
+ * CPU than the wasm decoder, which is time taken from compressing tarballs on the other
+ * cores), else through the wasm decoder on worker threads. The bytes are the same either way
+ * and are checked against the package's digests afterwards.
+ */
+async function zstdDecompress(input: Buffer, size: number | undefined, max: number, fail: () => Error): Promise<Buffer> {
+  if (zstdTool) {
+    try {
+      return await toolDecompress('zstd', ['--decompress', '--stdout', '--quiet'], input, max, fail);
+    } catch (e) {
+      if (!(e instanceof NoTool)) throw e;
+      zstdTool = false;
+    }
+  }
+  return decodeZstdInWorker(input, size, max);
 }
 
 /**
@@ -286,7 +319,7 @@ export async function decompressPayload(rpm: Rpm, label: string): Promise<Buffer
   let out: Buffer;
   try {
     if (rpm.compressor === 'zstd') {
-      out = await decodeZstdInWorker(rpm.payload, rpm.payloadSize, max);
+      out = await zstdDecompress(rpm.payload, rpm.payloadSize, max, tooBig);
     } else if (rpm.compressor === 'xz') {
       out = await xzDecompress(rpm.payload, max, tooBig);
     } else {

@@ -349,7 +349,7 @@ test('writeAssets: cached files are hard-linked, a folder that holds them is lef
   // An in-place write through the output's link reaches the cache file (root ignores 0444, so
   // no mode would stop it); its stamp changes, so the next run hashes instead of trusting it.
   const bytes = fs.readFileSync(path.join(out, tarball.name));
-  bytes[bytes.length >> 1] ^= 0xff;
+  bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
   fs.writeFileSync(path.join(out, tarball.name), bytes);
   const again = tmp('links-again');
   await assert.rejects(writeAssets(assets, again), /the file changed since the assets were built/);
