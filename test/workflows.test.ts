@@ -15,10 +15,12 @@ import { parseHostArch } from '../lib/cpus.ts';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DIR = path.join(ROOT, '.github/workflows');
 
-interface Step { uses?: string; run?: string; with?: Record<string, unknown>; env?: Record<string, string>; id?: string }
+interface Step { uses?: string; run?: string; if?: string; with?: Record<string, unknown>; env?: Record<string, string>; id?: string }
 interface Container { image: string; options?: string; volumes?: string[] }
 interface Job {
   'runs-on': string;
+  env?: Record<string, string>;
+  permissions?: Record<string, string>;
   if?: string;
   needs?: string | string[];
   container?: Container;
@@ -171,6 +173,8 @@ describe('the tests run where they were made to run: as root in a privileged Deb
       const socketAt = job.steps.findIndex((s) => /umount \/var\/run\/docker\.sock/.test(s.run ?? ''));
       assert.ok(socketAt >= 0 && socketAt < job.steps.findIndex((s) => s.run === 'bash .ci/run'));
       assert.ok(!JSON.stringify(job).includes('secrets.'), 'the tests need no secret, so pull requests from forks run them too');
+      // npm packages and the whole suite run here: the token they could read only reads.
+      assert.deepEqual(job.permissions, { contents: 'read' });
     });
 
     test(`${file}: Node 20 and the Go that engine/go.mod asks for; the engine cached by its pins`, () => {
@@ -185,6 +189,9 @@ describe('the tests run where they were made to run: as root in a privileged Deb
       assert.equal(cache.with?.key, `engine-\${{ steps.${go.id}.outputs.go-version }}-\${{ hashFiles('engine/**', 'scripts/engine.sh') }}`);
       const idx = (pred: (s: Step) => boolean) => job.steps.findIndex(pred);
       assert.ok(idx((s) => s === cache) < idx((s) => s.run === 'bash .ci/run'), 'restored before .ci/run builds or reuses it');
+      // actions/cache keys an entry by its compressor: zstd must be there at restore as at save.
+      const zstdAt = idx((s) => /apt-get install .*\bzstd\b/.test(s.run ?? ''));
+      assert.ok(zstdAt >= 0 && zstdAt < idx((s) => s.uses?.startsWith('actions/setup-node@') ?? false) && zstdAt < idx((s) => s === cache), 'zstd is installed before the first cache restore');
     });
   }
 
@@ -213,13 +220,17 @@ describe('the bump pull request starts workflows', () => {
     assert.equal(token, `\${{ steps.${app.id}.outputs.token || secrets.QEMU_UPDATE_TOKEN }}`);
     assert.equal(app.with?.['app-id'], '${{ vars.QEMU_UPDATE_APP_ID }}');
     assert.equal(app.with?.['private-key'], '${{ secrets.QEMU_UPDATE_APP_KEY }}');
+    // Only with both halves of the App: an ID whose key is missing falls back to the token secret.
+    assert.equal(w.jobs.lock!.env?.HAS_APP_KEY, "${{ secrets.QEMU_UPDATE_APP_KEY != '' }}");
+    assert.equal(app.if, "vars.QEMU_UPDATE_APP_ID != '' && env.HAS_APP_KEY == 'true'");
     // The workflow's own GITHUB_TOKEN only reads.
     assert.deepEqual(w.permissions, { contents: 'read' });
   });
 
   test('a missing token fails first, naming what to set', () => {
     const check = w.jobs.lock!.steps[0]!;
-    for (const name of ['QEMU_UPDATE_APP_ID', 'QEMU_UPDATE_APP_KEY', 'QEMU_UPDATE_TOKEN']) assert.ok(check.run?.includes(name) && JSON.stringify(check.env).includes(name), name);
+    const env = JSON.stringify({ ...w.jobs.lock!.env, ...check.env });
+    for (const name of ['QEMU_UPDATE_APP_ID', 'QEMU_UPDATE_APP_KEY', 'QEMU_UPDATE_TOKEN']) assert.ok(check.run?.includes(name) && env.includes(name), name);
     assert.match(check.run!, /::error/);
   });
 
