@@ -11,7 +11,7 @@ import type { HostArch } from './cpus.ts';
 import { deflateWorkers } from './deflate-pool.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
-import { makeStage, prepareOutDir, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
+import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
 import { sha256 } from './digest.ts';
 import { digestOf, remember, stampFile, stampOf } from './known-digests.ts';
@@ -286,7 +286,8 @@ export async function writeAssets(assets: readonly Asset[], outDir: string): Pro
         }),
       ),
     );
-    if (!failure) for (const name of staged) await fs.rename(path.join(stage, name), path.join(outDir, name));
+    // A failed move (a folder in the way) names the output file, not the stage it came from.
+    if (!failure) for (const name of staged) await fs.rename(path.join(stage, name), path.join(outDir, name)).catch((e: unknown) => { throw outputError(e, outDir, name); });
   } catch (e) {
     failure ??= { cause: e };
   }

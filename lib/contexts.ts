@@ -15,7 +15,7 @@ import { CPUS, hostFamily, type Cpu, type HostArch } from './cpus.ts';
 import type { HostEmulators } from './emulators.ts';
 import type { ManifestEntry } from './extract.ts';
 import { platformArch, type ImagePlan, type PlannedImage } from './image-plan.ts';
-import { makeStage, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
+import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
 
@@ -208,7 +208,7 @@ async function writeContext(name: string, files: readonly ContextFile[], outDir:
         return result;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw outputError(e, outDir, path.basename(dir));
       }
       // Another writer of the same content got there first: theirs is as good as ours.
       if (await isComplete(dir, files)) return result;

@@ -10,7 +10,7 @@ import { reconcileConf } from './binfmt.ts';
 import { readCpio } from './cpio.ts';
 import { findCpu } from './cpus.ts';
 import { remember, stampFile } from './known-digests.ts';
-import { makeStage, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
+import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { decompressPayload, readRpm, RpmError, type Rpm } from './rpm.ts';
 
 const EMULATOR_PATH = /^usr\/bin\/qemu-([a-z0-9_]+)-static$/;
@@ -222,9 +222,11 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
     );
     if (failure) throw failure.cause;
     if (manifest.some((m) => m.conf)) await fs.mkdir(path.join(outDir, 'binfmt.d'), { recursive: true });
+    // A failed move (a folder in the way) names the output file, not the stage it came from.
+    const move = (name: string) => fs.rename(path.join(stage, name), path.join(outDir, name)).catch((e: unknown) => { throw outputError(e, outDir, name); });
     for (const m of manifest) {
-      await fs.rename(path.join(stage, m.file), path.join(outDir, m.file));
-      if (m.conf) await fs.rename(path.join(stage, m.conf), path.join(outDir, m.conf));
+      await move(m.file);
+      if (m.conf) await move(m.conf);
     }
   } finally {
     await removeStage(stage);

@@ -98,6 +98,18 @@ export class WriteError extends Error {
 }
 
 /**
+ * A failed write into `folder` as the user should see it: a full disk names `folder` and
+ * `file`; any other failure names `target` (the output file or folder the user gave, default
+ * `file` in `folder`), since Node's message names the temp or staging path the user never sees.
+ */
+export function outputError(e: unknown, folder: string, file: string, target = path.join(folder, file)): unknown {
+  const named = writeError(e, folder, file);
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  // "EROFS: read-only file system, open '<temp>'" keeps its first part; the target replaces the temp.
+  return named === e && e instanceof Error && code ? new WriteError(target, e.message.replace(/, \w+ '.*$/s, ''), code) : named;
+}
+
+/**
  * Creates `<dir>/<prefix><host>-<pid>-<random>`. The owner is in the name, not in a file
  * inside: a run killed right after the mkdir leaves a folder the next run can still judge.
  */
@@ -108,7 +120,7 @@ export async function makeStage(dir: string, prefix: string): Promise<string> {
     await fs.mkdir(stage);
   } catch (e) {
     unfinished.delete(stage);
-    throw writeError(e, dir, 'a staging folder');
+    throw outputError(e, dir, 'a staging folder', dir);
   }
   return stage;
 }
@@ -137,10 +149,7 @@ export async function writeWhole(file: string, data: Buffer | string, o: { mode?
     await fs.chmod(tmp, mode);
     await fs.rename(tmp, file);
   } catch (e) {
-    const named = writeError(e, o.folder ?? path.dirname(file), path.basename(file));
-    const code = (e as NodeJS.ErrnoException | undefined)?.code;
-    // "EROFS: read-only file system, open '<temp>'" keeps its first part; the file replaces the temp.
-    throw named === e && e instanceof Error && code ? new WriteError(file, e.message.replace(/, \w+ '.*$/s, ''), code) : named;
+    throw outputError(e, o.folder ?? path.dirname(file), path.basename(file), file);
   } finally {
     await fs.rm(tmp, { force: true });
     unfinished.delete(tmp);

@@ -15,6 +15,7 @@ import { writeLock, type Lock } from '../lib/lock.ts';
 import { buildFixtureRpms } from './fixtures/rpms.ts';
 import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 import { fixtureLock } from './helpers/program.ts';
+import { hasCommand, requireSystem } from './helpers/system.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const X86_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'];
@@ -302,6 +303,39 @@ test('polyarch assets: staging folders of killed runs are removed, those of live
   assert.equal(r.status, 0, r.stderr);
   const left = fs.readdirSync(out).filter((f) => f.startsWith('.'));
   assert.deepEqual(left.sort(), [live, '.polyarch-assets-unowned-fresh'].sort());
+});
+
+test('polyarch assets and extract into a read-only folder: one line naming the folder, never the staging folder', (t) => {
+  // Root writes anywhere: run as nobody then, which needs every folder on the way readable.
+  const root = process.getuid?.() === 0;
+  if (root && !requireSystem(t, hasCommand('setpriv'))) return;
+  const work = tmp('ro');
+  fs.chmodSync(work, 0o777);
+  const ro = path.join(work, 'ro');
+  fs.mkdirSync(ro, { mode: 0o555 });
+  fs.chmodSync(ro, 0o555);
+  const cache = path.join(work, 'cache');
+  for (const args of [['assets', '--out', ro, '--host', 'x86_64', '--cache', cache, x86Rpms[0]!], ['extract', '--out', ro, '--cache', cache, x86Rpms[0]!]]) {
+    const cli = [path.join(ROOT, 'bin/polyarch.js'), ...args];
+    const r = spawnSync(root ? 'setpriv' : process.execPath, root ? ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...cli] : cli, { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: work } });
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr, `error: ${ro}: cannot write (EACCES: permission denied)\n`);
+    assert.doesNotMatch(r.stderr, /\.polyarch-/);
+    assert.deepEqual(fs.readdirSync(ro), []);
+  }
+});
+
+test('polyarch assets and extract: a folder in the way of a file is one line naming that file, and no staging folder is left', () => {
+  const work = tmp('in-way');
+  for (const command of ['assets', 'extract']) {
+    const out = path.join(work, command);
+    // Not empty, so the move into place cannot replace it.
+    fs.mkdirSync(path.join(out, 'qemu-aarch64-static', 'keep'), { recursive: true });
+    const r = polyarch([command, '--out', out, ...(command === 'assets' ? ['--host', 'x86_64'] : []), '--cache', path.join(work, 'cache'), ...x86Rpms]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr, `error: ${path.join(out, 'qemu-aarch64-static')}: cannot write (EISDIR: illegal operation on a directory)\n`);
+    assert.deepEqual(fs.readdirSync(out).filter((f) => f.startsWith('.')), []);
+  }
 });
 
 test('polyarch assets: a symlinked --out is refused with one line naming it and its target', () => {

@@ -229,6 +229,16 @@ test('a damaged context folder is rewritten whole; emulators are linked only whe
   assert.deepEqual(fs.readdirSync(path.join(root, 'c3')), []);
 });
 
+test('a file in the way of a context folder is one error naming that folder, not the stage, and no stage is left', async (t) => {
+  const { root, hosts, o } = setup(t);
+  const ref = await writeContexts(planFor(hosts), hosts, { ...o, outDir: path.join(root, 'ref') });
+  const blocked = path.join(o.outDir, path.basename(ref['x86_64-arm']!.dir));
+  fs.mkdirSync(o.outDir);
+  fs.writeFileSync(blocked, 'not a folder');
+  await assert.rejects(writeContexts(planFor(hosts), hosts, o), { message: `${blocked}: cannot write (ENOTDIR: not a directory)` });
+  assert.deepEqual(fs.readdirSync(o.outDir).filter((f) => f.startsWith('.')), []);
+});
+
 test('polyarch contexts --out writes every context of the stack and plan.json', async (t) => {
   const { file, cacheDir } = await fixtureLock(HOST_ARCHES);
   const dir = tmp(t);
