@@ -101,9 +101,18 @@ export function registerFlags(flags: string, ignoreFamily = false): string[] {
   return ['--persistent', yn('F'), '--credential', yn('C'), '--preserve-argv0', yn('P'), ...(ignoreFamily ? ['--ignore-family', 'yes'] : [])];
 }
 
+/**
+ * The emulators a build host may get: those published for its arch and, with ignoreFamily,
+ * its own family's that the release and images leave out.
+ */
+function available(b: BuildHost, emulators: HostEmulators): HostEmulators['emulators'] {
+  const all = [...emulators.emulators, ...(b.ignoreFamily ? (emulators.ownFamily ?? []) : [])];
+  return all.sort((x, y) => (x.cpu < y.cpu ? -1 : x.cpu > y.cpu ? 1 : 0));
+}
+
 /** The CPUs this build host registers: its targets (default: everything published for its arch). */
 function hostTargets(b: BuildHost, emulators: HostEmulators): Cpu[] {
-  const published = new Set(emulators.emulators.map((e) => e.cpu));
+  const published = new Set(available(b, emulators).map((e) => e.cpu));
   if (!b.targets || b.targets.includes('all')) return targetsFor(b.arch, 'all', { ignoreFamily: b.ignoreFamily }).filter((c) => published.has(c.emulator));
   const cpus = targetsFor(b.arch, b.targets);
   const native = cpus.filter((c) => runsNatively(b.arch, c, b.ignoreFamily));
@@ -124,7 +133,7 @@ export function planBuildHost(b: BuildHost, hostEmulators: readonly HostEmulator
 
   const wanted = new Set(cpus.map((c) => c.emulator));
   const upload = (name: string, digest: string) => `.polyarch-${name}.${digest.slice(0, 16)}`;
-  const files: RemoteFile[] = emulators.emulators
+  const files: RemoteFile[] = available(b, emulators)
     .filter((e) => wanted.has(e.cpu))
     .map((e) => ({ name: emulatorFile(e.cpu), local: path.join(emulators.dir, e.file), remote: upload(emulatorFile(e.cpu), e.sha256), sha256: e.sha256 }));
   files.push({ name: SCRIPT, local: script.path, remote: upload(SCRIPT, script.sha256), sha256: script.sha256 });

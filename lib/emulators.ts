@@ -17,6 +17,11 @@ export interface HostEmulators {
   dir: string;
   /** One entry per published emulator, sorted by cpu. */
   emulators: ManifestEntry[];
+  /**
+   * Emulators of the host's own family that targets 'all' leaves out (x86_64's qemu-i386):
+   * not published, but build hosts with ignoreFamily register them.
+   */
+  ownFamily?: ManifestEntry[];
 }
 
 export interface PrepareOptions {
@@ -137,7 +142,9 @@ export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOpt
   }
   // Emulator names, not CPU names: an alias such as i486 runs on qemu-i386.
   const wanted = new Set(targetsFor(host, o.targets).map((c) => c.emulator));
-  return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)) };
+  // Named targets are taken as given, so only 'all' leaves a family emulator out.
+  const family = new Set(o.targets === 'all' ? targetsFor(host, 'all', { ignoreFamily: true }).map((c) => c.emulator).filter((e) => !wanted.has(e)) : []);
+  return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)), ownFamily: manifest.filter((m) => family.has(m.cpu)) };
 }
 
 /** What preparing a stack's emulators needs from its config (a subset of StackConfig). */

@@ -9,9 +9,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { planBuildHost, registerFlags, shellQuote, writeRegisterScript, type BuildHost, type BuildHostPlan } from '../lib/build-host.ts';
 import { parseStackConfig } from '../lib/config.ts';
-import type { HostEmulators } from '../lib/emulators.ts';
+import { prepareStackEmulators, type HostEmulators } from '../lib/emulators.ts';
 import { generateRegisterScript } from '../lib/register-script.ts';
 import { canMountTmpfs, fillUp, hasCommand, isRoot, requireSystem, withTmpfs } from './helpers/system.ts';
+import { fixtureLock } from './helpers/program.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest('hex');
 const SCRIPT = { path: '/cache/scripts/register-0123456789abcdef', sha256: digest('script') };
@@ -88,6 +89,47 @@ test('ignoreFamily: the host family is registered but for the host’s own CPU, 
   assert.throws(() => plan({ targets: ['i386'] }), /runs i386 natively/);
   assert.throws(() => plan({ ignoreFamily: true, targets: ['x86_64', 'i386'] }), /runs x86_64 natively/);
   assert.deepEqual(registerFlags('F', true).slice(-2), ['--ignore-family', 'yes']);
+});
+
+test('ignoreFamily over the real preparation: an x86_64 host gets qemu-i386 installed and registered by its create command; without it, not', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-family-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const { lock, cacheDir } = await fixtureLock(['x86_64']);
+  // The stack's default targets, extracted as the program does: no emulator named by hand.
+  const [x86] = await prepareStackEmulators({ lockFile: 'qemu.lock.json', hosts: ['x86_64'], targets: ['all'], cacheDir }, lock);
+  assert.ok(!x86!.emulators.some((e) => e.cpu === 'i386'), 'the release and images still leave the host family out');
+  // A stand-in register script records how it was called, so the create command runs without a kernel.
+  const bin = path.join(root, 'bin');
+  fs.mkdirSync(bin);
+  fs.writeFileSync(path.join(bin, 'id'), '#!/bin/sh\necho 0\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(bin, 'uname'), '#!/bin/sh\necho x86_64\n', { mode: 0o755 });
+  const log = path.join(root, 'register.log');
+  const recorder = `#!/bin/sh\nprintf '%s\\n' "$*" >>${shellQuote(log)}\n`;
+  fs.writeFileSync(path.join(root, 'register'), recorder);
+  const script = { path: path.join(root, 'register'), sha256: digest(recorder) };
+
+  const run = (ignoreFamily: boolean) => {
+    const home = fs.mkdtempSync(path.join(root, 'home-'));
+    const p = planBuildHost(buildHost({ ignoreFamily, emulatorDir: path.join(home, 'polyarch') }), [x86!], script);
+    for (const f of p.files) fs.copyFileSync(f.local, path.join(home, f.remote));
+    fs.rmSync(log, { force: true });
+    const r = spawnSync('sh', ['-c', p.create], { encoding: 'utf8', env: { PATH: `${bin}:${process.env.PATH}`, HOME: home } });
+    assert.equal(r.status, 0, r.stderr);
+    const installed = fs.readdirSync(p.folder).filter((n) => n.startsWith('qemu-'));
+    return { installed, folder: p.folder, called: fs.readFileSync(log, 'utf8') };
+  };
+  const withFamily = run(true);
+  assert.ok(withFamily.installed.includes('qemu-i386-static'), withFamily.installed.join(' '));
+  const source = path.join(x86!.dir, 'qemu-i386-static');
+  assert.ok(fs.readFileSync(path.join(withFamily.folder, 'qemu-i386-static')).equals(fs.readFileSync(source)), 'the extracted bytes were installed');
+  assert.match(withFamily.called, /--targets (\S+,)?i386,i486,/);
+  assert.match(withFamily.called, /--ignore-family yes/);
+  assert.ok(!withFamily.installed.includes('qemu-x86_64-static'), 'the host’s own CPU stays native');
+
+  const without = run(false);
+  assert.ok(!without.installed.includes('qemu-i386-static'), without.installed.join(' '));
+  assert.doesNotMatch(without.called, /i386|i486|ignore-family/);
+  assert.deepEqual(without.installed, withFamily.installed.filter((n) => n !== 'qemu-i386-static'));
 });
 
 test('targets the stack does not publish, or that the host runs natively, are refused naming the host', () => {
