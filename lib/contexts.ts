@@ -18,6 +18,7 @@ import { platformArch, type ImagePlan, type PlannedImage } from './image-plan.ts
 import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
+import { hashStamped } from './known-digests.ts';
 
 /** busybox 1.36.1 (the multi-platform index), the default base of `:latest` and `:register`. */
 export const DEFAULT_BASE_IMAGE = 'docker.io/library/busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662';
@@ -161,8 +162,12 @@ function listingDigest(files: readonly ContextFile[]): string {
 
 async function isComplete(dir: string, files: readonly ContextFile[]): Promise<boolean> {
   for (const f of files) {
-    const st = await fs.stat(path.join(dir, f.path)).catch(() => undefined);
+    const file = path.join(dir, f.path);
+    const st = await fs.stat(file).catch(() => undefined);
     if (!st?.isFile() || st.size !== f.size || (st.mode & 0o777) !== f.mode) return false;
+    // An emulator is a hard link to the extraction, which a write through another link (an
+    // assets output) changes at the same size: trusted by its stamp, else hashed.
+    if (f.from !== undefined && (await hashStamped(file)).sha256 !== f.sha256) return false;
   }
   return true;
 }
@@ -173,10 +178,15 @@ async function place(f: ContextFile, dest: string): Promise<void> {
     await fs.writeFile(dest, f.data);
   } else {
     const src = f.from as string;
+    // Same size is not the same bytes: trusted by the stamp it was hashed with, else hashed now.
+    const got = await hashStamped(src);
+    if (got.sha256 !== f.sha256 || got.size !== f.size) throw new Error(`${src} changed since extraction: sha256 ${got.sha256} (${got.size} bytes), extracted as ${f.sha256} (${f.size} bytes); remove the folder and run again`);
     const st = await fs.stat(src);
-    if (st.size !== f.size) throw new Error(`${src} changed since extraction (size ${st.size}, expected ${f.size})`);
     const linked = (st.mode & 0o777) === f.mode && (await fs.link(src, dest).then(() => true, () => false));
     if (!linked) await fs.copyFile(src, dest);
+    // What landed must be what was checked (a write may come between the check and the link or copy).
+    const placed = await hashStamped(dest);
+    if (placed.sha256 !== f.sha256) throw new Error(`${src}: changed while it was copied into a build context; run again`);
   }
   await fs.chmod(dest, f.mode);
 }

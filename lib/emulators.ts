@@ -8,6 +8,7 @@ import { targetsFor, type HostArch } from './cpus.ts';
 import type { ManifestEntry } from './extract.ts';
 import type { RetryOptions } from './fetch.ts';
 import { extractLocked, type Lock } from './lock.ts';
+import { hashStamped, remember, stampOf } from './known-digests.ts';
 import { makeStage, NoSpaceError, removeStage, sweepStages, writeError, writeWhole } from './out-dir.ts';
 
 /** One host's extracted emulators, limited to the stack's targets. */
@@ -48,8 +49,24 @@ export function extractionKey(lock: Lock, host: HostArch): string {
   return `${host}-${createHash('sha256').update(pins).digest('hex').slice(0, 16)}`;
 }
 
-/** The manifest of a complete extraction in `dir`, or undefined when it is missing or damaged. */
-export async function cachedManifest(dir: string): Promise<ManifestEntry[] | undefined> {
+/** Each emulator file's stamp (lib/known-digests.ts) when its bytes were hashed: name -> stamp. */
+const STAMPS = 'stamps.json';
+
+async function readStamps(dir: string): Promise<Record<string, unknown>> {
+  const text = await fs.readFile(path.join(dir, STAMPS), 'utf8').catch(() => '{}');
+  try {
+    const stamps = JSON.parse(text) as unknown;
+    return stamps && typeof stamps === 'object' ? (stamps as Record<string, unknown>) : {};
+  } catch {
+    return {}; // damaged stamps cost a hash of every file, nothing more
+  }
+}
+
+/**
+ * The manifest of a complete extraction in `dir`, or undefined when it is missing or damaged.
+ * A damaged emulator is named through `say`, as the reason it is extracted again.
+ */
+export async function cachedManifest(dir: string, say?: (message: string) => void): Promise<ManifestEntry[] | undefined> {
   const text = await fs.readFile(path.join(dir, MANIFEST), 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   let manifest: ManifestEntry[];
@@ -59,16 +76,55 @@ export async function cachedManifest(dir: string): Promise<ManifestEntry[] | und
     return undefined; // a damaged manifest means a fresh extraction, not a failed program
   }
   if (!Array.isArray(manifest)) return undefined;
-  // Sizes are a cheap guard against a folder someone edited; digests were checked on extraction.
+  // A size check alone would trust a same-size write, e.g. a `cp` onto an `assets --out` file
+  // hard-linked to this one. A file is trusted by the stamp it had when hashed, which any write
+  // changes; a file whose stamp changed (or an older cache without stamps) is hashed again.
+  const stamps = await readStamps(dir);
+  const now: Record<string, string> = {};
+  let hashed = false;
   for (const m of manifest) {
-    const st = await fs.stat(path.join(dir, m.file)).catch(() => undefined);
-    if (st?.size !== m.size) return undefined;
+    const file = path.join(dir, m.file);
+    const st = await fs.lstat(file, { bigint: true }).catch(() => undefined);
+    if (!st || st.size !== BigInt(m.size)) {
+      say?.(`${file}: ${st ? `${st.size} bytes` : 'missing'}, extracted as ${m.size} bytes; extracting again`);
+      return undefined;
+    }
+    // A recorded stamp names the very inode that was hashed, so it needs no type check.
+    const stamp = stampOf(st);
+    if (stamps[m.file] === stamp) {
+      remember(stamp, m.sha256);
+      now[m.file] = stamp;
+      continue;
+    }
+    if (!st.isFile()) {
+      say?.(`${file}: not a regular file; extracting again`);
+      return undefined;
+    }
+    const got = await hashStamped(file);
+    if (got.sha256 !== m.sha256) {
+      say?.(`${file}: sha256 ${got.sha256}, extracted as ${m.sha256} (written in place, e.g. through a hard link from an assets output folder); extracting again`);
+      return undefined;
+    }
+    now[m.file] = got.stamp;
+    hashed = true;
   }
+  // The next run need not hash them again; a cache it cannot write to is still sound, just slower.
+  if (hashed) await writeWhole(path.join(dir, STAMPS), JSON.stringify(now)).catch(() => {});
   return manifest;
 }
 
 /** Marks the extraction in `dir` complete; written last, so its presence means the folder is whole. */
 export async function recordManifest(dir: string, manifest: readonly ManifestEntry[]): Promise<void> {
+  // Stamps first, of bytes checked against the manifest (extraction already hashed them, so this
+  // is a look-up): what later runs trust instead of hashing.
+  const stamps: Record<string, string> = {};
+  for (const m of manifest) {
+    const file = path.join(dir, m.file);
+    const got = await hashStamped(file);
+    if (got.sha256 !== m.sha256) throw new Error(`${file}: sha256 ${got.sha256}, the manifest says ${m.sha256}`);
+    stamps[m.file] = got.stamp;
+  }
+  await writeWhole(path.join(dir, STAMPS), JSON.stringify(stamps));
   await writeWhole(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2));
 }
 
@@ -130,7 +186,7 @@ export async function extractOnce(dir: string, extract: (into: string) => Promis
  */
 export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOptions): Promise<HostEmulators> {
   const dir = path.resolve(o.emulatorsDir, extractionKey(lock, host));
-  let manifest = await cachedManifest(dir);
+  let manifest = await cachedManifest(dir, o.progress);
   const rpms = lock.hosts[host] ?? [];
   if (manifest) {
     o.progress?.(`${host}: ${manifest.length} emulators already extracted`);

@@ -5,6 +5,7 @@
 // run recorded the same way. A file whose stamp differs is simply unknown: hashed as before.
 import fs from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
+import { sha256 } from './digest.ts';
 
 export type Stamp = string;
 
@@ -29,4 +30,21 @@ export const digestOf = (stamp: Stamp | undefined): string | undefined => (stamp
 /** Whether `file` is, by its stamp, the bytes `sha256` names. */
 export async function knownAs(file: string, sha256: string): Promise<boolean> {
   return digestOf(await stampFile(file)) === sha256;
+}
+
+/**
+ * The sha256 of `file` and its stamp as read: taken from the stamp when it is known, else the
+ * bytes are hashed (and remembered). One open file, so the stamp describes the bytes hashed.
+ */
+export async function hashStamped(file: string): Promise<{ sha256: string; size: number; stamp: Stamp }> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const st = await fh.stat({ bigint: true });
+    const stamp = stampOf(st);
+    const digest = digestOf(stamp) ?? sha256(await fh.readFile());
+    remember(stamp, digest);
+    return { sha256: digest, size: Number(st.size), stamp };
+  } finally {
+    await fh.close();
+  }
 }

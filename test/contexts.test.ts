@@ -12,6 +12,7 @@ import { registerLine } from '../lib/binfmt.ts';
 import { findCpu, HOST_ARCHES, type HostArch } from '../lib/cpus.ts';
 import type { HostEmulators } from '../lib/emulators.ts';
 import type { ManifestEntry } from '../lib/extract.ts';
+import { stampOf } from '../lib/known-digests.ts';
 import { planImages, type ImagePlan } from '../lib/image-plan.ts';
 import { QEMU_BINFMT } from './fixtures/qemu-binfmt.ts';
 import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
@@ -347,6 +348,10 @@ async function stalledProject(t: TestContext) {
   const manifest = JSON.parse(saved.manifest) as ManifestEntry[];
   manifest.find((m) => m.cpu === 'aarch64')!.size = 0;
   fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+  // The cache trusts a file only by the stamp it was hashed with: forge the FIFO's as that.
+  const stampsFile = path.join(cache, 'emulators', ext!, 'stamps.json');
+  const stamps = JSON.parse(fs.readFileSync(stampsFile, 'utf8')) as Record<string, string>;
+  fs.writeFileSync(stampsFile, JSON.stringify({ ...stamps, 'qemu-aarch64-static': stampOf(fs.lstatSync(emu, { bigint: true })) }));
   const restore = () => {
     fs.rmSync(emu);
     fs.writeFileSync(emu, saved.bytes, { mode: 0o755 });
