@@ -34,6 +34,22 @@ export async function prepareOutDir(dir: string): Promise<void> {
  * later run can tell a killed run's leftovers from a live run's writes.
  */
 const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+/**
+ * This process's pid namespace (the inode of /proc/self/ns/pid), named beside the host: two
+ * containers can share a hostname (--uts=host, or the same name set by hand) and a folder but
+ * not their pids, so a pid is only worth checking in our own namespace. 'none' where there are
+ * no pid namespaces (not Linux); 'unknown' where Linux does not show ours (no /proc), which
+ * matches nothing.
+ */
+const PID_NS = (() => {
+  try {
+    return /^pid:\[(\d+)\]$/.exec(fsSync.readlinkSync('/proc/self/ns/pid'))?.[1] ?? 'unknown';
+  } catch {
+    return process.platform === 'linux' ? 'unknown' : 'none';
+  }
+})();
+/** A staging folder's owner, after its prefix: `<host>-<pid>-ns<pid namespace>-` (earlier versions: no namespace). */
+const OWNER_NAME = /^([0-9a-f]{8})-(\d+)-(?:ns(\w+)-)?/;
 /** The owner as staging folders of earlier versions recorded it, in a file inside. */
 const OWNER = '.owner';
 /** A staging folder this old is stale whoever made it (see isStale). */
@@ -110,11 +126,12 @@ export function outputError(e: unknown, folder: string, file: string, target = p
 }
 
 /**
- * Creates `<dir>/<prefix><host>-<pid>-<random>`. The owner is in the name, not in a file
- * inside: a run killed right after the mkdir leaves a folder the next run can still judge.
+ * Creates `<dir>/<prefix><host>-<pid>-ns<pid namespace>-<random>`. The owner is in the name,
+ * not in a file inside: a run killed right after the mkdir leaves a folder the next run can
+ * still judge.
  */
 export async function makeStage(dir: string, prefix: string): Promise<string> {
-  const stage = path.join(dir, `${prefix}${HOST_TAG}-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const stage = path.join(dir, `${prefix}${HOST_TAG}-${process.pid}-ns${PID_NS}-${randomBytes(6).toString('hex')}`);
   unfinished.add(stage);
   try {
     await fs.mkdir(stage);
@@ -131,8 +148,11 @@ export async function removeStage(stage: string): Promise<void> {
   unfinished.delete(stage);
 }
 
-/** Temp files beside cache entries: `.<name>.polyarch-tmp-<host>-<pid>-<random>`. */
-const TEMP_RE = /\.polyarch-tmp-([0-9a-f]{8})-(\d+)-[0-9a-f]+$/;
+/**
+ * Temp files beside cache entries: `.<name>.polyarch-tmp-<host>-<pid>-ns<pid namespace>-<random>`
+ * (earlier versions: no namespace).
+ */
+const TEMP_RE = /\.polyarch-tmp-([0-9a-f]{8})-(\d+)-(?:ns(\w+)-)?[0-9a-f]+$/;
 
 /**
  * Writes `data` to `file` whole or not at all: a temp file beside it, then rename. Renames
@@ -141,7 +161,7 @@ const TEMP_RE = /\.polyarch-tmp-([0-9a-f]{8})-(\d+)-[0-9a-f]+$/;
  */
 export async function writeWhole(file: string, data: Buffer | string, o: { mode?: number; folder?: string } = {}): Promise<void> {
   const mode = o.mode ?? 0o644;
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.polyarch-tmp-${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.polyarch-tmp-${HOST_TAG}-${process.pid}-ns${PID_NS}-${randomBytes(4).toString('hex')}`);
   unfinished.add(tmp);
   try {
     await fs.writeFile(tmp, data, { mode });
@@ -157,8 +177,8 @@ export async function writeWhole(file: string, data: Buffer | string, o: { mode?
 }
 
 /**
- * Removes the temp files of killed runs from `dir`: those of a gone process on this host, and
- * any older than a day. Best effort; returns their paths.
+ * Removes the temp files of killed runs from `dir`: those of a gone process on this host and
+ * in this pid namespace, and any older than a day. Best effort; returns their paths.
  */
 export async function sweepTemps(dir: string, now = Date.now()): Promise<string[]> {
   const names = await fs.readdir(dir).catch(() => [] as string[]);
@@ -167,10 +187,9 @@ export async function sweepTemps(dir: string, now = Date.now()): Promise<string[
     const m = TEMP_RE.exec(name);
     if (!m) continue;
     const file = path.join(dir, name);
-    const pid = Number(m[2]);
     const st = await fs.lstat(file).catch(() => undefined);
     if (!st?.isFile()) continue;
-    const stale = now - st.mtimeMs > STALE_STAGE_MS || deadRun(m[1]!, pid);
+    const stale = now - st.mtimeMs > STALE_STAGE_MS || deadRun(m[1]!, Number(m[2]), m[3]);
     if (stale && (await fs.rm(file, { force: true }).then(() => true, () => false))) removed.push(file);
   }
   return removed;
@@ -188,25 +207,32 @@ function alive(pid: number): boolean {
 
 /**
  * A staging folder is stale when its name (or, for earlier versions' folders, the owner file
- * inside) names this host and a pid that is gone
- * (the run was killed: remove it at once), or when it is older than a day. The pid check
- * cannot see runs on other hosts or in other pid namespaces sharing the folder (a container
- * with the output folder mounted), so for those only age counts: a live run fills and empties
- * its stage within minutes. Age also covers a dead run's pid reused by another process.
+ * inside) names this host, this pid namespace and a pid that is gone (the run was killed:
+ * remove it at once), or when it is older than a day. The pid check cannot see runs on other
+ * hosts or in other pid namespaces sharing the folder (a container with the output folder
+ * mounted, even one with our hostname), so for those only age counts: a live run fills and
+ * empties its stage within minutes. Age also covers a dead run's pid reused by another process.
  */
 async function isStale(stage: string, prefix: string, now: number): Promise<boolean> {
   const st = await fs.lstat(stage).catch(() => undefined);
   if (!st?.isDirectory()) return false;
   if (now - st.mtimeMs > STALE_STAGE_MS) return true;
-  const named = /^([0-9a-f]{8})-(\d+)-/.exec(path.basename(stage).slice(prefix.length));
-  if (named) return deadRun(named[1]!, Number(named[2]));
+  const named = OWNER_NAME.exec(path.basename(stage).slice(prefix.length));
+  if (named) return deadRun(named[1]!, Number(named[2]), named[3]);
   const owner = await fs.readFile(path.join(stage, OWNER), 'utf8').then((t) => JSON.parse(t) as Partial<Owner>, () => undefined);
   if (owner?.host !== os.hostname() || !Number.isSafeInteger(owner.pid)) return false;
-  return deadRun(HOST_TAG, owner.pid as number);
+  return deadRun(HOST_TAG, owner.pid as number, undefined);
 }
 
-/** Whether a run on host `hostTag` with `pid` is known to be gone: only this host's can be checked. */
-const deadRun = (hostTag: string, pid: number) => hostTag === HOST_TAG && pid > 0 && pid !== process.pid && !alive(pid);
+/**
+ * Whether a run on host `hostTag` in pid namespace `ns` with `pid` is known to be gone: only a
+ * pid on this host and in this namespace can be checked. Names of earlier versions carry no
+ * namespace (undefined) and are judged by host alone, as those versions did.
+ */
+function deadRun(hostTag: string, pid: number, ns: string | undefined): boolean {
+  const ours = hostTag === HOST_TAG && (ns === undefined || (ns === PID_NS && PID_NS !== 'unknown'));
+  return ours && pid > 0 && pid !== process.pid && !alive(pid);
+}
 
 /** Removes the stale `<prefix>*` staging folders that killed runs left in `dir`; returns their paths. */
 export async function sweepStages(dir: string, prefix: string, now = Date.now()): Promise<string[]> {
