@@ -68,8 +68,11 @@ const unfinished = new Set<string>();
 
 /**
  * Removes every staging folder and temp file this process has not finished with; returns how
- * many. Synchronous, for a signal handler: no other JavaScript runs in between, and a write
- * the thread pool finishes meanwhile is caught by the retries.
+ * many. Synchronous, for a signal handler: no other JavaScript runs in between. Paths are
+ * registered before they are created, so whatever exists is removed, and a file the thread
+ * pool adds inside a stage meanwhile is caught by the retries (ENOTEMPTY). A creation of the
+ * stage or temp itself that the pool finishes after this removal is not: the next run's sweep
+ * removes it (at once from this host and pid namespace, else once a day old).
  */
 export function removeUnfinishedSync(): number {
   let removed = 0;
