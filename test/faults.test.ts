@@ -89,7 +89,10 @@ function cacheProblems(cache: string): string[] {
       continue;
     }
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { file: string; sha256: string; conf?: string }[];
-    const expected = new Set(['manifest.json', '.owner', 'binfmt.d', ...manifest.flatMap((e) => [e.file, ...(e.conf ? [e.conf] : [])])]);
+    const expected = new Set(['manifest.json', 'stamps.json', '.owner', 'binfmt.d', ...manifest.flatMap((e) => [e.file, ...(e.conf ? [e.conf] : [])])]);
+    // The stamps the extraction hashed its files with: only files of the manifest.
+    const stamped = Object.keys(JSON.parse(fs.readFileSync(path.join(dir, 'stamps.json'), 'utf8')) as object);
+    for (const f of stamped) if (!manifest.some((e) => e.file === f || e.conf === f)) problems.push(`stamp of no file: ${dir}/${f}`);
     for (const e of manifest) if (sha256(fs.readFileSync(path.join(dir, e.file))) !== e.sha256) problems.push(`digest differs: ${dir}/${e.file}`);
     for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) if (!expected.has(f)) problems.push(`unexpected ${dir}/${f}`);
   }
