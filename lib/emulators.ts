@@ -9,7 +9,7 @@ import type { ManifestEntry } from './extract.ts';
 import type { RetryOptions } from './fetch.ts';
 import { extractLocked, type Lock } from './lock.ts';
 import { hashStamped, remember, stampOf } from './known-digests.ts';
-import { makeStage, NoSpaceError, removeStage, sweepStages, writeError, writeWhole } from './out-dir.ts';
+import { makeStage, NoSpaceError, outputError, removeStage, sweepStages, writeError, writeWhole } from './out-dir.ts';
 
 /** One host's extracted emulators, limited to the stack's targets. */
 export interface HostEmulators {
@@ -163,7 +163,8 @@ export async function extractOnce(dir: string, extract: (into: string) => Promis
         return manifest;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+        // Anything else (a read-only cache, a file in the way) names the cache folder, not the stage.
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw outputError(e, parent, path.basename(dir), dir);
       }
       // Another run got there first: its folder is as good as ours.
       const theirs = await cachedManifest(dir);

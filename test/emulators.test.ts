@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { before, test } from 'node:test';
 import { buildAssets, writeAssets } from '../lib/assets.ts';
 import { DEFAULT_BASE_IMAGE, imageLabels, writeContexts } from '../lib/contexts.ts';
-import { extractionKey, prepareEmulators, prepareStackEmulators } from '../lib/emulators.ts';
+import { extractionKey, extractOnce, prepareEmulators, prepareStackEmulators } from '../lib/emulators.ts';
 import { planImages } from '../lib/image-plan.ts';
 import type { Lock } from '../lib/lock.ts';
 import { fixtureLock } from './helpers/program.ts';
@@ -107,4 +107,23 @@ test('an assets output written in place through its hard link (same size) reache
   assert.ok(fs.readFileSync(path.join(contexts['x86_64-aarch64']!.dir, 'qemu-aarch64-static')).equals(original));
   assert.ok(fs.readFileSync(path.join(contexts.emulators!.dir, 'emulators/amd64/qemu-aarch64-static')).equals(original));
   assert.ok(fs.readFileSync(linked).equals(tampered), 'the user’s own file is left as they wrote it');
+});
+
+test('an extraction that cannot be moved into the cache (a file in the way) names the cache folder, never its stage', async (t) => {
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-emu-'));
+  t.after(() => fs.rmSync(parent, { recursive: true, force: true }));
+  const dir = path.join(parent, 'x86_64-0123456789abcdef');
+  fs.writeFileSync(dir, 'not a folder\n');
+  await assert.rejects(
+    extractOnce(dir, async (into) => {
+      fs.writeFileSync(path.join(into, 'qemu-aarch64-static'), 'emulator');
+      return [];
+    }),
+    (e: Error) => {
+      assert.match(e.message, new RegExp(`^${dir.replace(/[.]/g, '\\.')}: cannot write \\(ENOTDIR`));
+      assert.doesNotMatch(e.message, /\.polyarch-/);
+      return true;
+    },
+  );
+  assert.deepEqual(fs.readdirSync(parent), [path.basename(dir)], 'no stage left behind');
 });
