@@ -315,7 +315,11 @@ test('polyarch assets and extract into a read-only folder: one line naming the f
   fs.mkdirSync(ro, { mode: 0o555 });
   fs.chmodSync(ro, 0o555);
   const cache = path.join(work, 'cache');
-  for (const args of [['assets', '--out', ro, '--host', 'x86_64', '--cache', cache, x86Rpms[0]!], ['extract', '--out', ro, '--cache', cache, x86Rpms[0]!]]) {
+  // A copy nobody may read: the fixture cache's folders need not be open to everyone.
+  const rpm = path.join(work, path.basename(x86Rpms[0]!));
+  fs.copyFileSync(x86Rpms[0]!, rpm);
+  fs.chmodSync(rpm, 0o644);
+  for (const args of [['assets', '--out', ro, '--host', 'x86_64', '--cache', cache, rpm], ['extract', '--out', ro, '--cache', cache, rpm]]) {
     const cli = [path.join(ROOT, 'bin/polyarch.js'), ...args];
     const r = spawnSync(root ? 'setpriv' : process.execPath, root ? ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...cli] : cli, { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: work } });
     assert.equal(r.status, 1, r.stderr);
