@@ -4,7 +4,6 @@
 // release folder. Then a warm run (full cache, new output folder). Run by hand:
 //   node --import tsx bench/assets-phases.ts [hosts, default x86_64,aarch64,ppc64le,s390x]
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { buildAssets, writeAssets } from '../lib/assets.ts';
 import type { HostArch } from '../lib/cpus.ts';
@@ -17,10 +16,11 @@ import { decompressPayload, readRpm } from '../lib/rpm.ts';
 import { readCpio } from '../lib/cpio.ts';
 import { kojiTree, startKoji } from '../test/fixtures/koji.ts';
 import { buildFixtureRpms, SPLIT_BUILD } from '../test/fixtures/rpms.ts';
+import { scratch } from './tmp.ts';
 
 const hosts = (process.argv[2] ?? 'x86_64,aarch64,ppc64le,s390x').split(',') as HostArch[];
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-phases-'));
-let root: string | undefined;
+const tmp = () => scratch('polyarch-phases-');
+let root = scratch('polyarch-bench-koji-');
 for (const h of hosts) root = kojiTree(buildFixtureRpms({ host: h as 'x86_64', layout: 'split', compression: 'zstd' }), SPLIT_BUILD, h, root);
 const koji = await startKoji(root!);
 const lock = await createLock({ ...SPLIT_BUILD, hosts, koji: koji.url, cacheDir: tmp() });

@@ -23,10 +23,11 @@ import { deflateWorkers } from '../lib/deflate-pool.ts';
 import { createLock, writeLock } from '../lib/lock.ts';
 import { kojiTree, startKoji } from '../test/fixtures/koji.ts';
 import { buildFixtureRpms, SPLIT_BUILD } from '../test/fixtures/rpms.ts';
+import { scratch } from './tmp.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const HOSTS = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const satisfies readonly HostArch[];
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-bench-'));
+const tmp = () => scratch();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 // Asynchronous throughout: the koji server answers on this process's event loop.
 const sh = promisify(exec);
@@ -38,7 +39,7 @@ const time = async (f: () => Promise<unknown>) => {
 };
 const wanted = (h: HostArch) => new Set(targetsFor(h, 'all').map((c) => c.emulator));
 
-let root: string | undefined;
+let root = scratch('polyarch-bench-koji-');
 for (const h of HOSTS) root = kojiTree(buildFixtureRpms({ host: h, layout: 'split', compression: 'zstd' }), SPLIT_BUILD, h, root);
 const koji = await startKoji(root!);
 const lock = await createLock({ ...SPLIT_BUILD, hosts: [...HOSTS], koji: koji.url, cacheDir: tmp() });

@@ -3,19 +3,19 @@
 // Prints medians and the ratio (>1 means we are faster).
 import { execSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createLock, extractLocked } from '../lib/lock.ts';
 import { kojiTree, startKoji } from '../test/fixtures/koji.ts';
 import { buildFixtureRpms, SPLIT_BUILD } from '../test/fixtures/rpms.ts';
+import { scratch } from './tmp.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const hosts = ['x86_64', 'aarch64'] as const;
 const rpms = Object.fromEntries(hosts.map((h) => [h, buildFixtureRpms({ host: h, layout: 'split', compression: 'zstd' })]));
-const root = kojiTree(rpms.x86_64!, SPLIT_BUILD, 'x86_64');
+const root = kojiTree(rpms.x86_64!, SPLIT_BUILD, 'x86_64', scratch('polyarch-bench-koji-'));
 kojiTree(rpms.aarch64!, SPLIT_BUILD, 'aarch64', root);
 const koji = await startKoji(root);
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-bench-'));
+const tmp = () => scratch();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const bytes = Object.values(rpms).flat().reduce((n, f) => n + fs.statSync(f).size, 0);
 
