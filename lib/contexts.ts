@@ -7,7 +7,6 @@
 // into place whole, so a folder that exists is complete; runs sharing the folder never remove
 // each other's (the first to finish wins). Nothing here depends on the machine: paths are kept
 // as given (relative stays relative), modes are set explicitly, and no timestamps are used.
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { reconcileConf } from './binfmt.ts';
@@ -15,7 +14,7 @@ import { CPUS, hostFamily, type Cpu, type HostArch } from './cpus.ts';
 import type { HostEmulators } from './emulators.ts';
 import type { ManifestEntry } from './extract.ts';
 import { platformArch, type ImagePlan, type PlannedImage } from './image-plan.ts';
-import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
+import { makeStage, prepareOutDir, publishStage, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
 import { hashStamped } from './known-digests.ts';
@@ -212,23 +211,8 @@ async function writeContext(name: string, files: readonly ContextFile[], outDir:
         throw writeError(e, outDir, path.join(path.basename(dir), f.path));
       }
     }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await fs.rename(stage, dir);
-        return result;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw outputError(e, outDir, path.basename(dir));
-      }
-      // Another writer of the same content got there first: theirs is as good as ours.
-      if (await isComplete(dir, files)) return result;
-      if (attempt > 0) throw new Error(`${dir}: cannot replace a damaged build context; remove the folder and run again`);
-      // A damaged folder is moved aside in one step (no reader sees it half-removed), then
-      // removed; the aside name starts with the stage's, so a sweep finds it after a kill.
-      const aside = `${stage}-old-${randomBytes(3).toString('hex')}`;
-      await fs.rename(dir, aside).catch(() => {});
-      await fs.rm(aside, { recursive: true, force: true });
-    }
+    // Another writer of the same content may get there first: theirs is as good as ours.
+    return await publishStage(stage, dir, result, async () => ((await isComplete(dir, files)) ? result : undefined), 'build context');
   } finally {
     await removeStage(stage);
   }

@@ -1,7 +1,7 @@
 // The emulators a stack publishes for one host arch, extracted once and reused. Every
 // component (release assets, images, build hosts) reads them from here, so the program
 // computes concrete digests at evaluation time and previews show real diffs.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { targetsFor, type HostArch } from './cpus.ts';
@@ -9,7 +9,7 @@ import type { ManifestEntry } from './extract.ts';
 import type { RetryOptions } from './fetch.ts';
 import { extractLocked, type Lock } from './lock.ts';
 import { hashStamped, remember, stampOf } from './known-digests.ts';
-import { makeStage, NoSpaceError, outputError, removeStage, sweepStages, writeError, writeWhole } from './out-dir.ts';
+import { makeStage, NoSpaceError, publishStage, removeStage, sweepStages, writeError, writeWhole } from './out-dir.ts';
 
 /** One host's extracted emulators, limited to the stack's targets. */
 export interface HostEmulators {
@@ -157,25 +157,9 @@ export async function extractOnce(dir: string, extract: (into: string) => Promis
       const inStage = e instanceof NoSpaceError && (e.folder === stage || e.folder.startsWith(`${stage}${path.sep}`));
       throw inStage ? new NoSpaceError(parent, path.join(path.basename(dir), path.relative(stage, e.folder), e.file)) : e;
     }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await fs.rename(stage, dir);
-        return manifest;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        // Anything else (a read-only cache, a file in the way) names the cache folder, not the stage.
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw outputError(e, parent, path.basename(dir), dir);
-      }
-      // Another run got there first: its folder is as good as ours.
-      const theirs = await cachedManifest(dir);
-      if (theirs) return theirs;
-      if (attempt > 0) throw new Error(`${dir}: cannot replace a damaged extraction; remove the folder and run again`);
-      // A damaged folder (a run of an older version killed mid-way, or edited by hand): moved
-      // aside in one step, so no reader sees it half-removed, then removed.
-      const aside = `${stage}-old-${randomBytes(3).toString('hex')}`;
-      await fs.rename(dir, aside).catch(() => {});
-      await fs.rm(aside, { recursive: true, force: true });
-    }
+    // Another run may get there first: its folder is as good as ours (a damaged one, from a
+    // run of an older version killed mid-way or edited by hand, is replaced).
+    return await publishStage(stage, dir, manifest, () => cachedManifest(dir), 'extraction');
   } finally {
     await removeStage(stage);
   }

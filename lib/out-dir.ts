@@ -145,6 +145,31 @@ export async function makeStage(dir: string, prefix: string): Promise<string> {
   return stage;
 }
 
+/**
+ * Renames a finished staging folder to `dir`, whole, and returns `ours`. When another run made
+ * `dir` first, `theirs()` reads its result: as good as ours. A folder there that `theirs()`
+ * finds damaged is moved aside in one step (no reader sees it half-removed; the aside name
+ * starts with the stage's, so a sweep finds it after a kill), removed, and replaced once.
+ */
+export async function publishStage<T>(stage: string, dir: string, ours: T, theirs: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fs.rename(stage, dir);
+      return ours;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // Anything else (a read-only folder, a file in the way) names `dir`, not the stage.
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw outputError(e, path.dirname(dir), path.basename(dir));
+    }
+    const found = await theirs();
+    if (found !== undefined) return found;
+    if (attempt > 0) throw new Error(`${dir}: cannot replace a damaged ${what}; remove the folder and run again`);
+    const aside = `${stage}-old-${randomBytes(3).toString('hex')}`;
+    await fs.rename(dir, aside).catch(() => {});
+    await fs.rm(aside, { recursive: true, force: true });
+  }
+}
+
 /** Removes a staging folder (when it is still there) and forgets it. */
 export async function removeStage(stage: string): Promise<void> {
   await fs.rm(stage, { recursive: true, force: true });
