@@ -27,6 +27,21 @@ let base = '';
 const hits = new Map<string, number>();
 let rpm: Buffer;
 
+/** Sends `data` in parts of `part` bytes, one every 40 ms, then ends. */
+function trickle(res: http.ServerResponse, data: Buffer, part: number): void {
+  res.writeHead(200, { 'content-length': data.length });
+  let at = 0;
+  const tick = setInterval(() => {
+    res.write(data.subarray(at, at + part));
+    at += part;
+    if (at >= data.length) {
+      clearInterval(tick);
+      res.end();
+    }
+  }, 40);
+  res.on('close', () => clearInterval(tick));
+}
+
 before(async () => {
   const file = buildFixtureRpms({ host: 'x86_64', layout: 'split', compression: 'zstd' }).find((f) => path.basename(f).startsWith('qemu-user-static-s390x-'))!;
   rpm = fs.readFileSync(file);
@@ -41,33 +56,12 @@ before(async () => {
     }
     if (route === '/trickle') {
       // 16 bytes every 40 ms: about 1.6 s in all, never quiet for long.
-      res.writeHead(200, { 'content-length': TRICKLE.length });
-      let at = 0;
-      const tick = setInterval(() => {
-        res.write(TRICKLE.subarray(at, at + 16));
-        at += 16;
-        if (at >= TRICKLE.length) {
-          clearInterval(tick);
-          res.end();
-        }
-      }, 40);
-      res.on('close', () => clearInterval(tick));
+      trickle(res, TRICKLE, 16);
       return;
     }
     if (route === '/slow.rpm') {
       // A real RPM in 40 parts over about 1.6 s.
-      res.writeHead(200, { 'content-length': rpm.length });
-      const part = Math.ceil(rpm.length / 40);
-      let at = 0;
-      const tick = setInterval(() => {
-        res.write(rpm.subarray(at, at + part));
-        at += part;
-        if (at >= rpm.length) {
-          clearInterval(tick);
-          res.end();
-        }
-      }, 40);
-      res.on('close', () => clearInterval(tick));
+      trickle(res, rpm, Math.ceil(rpm.length / 40));
       return;
     }
     if (route === '/stall.rpm') {
