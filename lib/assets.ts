@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import type { HostArch } from './cpus.ts';
-import { deflateWorkers } from './deflate-pool.ts';
+import { deflateBackend, deflateWorkers, LIBDEFLATE_RELEASE } from './deflate-pool.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
 import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
@@ -203,7 +203,8 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
   if (st?.size !== Buffer.byteLength(sums)) await writeWhole(sumsFile, sums);
   assets.push({ name: SUMS_FILE, kind: 'checksums', contentType: CONTENT_TYPE.checksums, file: sumsFile, size: Buffer.byteLength(sums), sha256: sumsDigest });
   const secs = ((performance.now() - start) / 1000).toFixed(1);
-  o.progress?.(`release assets: ${assets.length} files; ${compressed} tarballs compressed (${(compressedBytes / 1e6).toFixed(1)} MB of emulators) and ${reused} reused from the cache in ${secs} s`);
+  const by = compressed === 0 ? '' : deflateBackend().kind === 'native' ? ` by native libdeflate ${LIBDEFLATE_RELEASE}` : ` by WebAssembly libdeflate ${LIBDEFLATE_RELEASE} (${deflateBackend().reason})`;
+  o.progress?.(`release assets: ${assets.length} files; ${compressed} tarballs compressed${by} (${(compressedBytes / 1e6).toFixed(1)} MB of emulators) and ${reused} reused from the cache in ${secs} s`);
   return { assets: assets.sort(byName), compressed, reused };
 }
 

@@ -1,8 +1,9 @@
 // Reproducible one-entry tarballs (`qemu-<cpu>-static.tar.gz`): the same emulator bytes give
 // the same tarball bytes on every run and machine. Every field that could vary is fixed:
 // ustar entry with mode 0755, uid/gid 0 (root/root), mtime 0; gzip header without name or
-// timestamp and with OS = 3 (Unix); DEFLATE from libdeflate built to WebAssembly, its version
-// pinned by package-lock.json.
+// timestamp and with OS = 3 (Unix); DEFLATE from libdeflate, the release the WebAssembly
+// package pinned by package-lock.json is built from (natively or that package: the same bytes,
+// see lib/deflate-pool.ts).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -17,7 +18,8 @@ export const TARBALL_MTIME = new Date(0);
  * `gzip -6` and its output is slightly smaller.
  */
 export const GZIP_LEVEL = 6;
-// The package exports no package.json, so it is read beside its entry point.
+// The package exports no package.json, so it is read beside its entry point. The recipe names the
+// WebAssembly package: it is the reference a native build is held to, not the compressor used.
 const deflatePackage = path.join(path.dirname(createRequire(import.meta.url).resolve('libdeflate')), 'package.json');
 const DEFLATE = `libdeflate-wasm-${(JSON.parse(readFileSync(deflatePackage, 'utf8')) as { version: string }).version}`;
 

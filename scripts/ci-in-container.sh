@@ -101,6 +101,13 @@ for tool in node npm; do command -v "$tool" >/dev/null || die "no $tool on PATH:
 node_bin="$(readlink -f "$(command -v node)")"
 npm_dir="$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")"
 [ -f "$npm_dir/bin/npm-cli.js" ] || die "npm is not laid out as expected: no $npm_dir/bin/npm-cli.js"
+# Node's headers beside it, and a Rust toolchain whose cargo fetches libdeflate's source: npm ci
+# builds the native compressor with them (scripts/native.mjs), as on the workflow's runners.
+node_headers="$(dirname "$(dirname "$node_bin")")/include/node"
+[ -f "$node_headers/node_api.h" ] || die "no Node headers in $node_headers: the native compressor is built against them"
+command -v cargo >/dev/null || export PATH="$PATH:$HOME/.cargo/bin"
+rust_root="$( (command -v rustc >/dev/null && rustc --print sysroot) || true)"
+[ -x "$rust_root/bin/cargo" ] || die "no Rust toolchain with cargo here (rustup's or Debian's): npm ci fetches libdeflate's source with it"
 engine_cache="${POLYARCH_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polyarch/engine}"
 npm_cache="$(npm config get cache)"
 mkdir -p "$engine_cache" "$npm_cache"
@@ -115,7 +122,7 @@ chmod 1777 "$dir/tmp"
 inside='
 ln -s ../lib/node_modules/npm/bin/npm-cli.js /opt/node/bin/npm
 ln -s ../lib/node_modules/npm/bin/npx-cli.js /opt/node/bin/npx
-export PATH="/opt/node/bin:/usr/local/go/bin:$PATH"
+export PATH="/opt/node/bin:/usr/local/go/bin:/opt/rust/bin:$PATH"
 # Where GitHub checks out in container jobs: outside /root (0700), since tests run parts as nobody.
 git clone --quiet --no-local --branch "$POLYARCH_CI_BRANCH" /src /__w/qemu-user-static/qemu-user-static
 cd /__w/qemu-user-static/qemu-user-static
@@ -134,6 +141,8 @@ podman run --rm --privileged --network host --hostname polyarch-ci \
   -v "$go_root:/usr/local/go:ro" \
   -v "$node_bin:/opt/node/bin/node:ro" \
   -v "$npm_dir:/opt/node/lib/node_modules/npm:ro" \
+  -v "$node_headers:/opt/node/include/node:ro" \
+  -v "$rust_root:/opt/rust:ro" \
   -v "$engine_cache:/root/.cache/polyarch/engine" \
   -v "$npm_cache:/root/.npm" \
   -v "$dir/tmp:/tmp" \

@@ -177,7 +177,7 @@ describe('the tests run where they were made to run: as root in a privileged Deb
       assert.deepEqual(job.permissions, { contents: 'read' });
     });
 
-    test(`${file}: Node 20 and the Go that engine/go.mod asks for; the engine cached by its pins`, () => {
+    test(`${file}: Node 20, the Go that engine/go.mod asks for and cargo; the engine cached by its pins`, () => {
       const node = job.steps.find((s) => s.uses?.startsWith('actions/setup-node@'));
       assert.equal(node?.with?.['node-version'], 20);
       const go = job.steps.find((s) => s.uses?.startsWith('actions/setup-go@'));
@@ -192,6 +192,9 @@ describe('the tests run where they were made to run: as root in a privileged Deb
       // actions/cache keys an entry by its compressor: zstd must be there at restore as at save.
       const zstdAt = idx((s) => /apt-get install .*\bzstd\b/.test(s.run ?? ''));
       assert.ok(zstdAt >= 0 && zstdAt < idx((s) => s.uses?.startsWith('actions/setup-node@') ?? false) && zstdAt < idx((s) => s === cache), 'zstd is installed before the first cache restore');
+      // .ci/run requires the native compressor, whose libdeflate source cargo fetches.
+      const rustAt = idx((s) => s.uses?.startsWith('actions-rust-lang/setup-rust-toolchain@') ?? false);
+      assert.ok(rustAt >= 0 && rustAt < idx((s) => s.run === 'bash .ci/run'), `${file}: cargo is set up before .ci/run`);
     });
   }
 

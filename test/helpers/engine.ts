@@ -16,8 +16,10 @@ const PULUMI_HOME = path.join(ROOT, '.cache/pulumi-home');
  * What a stack's program needs: the rest of the checkout (tests, caches, state) stays out. The
  * loader and the build stamp's checker (scripts/), and the build (dist/) when npm made one: the
  * copy's sources are the checkout's, so the build stays fresh there and the program runs compiled.
+ * The native compressor (native/build/) too when it was built, so the program compresses as a
+ * user's checkout does.
  */
-const PROJECT_FILES = ['index.ts', 'components', 'lib', 'bin', 'Pulumi.yaml', 'package.json', 'tsconfig.json', 'scripts/compiled.mjs', 'scripts/build.mjs', 'scripts/program-loader.mjs', 'scripts/program-hooks.mjs', 'dist'];
+const PROJECT_FILES = ['index.ts', 'components', 'lib', 'bin', 'Pulumi.yaml', 'package.json', 'tsconfig.json', 'scripts/compiled.mjs', 'scripts/build.mjs', 'scripts/program-loader.mjs', 'scripts/program-hooks.mjs', 'dist', 'native/build'];
 export const PASSPHRASE = 'engine-test-passphrase';
 
 let bin: string | undefined;
@@ -102,7 +104,7 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
   const state = path.join(top, 'state');
   fs.mkdirSync(dir);
   fs.mkdirSync(state);
-  for (const f of PROJECT_FILES.filter((f) => f !== 'dist' || fs.existsSync(path.join(ROOT, f)))) fs.cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
+  for (const f of PROJECT_FILES.filter((f) => !['dist', 'native/build'].includes(f) || fs.existsSync(path.join(ROOT, f)))) fs.cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   const base = o.from ? (YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${o.from}.yaml`), 'utf8')) as { config?: Record<string, unknown> }).config : {};
   fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), YAML.stringify({ config: { ...base, ...o.config } }));
