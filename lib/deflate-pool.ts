@@ -6,49 +6,22 @@
 // package's WebAssembly build. Both are libdeflate LIBDEFLATE_RELEASE, whose output depends on
 // nothing but the input and the level, so both give the same bytes (test/deflate-native.test.ts
 // holds them to it); native is about twice as fast.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { chooseNative, nativeCandidates, type Choice } from './native.ts';
 
 /** The libdeflate release the npm `libdeflate` package's WebAssembly is built from; a native build must be the same release. */
 export const LIBDEFLATE_RELEASE = '1.26';
 
-export interface DeflateBackend {
-  kind: 'native' | 'wasm';
-  /** The Node-API module, when native. */
-  addon?: string;
-  /** Why WebAssembly, when it is. */
-  reason?: string;
-}
-
-// lib/ in the sources, dist/lib/ in the build: the project's native/ is one or two folders up.
-const ADDON_CANDIDATES = ['../native/build/libdeflate.node', '../../native/build/libdeflate.node'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
+export type DeflateBackend = Choice<'native' | 'wasm'>;
 
 /**
- * Which compressor the workers run. POLYARCH_DEFLATE=wasm or =native chooses; unset, the native
- * module is taken when it is there, loads and is the pinned release. Forced native that cannot
- * be had is an error: benchmarks and tests must not measure the other one unknowingly.
+ * Which compressor the workers run: POLYARCH_DEFLATE=native or =wasm, or unset for the native
+ * module when it is built, loads and is the pinned release (lib/native.ts).
  */
-export function chooseDeflate(env: NodeJS.ProcessEnv = process.env, candidates = ADDON_CANDIDATES): DeflateBackend {
-  const wanted = env.POLYARCH_DEFLATE ?? 'auto';
-  if (!['auto', 'native', 'wasm'].includes(wanted)) throw new Error(`POLYARCH_DEFLATE=${wanted}: use native, wasm or leave it unset`);
-  if (wanted === 'wasm') return { kind: 'wasm', reason: 'POLYARCH_DEFLATE=wasm' };
-  const addon = candidates.find((f) => existsSync(f));
-  let reason: string;
-  if (!addon) reason = 'native/build/libdeflate.node is not built (npm ci builds it where cargo and gcc are installed)';
-  else {
-    try {
-      const { version } = createRequire(import.meta.url)(addon) as { version?: unknown };
-      if (version === LIBDEFLATE_RELEASE) return { kind: 'native', addon };
-      reason = `${addon} is libdeflate ${String(version)}, not ${LIBDEFLATE_RELEASE}`;
-    } catch (e) {
-      reason = `${addon} does not load: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
-    }
-  }
-  if (wanted === 'native') throw new Error(`POLYARCH_DEFLATE=native, but ${reason}`);
-  return { kind: 'wasm', reason };
+export function chooseDeflate(env: NodeJS.ProcessEnv = process.env, candidates = nativeCandidates('libdeflate')): DeflateBackend {
+  const check = (m: Record<string, unknown>) => (m.version === LIBDEFLATE_RELEASE ? undefined : `is libdeflate ${String(m.version)}, not ${LIBDEFLATE_RELEASE}`);
+  return chooseNative({ name: 'libdeflate', variable: 'POLYARCH_DEFLATE', fallbacks: ['wasm'], check }, env, candidates);
 }
 
 let backend: DeflateBackend | undefined;

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { decodeZstdInWorker } from './zstd-pool.ts';
+import { decodeZstdInWorker, zstdBackend } from './zstd-pool.ts';
 
 /** One line, naming the package, for anything wrong with an RPM. */
 export class RpmError extends Error {
@@ -292,13 +292,13 @@ async function xzDecompress(input: Buffer, max: number, fail: () => Error): Prom
 let zstdTool = true;
 
 /**
- * zstd payloads go through the zstd tool when it is installed (native: about four times less
- * CPU than the wasm decoder, which is time taken from compressing tarballs on the other
- * cores), else through the wasm decoder on worker threads. The bytes are the same either way
- * and are checked against the package's digests afterwards.
+ * zstd payloads decode natively on a worker thread when native/build/zstd.node is built, else
+ * through the zstd tool when it is installed, else through the wasm decoder on worker threads
+ * (lib/zstd-pool.ts). The bytes are the same every way and are checked against the package's
+ * digests afterwards.
  */
 async function zstdDecompress(input: Buffer, size: number | undefined, max: number, fail: () => Error): Promise<Buffer> {
-  if (zstdTool) {
+  if (zstdBackend().kind === 'tool' && zstdTool) {
     try {
       return await toolDecompress('zstd', ['--decompress', '--stdout', '--quiet'], input, max, fail);
     } catch (e) {

@@ -1,7 +1,23 @@
-// zstd payloads decode in worker threads, one per core: the wasm decoder is synchronous,
-// and a host's RPMs are independent, so this is where extraction gains from a second core.
+// zstd payloads decode in worker threads, one per core: the decoder is synchronous, and a
+// host's RPMs are independent, so this is where extraction gains from a second core.
+//
+// The decoder is zstd built natively (native/build/zstd.node, see lib/native.ts), else the
+// `zstd` tool, one process per payload (lib/rpm.ts runs it: forking a process this size costs
+// about 20 ms a time), else zstddec's WebAssembly here, about four times slower than either.
+// Decoding is exact: all three give the same bytes.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { chooseNative, nativeCandidates, type Choice } from './native.ts';
+
+export type ZstdBackend = Choice<'native' | 'tool' | 'wasm'>;
+
+/** POLYARCH_ZSTD=native, =tool or =wasm, or unset for native when built, else the tool. */
+export const chooseZstd = (env: NodeJS.ProcessEnv = process.env, candidates = nativeCandidates('zstd')): ZstdBackend =>
+  chooseNative({ name: 'zstd', variable: 'POLYARCH_ZSTD', fallbacks: ['tool', 'wasm'] }, env, candidates);
+
+let backend: ZstdBackend | undefined;
+/** The decoder this process uses (chosen once). */
+export const zstdBackend = () => (backend ??= chooseZstd());
 
 interface Job { id: number; input: Uint8Array; size?: number; max: number }
 type Reply = { id: number; output: Uint8Array } | { id: number; error: string };
@@ -16,7 +32,7 @@ function workers(): Worker[] {
   if (!pool) {
     const n = Math.max(1, Math.min(os.availableParallelism(), 8));
     const ws = Array.from({ length: n }, () => {
-      const w = new Worker(new URL('./zstd-worker.js', import.meta.url));
+      const w = new Worker(new URL('./zstd-worker.js', import.meta.url), { workerData: { addon: zstdBackend().addon } });
       w.unref();
       w.on('message', (r: Reply) => {
         const p = pending.get(r.id);
@@ -33,7 +49,7 @@ function workers(): Worker[] {
   return pool;
 }
 
-/** Decodes on the next worker in turn; the input is copied, the output transferred back. */
+/** Decodes on the least busy worker (native or WebAssembly); the input is copied, the output transferred back. */
 export function decodeZstdInWorker(input: Uint8Array, size: number | undefined, max: number): Promise<Buffer> {
   const ws = workers();
   const w = ws.reduce((a, b) => ((load.get(b) ?? 0) < (load.get(a) ?? 0) ? b : a));

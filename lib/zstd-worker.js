@@ -1,13 +1,21 @@
 // Worker body for lib/zstd-pool.ts. Plain JavaScript so it starts under any loader
 // (tsx, Pulumi's runtime, plain node) without TypeScript hooks in the worker.
-import { parentPort } from 'node:worker_threads';
-import { ZSTDDecoder } from 'zstddec/stream';
+// zstd runs here natively when the pool hands over the Node-API module's path, else zstddec's
+// WebAssembly; each gives exactly `size` bytes when the package declares a size, else streams
+// and stops past `max`.
+import { createRequire } from 'node:module';
+import { parentPort, workerData } from 'node:worker_threads';
 
-const decoder = new ZSTDDecoder();
-const ready = decoder.init();
+const native = workerData?.addon ? createRequire(import.meta.url)(workerData.addon) : undefined;
+let decoder;
+let ready;
+if (!native) {
+  const { ZSTDDecoder } = await import('zstddec/stream');
+  decoder = new ZSTDDecoder();
+  ready = decoder.init();
+}
 
-/** Exactly `size` bytes when the package declares a size, else streamed and stopped past `max`. */
-function decode(input, size, max) {
+function decodeWasm(input, size, max) {
   if (size !== undefined && size <= max) {
     // One exact-size output buffer; the decoder yields nothing when the data does not fit it.
     const out = decoder.decode(input, size);
@@ -27,7 +35,7 @@ function decode(input, size, max) {
 parentPort.on('message', async ({ id, input, size, max }) => {
   await ready;
   try {
-    const output = decode(input, size, max);
+    const output = native ? native.decompress(input, size, max) : decodeWasm(input, size, max);
     parentPort.postMessage({ id, output }, [output.buffer]);
   } catch (e) {
     parentPort.postMessage({ id, error: e instanceof Error ? e.message : String(e) });

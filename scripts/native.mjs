@@ -1,16 +1,19 @@
 #!/usr/bin/env node
-// Builds native/build/libdeflate.node: libdeflate's compressor as a Node-API module, about
-// twice as fast as the WebAssembly build the tarballs otherwise use, with the same bytes.
+// Builds the project's two Node-API modules into native/build/:
+//   libdeflate.node  libdeflate's compressor, about twice as fast as the WebAssembly build the
+//                    tarballs otherwise use, with the same bytes (lib/deflate-pool.ts)
+//   zstd.node        zstd's decoder, so RPM payloads decode on a worker thread instead of in a
+//                    `zstd` process per RPM (lib/rpm.ts)
 //
-//   node scripts/native.mjs             part of `npm ci` (prepare): builds when it can, else says
-//                                       why in one line and the tarballs use WebAssembly
-//   node scripts/native.mjs --require   the same, but failing to build is an error (.ci/run)
+//   node scripts/native.mjs             part of `npm ci` (prepare): builds what it can, else
+//                                       says why in one line; the program then falls back
+//   node scripts/native.mjs --require   the same, but a module not built is an error (.ci/run)
 //
-// libdeflate's source comes from the libdeflate-sys crate pinned in native/Cargo.toml, which
-// cargo fetches and checks against the registry's checksum; the files compiled must also hash to
-// LIBDEFLATE_SOURCE below. gcc (or $CC) compiles them with native/deflate.c against the headers
-// of the Node.js that runs this. The result is kept in ~/.cache/polyarch/native, keyed by every
-// input, so later installs only copy it.
+// The C sources come from the -sys crates pinned in native/Cargo.toml, which cargo fetches and
+// checks against the registry's checksums; the files used must also hash to the digests below.
+// gcc (or $CC) compiles them with our glue (native/*.c) against the headers of the Node.js that
+// runs this. Results are kept in ~/.cache/polyarch/native keyed by every input, so later
+// installs only copy them and need neither cargo nor the network.
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -18,16 +21,42 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 
-/** sha256 over libdeflate's files that are compiled or included (see sourceFiles), as the pinned crate holds them. */
-const LIBDEFLATE_SOURCE = '8bb540c0717e0899b0e594e553b8248a303dd345f9ab7fa4500bac2270c9d548';
 const CFLAGS = ['-O2', '-fPIC', '-shared', '-fvisibility=hidden'];
+/**
+ * One module: the crate vendoring its library, the library's folder in the crate, what of it
+ * is hashed (pinned by `digest`, sha256 over path and bytes of each file) and compiled, and the
+ * glue and the function it must export.
+ */
+const MODULES = [
+  {
+    name: 'libdeflate',
+    crate: 'libdeflate-sys',
+    dir: 'libdeflate',
+    hashed: ['libdeflate.h', 'common_defs.h', 'lib/'],
+    compiled: ['lib/deflate_compress.c', 'lib/utils.c'],
+    glue: 'deflate.c',
+    exports: 'deflate',
+    digest: '8bb540c0717e0899b0e594e553b8248a303dd345f9ab7fa4500bac2270c9d548',
+  },
+  {
+    name: 'zstd',
+    crate: 'zstd-sys',
+    dir: 'zstd/lib',
+    hashed: ['zstd.h', 'zstd_errors.h', 'common/', 'decompress/'],
+    compiled: ['common/', 'decompress/'],
+    glue: 'zstd.c',
+    exports: 'decompress',
+    digest: '53edd13c0fa4b102efe19dbec374cbc520b3c4dd396b385ad3e7ef39f4cd06cb',
+  },
+];
 
 const root = path.resolve(import.meta.dirname, '..');
 const nativeDir = path.join(root, 'native');
-const target = path.join(nativeDir, 'build', 'libdeflate.node');
+const buildDir = path.join(nativeDir, 'build');
 const required = process.argv.includes('--require');
 const cacheRoot = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'polyarch', 'native');
 
+/** A missing tool or a platform we cannot build on: the program falls back, so npm ci goes on. */
 class Skip extends Error {}
 
 const sha256 = (...parts) => {
@@ -35,7 +64,8 @@ const sha256 = (...parts) => {
   for (const p of parts) h.update(`${p.length}\0`).update(p);
   return h.digest('hex');
 };
-const run = (cmd, args, o = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...o });
+const run = (cmd, args, o = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, ...o });
+const firstLine = (e) => String(e.stderr || e.message).trim().split('\n')[0];
 const has = (cmd) => {
   try {
     run(cmd, ['--version']);
@@ -45,22 +75,25 @@ const has = (cmd) => {
   }
 };
 
-/** libdeflate's headers and library sources, relative to its folder, sorted. */
-function sourceFiles(dir) {
-  const out = ['libdeflate.h', 'common_defs.h'];
+/** The files `entries` names under `dir` (a trailing / is a whole folder, walked), sorted. */
+function listFiles(dir, entries, pattern) {
+  const out = [];
   const walk = (rel) => {
     for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
       if (e.isDirectory()) walk(`${rel}/${e.name}`);
-      else if (/\.[ch]$/.test(e.name)) out.push(`${rel}/${e.name}`);
+      else if (pattern.test(e.name)) out.push(`${rel}/${e.name}`);
     }
   };
-  walk('lib');
+  for (const e of entries) if (e.endsWith('/')) walk(e.slice(0, -1));
+  else out.push(e);
   return out.sort();
 }
 
-/** Fetches the pinned crate with cargo (in a scratch folder: no Cargo.lock or target/ in the repo) and returns libdeflate's folder. */
-function fetchSource() {
-  if (!has('cargo')) throw new Skip('no cargo to fetch the pinned libdeflate source');
+let crates;
+/** Fetches the pinned crates with cargo (in a scratch folder: no Cargo.lock or target/ in the repo); their folders by name. */
+function fetchCrates() {
+  if (crates) return crates;
+  if (!has('cargo')) throw new Skip('no cargo to fetch the pinned C sources');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-native-'));
   try {
     fs.copyFileSync(path.join(nativeDir, 'Cargo.toml'), path.join(work, 'Cargo.toml'));
@@ -68,65 +101,70 @@ function fetchSource() {
     try {
       run('cargo', ['fetch', '--quiet', ...manifest]);
     } catch (e) {
-      throw new Skip(`cargo could not fetch libdeflate-sys: ${String(e.stderr ?? e.message).trim().split('\n').pop()}`);
+      throw new Skip(`cargo could not fetch the pinned crates: ${String(e.stderr || e.message).trim().split('\n').pop()}`);
     }
-    const meta = JSON.parse(run('cargo', ['metadata', '--offline', '--format-version', '1', ...manifest], { maxBuffer: 64 << 20 }));
-    const crate = meta.packages.find((p) => p.name === 'libdeflate-sys');
-    if (!crate) throw new Error('cargo metadata lists no libdeflate-sys');
-    return path.join(path.dirname(crate.manifest_path), 'libdeflate');
+    const meta = JSON.parse(run('cargo', ['metadata', '--offline', '--format-version', '1', ...manifest]));
+    crates = new Map(meta.packages.map((p) => [p.name, path.dirname(p.manifest_path)]));
+    return crates;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
 
-function build() {
-  const cc = process.env.CC || 'gcc';
-  if (!has(cc)) throw new Skip(`no C compiler (${cc})`);
-  const nodeHeaders = path.resolve(path.dirname(process.execPath), '..', 'include', 'node');
-  if (!fs.existsSync(path.join(nodeHeaders, 'node_api.h'))) throw new Skip(`Node's headers are not in ${nodeHeaders}`);
-
-  const src = fetchSource();
-  const files = sourceFiles(src);
-  const digest = sha256(...files.flatMap((f) => [f, fs.readFileSync(path.join(src, f))]));
-  if (digest !== LIBDEFLATE_SOURCE) throw new Error(`libdeflate source in ${src} hashes to ${digest}, not the pinned ${LIBDEFLATE_SOURCE}`);
-
-  const glue = fs.readFileSync(path.join(nativeDir, 'deflate.c'));
-  const key = sha256(digest, glue, CFLAGS.join(' '), run(cc, ['-dumpfullversion']).trim(), `${process.platform}-${process.arch}`).slice(0, 16);
-  const cached = path.join(cacheRoot, `libdeflate-${key}`, 'libdeflate.node');
+/** Builds (or takes from the cache) one module and installs it in native/build/; returns its version. */
+function buildModule(m, cc, nodeHeaders) {
+  const glue = path.join(nativeDir, m.glue);
+  const key = sha256(m.digest, fs.readFileSync(path.join(nativeDir, 'Cargo.toml')), fs.readFileSync(glue), CFLAGS.join(' '), run(cc, ['-dumpfullversion']).trim(), `${process.platform}-${process.arch}`).slice(0, 16);
+  const cached = path.join(cacheRoot, `${m.name}-${key}`, `${m.name}.node`);
   if (!fs.existsSync(cached)) {
+    const crate = fetchCrates().get(m.crate);
+    if (!crate) throw new Error(`cargo fetched no ${m.crate}: native/Cargo.toml must pin it`);
+    const src = path.join(crate, m.dir);
+    const hashed = listFiles(src, m.hashed, /\.[chS]$/);
+    const digest = sha256(...hashed.flatMap((f) => [f, fs.readFileSync(path.join(src, f))]));
+    if (digest !== m.digest) throw new Error(`${m.name} source in ${src} hashes to ${digest}, not the pinned ${m.digest}`);
     fs.mkdirSync(path.dirname(cached), { recursive: true });
     const temp = `${cached}.tmp-${process.pid}`;
     try {
-      run(cc, [...CFLAGS, `-I${nodeHeaders}`, `-I${src}`, '-o', temp, path.join(nativeDir, 'deflate.c'), path.join(src, 'lib/deflate_compress.c'), path.join(src, 'lib/utils.c')]);
+      run(cc, [...CFLAGS, `-I${nodeHeaders}`, `-I${src}`, '-o', temp, glue, ...listFiles(src, m.compiled, /\.[cS]$/).map((f) => path.join(src, f))]);
     } catch (e) {
       fs.rmSync(temp, { force: true });
-      throw new Skip(`${cc} failed to compile native/deflate.c: ${String(e.stderr ?? e.message).trim().split('\n')[0]}`);
+      throw new Skip(`${cc} failed to compile native/${m.glue}: ${firstLine(e)}`);
     }
     fs.renameSync(temp, cached);
   }
-  // Load it once here: a module this Node cannot load must not be installed.
-  let addon;
+  // Loaded once here: a module this Node cannot load must not be installed.
+  let mod;
   try {
-    addon = createRequire(import.meta.url)(cached);
+    mod = createRequire(import.meta.url)(cached);
   } catch (e) {
-    throw new Skip(`this Node cannot load ${cached}: ${e.message.split('\n')[0]}`);
+    throw new Skip(`this Node cannot load ${cached}: ${firstLine(e)}`);
   }
-  if (typeof addon.deflate !== 'function' || typeof addon.version !== 'string') throw new Error(`${cached} does not export deflate and version`);
-  fs.mkdirSync(path.dirname(target), { recursive: true });
+  if (typeof mod[m.exports] !== 'function' || typeof mod.version !== 'string') throw new Error(`${cached} does not export ${m.exports} and version`);
+  fs.mkdirSync(buildDir, { recursive: true });
+  const target = path.join(buildDir, `${m.name}.node`);
   const temp = `${target}.tmp-${process.pid}`;
   fs.copyFileSync(cached, temp);
   fs.renameSync(temp, target);
-  return { version: addon.version, digest };
+  return mod.version;
 }
 
-try {
-  const { version, digest } = build();
-  console.log(`polyarch: native libdeflate ${version} in native/build/ (source sha256 ${digest.slice(0, 16)}…)`);
-} catch (e) {
-  const why = e instanceof Error ? e.message : String(e);
-  if (required || !(e instanceof Skip)) {
-    console.error(`error: native libdeflate not built: ${why}`);
-    process.exit(1);
+let failed = false;
+const cc = process.env.CC || 'gcc';
+const nodeHeaders = path.resolve(path.dirname(process.execPath), '..', 'include', 'node');
+for (const m of MODULES) {
+  try {
+    if (!has(cc)) throw new Skip(`no C compiler (${cc})`);
+    if (!fs.existsSync(path.join(nodeHeaders, 'node_api.h'))) throw new Skip(`Node's headers are not in ${nodeHeaders}`);
+    console.log(`polyarch: native ${m.name} ${buildModule(m, cc, nodeHeaders)} in native/build/`);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    if (required || !(e instanceof Skip)) {
+      console.error(`error: native ${m.name} not built: ${why}`);
+      failed = true;
+    } else {
+      console.log(`polyarch: native ${m.name} not built (${why}); the program uses its fallback (same bytes, slower)`);
+    }
   }
-  console.log(`polyarch: native libdeflate not built (${why}); tarballs are compressed by the WebAssembly build: same bytes, about half the speed`);
 }
+process.exitCode = failed ? 1 : 0;
