@@ -1,12 +1,15 @@
 // One `polyarch assets --lock` run as the CLI does it (lib/ calls, without the CLI's start-up),
 // for bench/assets.bench.ts, in a process of its own so its peak RSS is its own. Prints JSON:
-// elapsed ms (after imports), peak RSS in MB, and what writeAssets linked, copied or kept.
+// elapsed ms (after imports), peak RSS in MB, the compressor and zstd decoder it used, and what
+// writeAssets linked, copied or kept.
 //   node --import tsx bench/assets-run.ts LOCK CACHE OUT HOSTS
 import path from 'node:path';
 import { buildAssets, writeAssets } from '../lib/assets.ts';
 import type { HostArch } from '../lib/cpus.ts';
+import { deflateBackend } from '../lib/deflate-pool.ts';
 import { prepareEmulators } from '../lib/emulators.ts';
 import { readLock } from '../lib/lock.ts';
+import { zstdBackend } from '../lib/zstd-pool.ts';
 
 const [lockFile, cache, out, hostList] = process.argv.slice(2) as [string, string, string, string];
 const start = performance.now();
@@ -16,4 +19,4 @@ const hosts = hostList.split(',').map((h) => prepareEmulators(lock, h as HostArc
 const built = await buildAssets(hosts, { cacheDir: path.join(cache, 'assets') });
 const written = await writeAssets(built.assets, out);
 const ms = performance.now() - start;
-console.log(JSON.stringify({ ms, rssMB: process.resourceUsage().maxRSS / 1024, compressed: built.compressed, ...written }));
+console.log(JSON.stringify({ ms, rssMB: process.resourceUsage().maxRSS / 1024, compressed: built.compressed, deflate: deflateBackend().kind, zstd: zstdBackend().kind, ...written }));

@@ -7,6 +7,8 @@
 // Ours runs in a child process (bench/assets-run.ts) so its peak RSS is its own, timed after
 // its imports (the CLI's start-up is measured elsewhere). Cache states are named per figure:
 //   cold = empty cache, RPMs fetched from koji; warm = same lockfile, full cache, new output folder.
+// fallback: ours again without the native modules (POLYARCH_DEFLATE=wasm, POLYARCH_ZSTD=tool), as
+// a machine without cargo or a C compiler runs it: the same bytes, for the native modules' ratio.
 // BENCH_BEFORE=<folder>: a checkout of another commit, with node_modules (e.g. `git archive
 // <commit> | tar -x -C <folder>` and a link to node_modules); its bench/assets-run.ts runs cold
 // each round too, between the seed's and ours, for a before/after ratio from one script run.
@@ -48,10 +50,11 @@ await writeLock(lockFile, lock);
 const rpmCount = HOSTS.reduce((n, h) => n + lock.hosts[h]!.length, 0);
 const rpmBytes = HOSTS.reduce((n, h) => n + lock.hosts[h]!.reduce((m, r) => m + r.size, 0), 0);
 
-interface Run { ms: number; rssMB: number; compressed: number; linked: number; copied: number; kept: number }
+interface Run { ms: number; rssMB: number; compressed: number; deflate: string; zstd: string; linked: number; copied: number; kept: number }
 const BEFORE = process.env.BENCH_BEFORE ? path.resolve(process.env.BENCH_BEFORE) : undefined;
-const ours = async (cache: string, out: string, hosts: readonly HostArch[], tree = path.dirname(import.meta.dirname)): Promise<Run> =>
-  JSON.parse((await run(process.execPath, ['--import', 'tsx', path.join(tree, 'bench', 'assets-run.ts'), lockFile, cache, out, hosts.join(',')], { encoding: 'utf8', cwd: tree })).stdout) as Run;
+const ours = async (cache: string, out: string, hosts: readonly HostArch[], tree = path.dirname(import.meta.dirname), env: NodeJS.ProcessEnv = process.env): Promise<Run> =>
+  JSON.parse((await run(process.execPath, ['--import', 'tsx', path.join(tree, 'bench', 'assets-run.ts'), lockFile, cache, out, hosts.join(',')], { encoding: 'utf8', cwd: tree, env })).stdout) as Run;
+const FALLBACK = { ...process.env, POLYARCH_DEFLATE: 'wasm', POLYARCH_ZSTD: 'tool' };
 
 /** The seed's way, from koji: curl | rpm2cpio | cpio, then tar czf per emulator, sequentially. */
 async function seed(): Promise<string> {
@@ -89,11 +92,13 @@ async function native(): Promise<void> {
   nativeBytes = fs.readdirSync(out).reduce((n, f) => n + fs.statSync(path.join(out, f)).size, 0);
 }
 
-const r = { seed: [] as number[], native: [] as number[], before: [] as number[], beforeRss: [] as number[], cold: [] as number[], rss: [] as number[], warm1: [] as number[], warm4: [] as number[] };
-let last: { cold: Run; warm1: Run; warm4: Run; out: string } | undefined;
+const r = { seed: [] as number[], native: [] as number[], fallback: [] as number[], before: [] as number[], beforeRss: [] as number[], cold: [] as number[], rss: [] as number[], warm1: [] as number[], warm4: [] as number[] };
+let last: { cold: Run; warm1: Run; warm4: Run; fallback: Run; out: string } | undefined;
 for (let i = 0; i < ROUNDS; i++) {
   r.seed.push(await time(seed));
   r.native.push(await time(native));
+  const fallback = await ours(tmp(), path.join(tmp(), 'out'), HOSTS, undefined, FALLBACK);
+  r.fallback.push(fallback.ms);
   if (BEFORE) {
     const b = await ours(tmp(), path.join(tmp(), 'out'), HOSTS, BEFORE);
     r.before.push(b.ms);
@@ -109,15 +114,16 @@ for (let i = 0; i < ROUNDS; i++) {
   r.rss.push(cold.rssMB);
   r.warm1.push(warm1.ms);
   r.warm4.push(warm4.ms);
-  last = { cold, warm1, warm4, out };
+  last = { cold, warm1, warm4, fallback, out };
 }
 await koji.close();
 const m = Object.fromEntries(Object.entries(r).filter(([, v]) => v.length > 0).map(([k, v]) => [k, median(v)])) as Record<keyof typeof r, number>;
 const verdict = (ok: boolean) => (ok ? 'goal met' : 'goal MISSED');
 const ours4 = fs.readdirSync(last!.out).filter((f) => /^(x86_64|aarch64|ppc64le|s390x)_qemu-.*\.tar\.gz$/.test(f)).reduce((n, f) => n + fs.statSync(path.join(last!.out, f)).size, 0);
 console.log(`fixture: ${HOSTS.length} hosts, ${rpmCount} RPMs (${(rpmBytes / 1e6).toFixed(1)} MB) from a loopback koji, ${binaries.length} emulators to compress (${(bytes / 1e6).toFixed(1)} MB); ${os.availableParallelism()} cores, ${deflateWorkers()} deflate workers; ${ROUNDS} rounds, medians (all rounds: ${JSON.stringify(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.map((x) => Math.round(x))])))})`);
-console.log(`[cold] seed (curl | rpm2cpio | cpio, tar czf each, sequential): ${m.seed.toFixed(0)} ms; polyarch: ${m.cold.toFixed(0)} ms`);
+console.log(`[cold] seed (curl | rpm2cpio | cpio, tar czf each, sequential): ${m.seed.toFixed(0)} ms; polyarch: ${m.cold.toFixed(0)} ms (deflate ${last!.cold.deflate}, zstd ${last!.cold.zstd})`);
 console.log(`[cold] ratio seed/polyarch: ${(m.seed / m.cold).toFixed(2)}x (${verdict(m.seed / m.cold >= 3)}: >= 3x)`);
+console.log(`[cold] polyarch without the native modules (deflate ${last!.fallback.deflate}, zstd ${last!.fallback.zstd}): ${m.fallback.toFixed(0)} ms; ratio fallback/polyarch ${(m.fallback / m.cold).toFixed(2)}x; seed/fallback ${(m.seed / m.fallback).toFixed(2)}x`);
 if (BEFORE) {
   console.log(`[cold] before (${BEFORE}): ${m.before.toFixed(0)} ms, peak RSS ${m.beforeRss.toFixed(0)} MB; ratio seed/before ${(m.seed / m.before).toFixed(2)}x`);
   console.log(`[cold] ratio before/polyarch: ${(m.before / m.cold).toFixed(2)}x`);
