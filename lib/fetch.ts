@@ -296,9 +296,10 @@ export class RpmCache {
   /**
    * Stores bytes under their own digest: temp file, then rename, so two runs filling one cache
    * at once each leave a whole entry. Temp files of killed runs are swept on the first write.
+   * `known` is the digest when the caller has just computed it over these very bytes.
    */
-  async write(buf: Buffer): Promise<string> {
-    const digest = sha256(buf);
+  async write(buf: Buffer, known?: string): Promise<string> {
+    const digest = known ?? sha256(buf);
     await fs.mkdir(this.dir, { recursive: true }).catch((e: unknown) => {
       throw writeError(e, this.dir, `${digest}.rpm`);
     });
@@ -325,7 +326,7 @@ export class RpmCache {
     const got = sha256(buf);
     if (pin && got !== pin.sha256) throw new FetchError(`${url}: sha256 mismatch: expected ${pin.sha256}, got ${got}`);
     if (pin?.size !== undefined && buf.length !== pin.size) throw new FetchError(`${url}: size mismatch: expected ${pin.size}, got ${buf.length}`);
-    await this.write(buf);
+    await this.write(buf, got);
     return { buf, sha256: got };
   }
 }
