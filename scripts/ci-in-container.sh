@@ -7,10 +7,11 @@
 #   sudo bash scripts/ci-in-container.sh                 # install, typecheck, lint, npm test
 #   sudo POLYARCH_CI_STOP_BEFORE_TESTS=1 bash scripts/ci-in-container.sh   # all but npm test
 #
-# Go and Node come from this machine, mounted read-only: the Go that `go` on PATH (or
-# /usr/local/go) is, and this machine's Node 20 with its npm. (The workflows get the same
-# from actions/setup-go and actions/setup-node; Debian 12's own nodejs is 18, older than
-# package.json allows.) The engine cache (~/.cache/polyarch/engine) and npm's cache are
+# Go, Node and Rust come from this machine, mounted read-only: the Go that `go` on PATH (or
+# /usr/local/go) is, this machine's Node 20 with its npm and headers, and the Rust toolchain
+# whose cargo fetches the native modules' C sources. (The workflows get the same from
+# actions/setup-go, actions/setup-node and actions-rust-lang/setup-rust-toolchain; Debian 12's
+# own nodejs is 18, older than package.json allows.) The engine cache (~/.cache/polyarch/engine) and npm's cache are
 # mounted read-write, so the engine is not rebuilt when its pins are unchanged.
 #
 # Environment: POLYARCH_CI_BRANCH (default main); POLYARCH_CI_REBUILD=1 makes a new image;
