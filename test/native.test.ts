@@ -196,3 +196,28 @@ test('chooseZstd: native when built, else the tool; POLYARCH_ZSTD chooses, and f
   assert.throws(() => chooseZstd({ POLYARCH_ZSTD: 'native' }, [missing]), /^Error: POLYARCH_ZSTD=native, but native\/build\/zstd\.node is not built/);
   assert.throws(() => chooseZstd({ POLYARCH_ZSTD: 'xz' }), { message: 'POLYARCH_ZSTD=xz: use native, tool, wasm or leave it unset' });
 });
+
+test('scripts/native.mjs: without cargo, npm ci goes on and says why in one line per module, --require fails; a cached build needs no cargo', (t) => {
+  if (!requireSystem(t, built, zstdBuilt)) return;
+  const bin = tmp('path');
+  fs.symlinkSync(execFileSync('sh', ['-c', 'command -v gcc'], { encoding: 'utf8' }).trim(), path.join(bin, 'gcc'));
+  const script = (args: string[], cache: string) =>
+    spawnSync(process.execPath, [path.join(ROOT, 'scripts/native.mjs'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PATH: bin, XDG_CACHE_HOME: cache } });
+  const before = [ADDON, ZSTD].map((f) => sha256(fs.readFileSync(f)));
+  const empty = tmp('cache');
+  const optional = script([], empty);
+  assert.equal(optional.status, 0, optional.stderr);
+  assert.equal(optional.stderr, '');
+  assert.deepEqual(optional.stdout.trimEnd().split('\n'), ['libdeflate', 'zstd'].map((m) => `polyarch: native ${m} not built (no cargo to fetch the pinned C sources); the program uses its fallback (same bytes, slower)`));
+  const required = script(['--require'], empty);
+  assert.equal(required.status, 1);
+  assert.deepEqual(required.stderr.trimEnd().split('\n'), ['libdeflate', 'zstd'].map((m) => `error: native ${m} not built: no cargo to fetch the pinned C sources`));
+  assert.deepEqual([ADDON, ZSTD].map((f) => sha256(fs.readFileSync(f))), before, 'a failed build leaves the installed modules alone');
+  // The cache npm ci filled: the same modules again, with no cargo on PATH.
+  const cached = script(['--require'], process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'));
+  assert.equal(cached.status, 0, cached.stderr);
+  assert.match(cached.stdout, /^polyarch: native libdeflate 1\.26 in native\/build\/\npolyarch: native zstd 1\.\d+\.\d+ in native\/build\/\n$/);
+  assert.deepEqual([ADDON, ZSTD].map((f) => sha256(fs.readFileSync(f))), before);
+  fs.rmSync(bin, { recursive: true });
+  fs.rmSync(empty, { recursive: true });
+});
