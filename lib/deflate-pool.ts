@@ -8,7 +8,7 @@
 // holds them to it); native is about twice as fast.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { chooseNative, nativeCandidates, type Choice } from './native.ts';
+import { chooseNative, nativeCandidates, WORKER_FLAGS, type Choice } from './native.ts';
 
 /** The libdeflate release the npm `libdeflate` package's WebAssembly is built from; a native build must be the same release. */
 export const LIBDEFLATE_RELEASE = '1.26';
@@ -45,7 +45,7 @@ export const deflateWorkers = () => Math.max(1, Math.min(os.availableParallelism
 
 function slots(): Slot[] {
   pool ??= Array.from({ length: deflateWorkers() }, () => {
-    const worker = new Worker(new URL('./deflate-worker.js', import.meta.url), { workerData: { addon: deflateBackend().addon } });
+    const worker = new Worker(new URL('./deflate-worker.js', import.meta.url), { workerData: { addon: deflateBackend().addon }, execArgv: WORKER_FLAGS });
     worker.on('message', (r: Reply) => {
       const p = pending.get(r.id);
       if (!p) return;

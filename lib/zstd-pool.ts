@@ -7,7 +7,7 @@
 // Decoding is exact: all three give the same bytes.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { chooseNative, nativeCandidates, type Choice } from './native.ts';
+import { chooseNative, nativeCandidates, WORKER_FLAGS, type Choice } from './native.ts';
 
 export type ZstdBackend = Choice<'native' | 'tool' | 'wasm'>;
 
@@ -32,7 +32,7 @@ function workers(): Worker[] {
   if (!pool) {
     const n = Math.max(1, Math.min(os.availableParallelism(), 8));
     const ws = Array.from({ length: n }, () => {
-      const w = new Worker(new URL('./zstd-worker.js', import.meta.url), { workerData: { addon: zstdBackend().addon } });
+      const w = new Worker(new URL('./zstd-worker.js', import.meta.url), { workerData: { addon: zstdBackend().addon }, execArgv: WORKER_FLAGS });
       w.unref();
       w.on('message', (r: Reply) => {
         const p = pending.get(r.id);
