@@ -53,10 +53,19 @@ function slots(): Slot[] {
       if ('error' in r) p.reject(new Error(`deflate: ${r.error}`));
       else p.resolve(Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength));
     });
-    worker.on('error', (e) => {
+    // A worker that dies (its module failed to load, say) fails every job out, and the next job
+    // starts a new pool: a job posted to a dead worker would never be answered.
+    const die = (e: Error) => {
+      const dead = pool;
+      // A worker of a pool already given up (terminated below) has nothing left to fail.
+      if (!dead?.some((s) => s.worker === worker)) return;
+      pool = undefined;
       for (const p of pending.values()) p.reject(e);
       pending.clear();
-    });
+      for (const s of dead) if (s.worker !== worker) void s.worker.terminate();
+    };
+    worker.on('error', die);
+    worker.on('exit', (code) => die(new Error(`deflate: worker exited with code ${code}`)));
     // After the listeners: adding a 'message' listener refs the worker's port again.
     worker.unref();
     return { worker, busy: 0 };

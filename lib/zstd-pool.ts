@@ -41,7 +41,17 @@ function workers(): Worker[] {
         if ('error' in r) p.reject(new Error(r.error));
         else p.resolve(Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength));
       });
-      w.on('error', (e) => { for (const p of pending.values()) p.reject(e); pending.clear(); });
+      // A worker that dies fails every job out, and the next job starts a new pool (as in lib/deflate-pool.ts).
+      const die = (e: Error) => {
+        const dead = pool;
+        if (!dead?.includes(w)) return;
+        pool = undefined;
+        for (const p of pending.values()) p.reject(e);
+        pending.clear();
+        for (const x of dead) if (x !== w) void x.terminate();
+      };
+      w.on('error', die);
+      w.on('exit', (code) => die(new Error(`zstd: worker exited with code ${code}`)));
       return w;
     });
     pool = ws;
