@@ -1,6 +1,6 @@
 // One `polyarch assets --lock` run as the CLI does it (lib/ calls, without the CLI's start-up),
 // for bench/assets.bench.ts, in a process of its own so its peak RSS is its own. Prints JSON:
-// elapsed ms (after imports), peak RSS in MB, the compressor and zstd decoder it used, and what
+// elapsed ms (after imports), CPU ms of all its threads, peak RSS in MB, the compressor and zstd decoder it used, and what
 // writeAssets linked, copied or kept.
 //   node --import tsx bench/assets-run.ts LOCK CACHE OUT HOSTS
 import path from 'node:path';
@@ -13,10 +13,12 @@ import { zstdBackend } from '../lib/zstd-pool.ts';
 
 const [lockFile, cache, out, hostList] = process.argv.slice(2) as [string, string, string, string];
 const start = performance.now();
+const cpuStart = process.cpuUsage();
 const lock = await readLock(lockFile);
 const emulatorsDir = path.join(cache, 'emulators');
 const hosts = hostList.split(',').map((h) => prepareEmulators(lock, h as HostArch, { cacheDir: cache, emulatorsDir, targets: 'all' }));
 const built = await buildAssets(hosts, { cacheDir: path.join(cache, 'assets') });
 const written = await writeAssets(built.assets, out);
 const ms = performance.now() - start;
-console.log(JSON.stringify({ ms, rssMB: process.resourceUsage().maxRSS / 1024, compressed: built.compressed, deflate: deflateBackend().kind, zstd: zstdBackend().kind, ...written }));
+const cpu = process.cpuUsage(cpuStart);
+console.log(JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, rssMB: process.resourceUsage().maxRSS / 1024, compressed: built.compressed, deflate: deflateBackend().kind, zstd: zstdBackend().kind, ...written }));

@@ -53,7 +53,7 @@ await writeLock(lockFile, lock);
 const rpmCount = HOSTS.reduce((n, h) => n + lock.hosts[h]!.length, 0);
 const rpmBytes = HOSTS.reduce((n, h) => n + lock.hosts[h]!.reduce((m, r) => m + r.size, 0), 0);
 
-interface Run { ms: number; rssMB: number; compressed: number; deflate: string; zstd: string; linked: number; copied: number; kept: number }
+interface Run { ms: number; cpuMs: number; rssMB: number; compressed: number; deflate: string; zstd: string; linked: number; copied: number; kept: number }
 const BEFORE = process.env.BENCH_BEFORE ? path.resolve(process.env.BENCH_BEFORE) : undefined;
 const ours = async (cache: string, out: string, hosts: readonly HostArch[], tree = path.dirname(import.meta.dirname), env: NodeJS.ProcessEnv = process.env): Promise<Run> =>
   JSON.parse((await run(process.execPath, ['--import', 'tsx', path.join(tree, 'bench', 'assets-run.ts'), lockFile, cache, out, hosts.join(',')], { encoding: 'utf8', cwd: tree, env })).stdout) as Run;
@@ -86,12 +86,16 @@ const seedTree = await seed();
 const binaries = HOSTS.flatMap((h) => [...wanted(h)].map((c) => path.join(seedTree, h, 'usr/bin', `qemu-${c}-static`)).filter((f) => fs.existsSync(f)));
 const bytes = binaries.reduce((n, f) => n + fs.statSync(f).size, 0);
 let nativeBytes = 0;
+let nativeCpuMs = 0;
 /** Native libdeflate-gzip -6 over the same emulators, as many processes at once as we have compression workers. */
 async function native(): Promise<void> {
   const out = tmp();
   const list = path.join(tmp(), 'list');
   fs.writeFileSync(list, binaries.join('\0'));
-  await sh(`xargs -0 -P ${deflateWorkers()} -I{} sh -c 'libdeflate-gzip -6 -c "$1" > "$0/$(echo "$1" | tr / _).gz"' '${out}' {} < '${list}'`);
+  // `times` prints the shell's children's CPU time on its second line: user and system.
+  const { stdout } = await sh(`xargs -0 -P ${deflateWorkers()} -I{} sh -c 'libdeflate-gzip -6 -c "$1" > "$0/$(echo "$1" | tr / _).gz"' '${out}' {} < '${list}'; times`, { shell: '/bin/sh' });
+  const secs = [...(stdout.trim().split('\n')[1] ?? '').matchAll(/(\d+)m([\d.]+)s/g)].map((x) => Number(x[1]) * 60 + Number(x[2]));
+  nativeCpuMs = secs.reduce((a, b) => a + b, 0) * 1000;
   nativeBytes = fs.readdirSync(out).reduce((n, f) => n + fs.statSync(path.join(out, f)).size, 0);
 }
 
@@ -104,11 +108,12 @@ async function oursCompressionOnly(): Promise<void> {
   await Promise.all(binaries.map(async (f, i) => fs.promises.writeFile(path.join(out, `${i}.tar.gz`), await reproducibleTarball(path.basename(f), await fs.promises.readFile(f)))));
 }
 
-const r = { seed: [] as number[], native: [] as number[], compressOnly: [] as number[], fallback: [] as number[], before: [] as number[], beforeRss: [] as number[], cold: [] as number[], rss: [] as number[], warm1: [] as number[], warm4: [] as number[] };
+const r = { seed: [] as number[], native: [] as number[], nativeCpu: [] as number[], coldCpu: [] as number[], compressOnly: [] as number[], fallback: [] as number[], before: [] as number[], beforeRss: [] as number[], cold: [] as number[], rss: [] as number[], warm1: [] as number[], warm4: [] as number[] };
 let last: { cold: Run; warm1: Run; warm4: Run; fallback: Run; out: string } | undefined;
 for (let i = 0; i < ROUNDS; i++) {
   r.seed.push(await time(seed));
   r.native.push(await time(native));
+  r.nativeCpu.push(nativeCpuMs);
   r.compressOnly.push(await time(oursCompressionOnly));
   const fallback = await ours(tmp(), path.join(tmp(), 'out'), HOSTS, undefined, FALLBACK);
   r.fallback.push(fallback.ms);
@@ -124,6 +129,7 @@ for (let i = 0; i < ROUNDS; i++) {
   const warm4 = await ours(cache, path.join(tmp(), 'out'), HOSTS);
   if (warm1.compressed + warm4.compressed !== 0) throw new Error('a warm run compressed tarballs');
   r.cold.push(cold.ms);
+  r.coldCpu.push(cold.cpuMs);
   r.rss.push(cold.rssMB);
   r.warm1.push(warm1.ms);
   r.warm4.push(warm4.ms);
@@ -143,6 +149,7 @@ if (BEFORE) {
 }
 console.log(`[cold] native libdeflate-gzip -6, ${deflateWorkers()} at a time, compression only: ${m.native.toFixed(0)} ms`);
 console.log(`[cold] ratio polyarch/native: ${(m.cold / m.native).toFixed(2)}x (${verdict(m.cold / m.native <= 1.3)}: <= 1.3x)`);
+console.log(`[cold] CPU time (user + system, all threads): polyarch ${m.coldCpu.toFixed(0)} ms, native libdeflate-gzip ${m.nativeCpu.toFixed(0)} ms; ratio ${(m.coldCpu / m.nativeCpu).toFixed(2)}x (on ${os.availableParallelism()} cores a run cannot take less than its CPU time over the cores)`);
 console.log(`[cold] polyarch's compression alone over the same emulators (${deflateBackend().kind} libdeflate, read, tar, deflate, write): ${m.compressOnly.toFixed(0)} ms; ratio to native ${(m.compressOnly / m.native).toFixed(2)}x`);
 console.log(`[cold] compressed size: polyarch host tarballs ${(ours4 / 1e6).toFixed(2)} MB, native -6 ${(nativeBytes / 1e6).toFixed(2)} MB; ratio ${(ours4 / nativeBytes).toFixed(3)}`);
 console.log(`[cold] peak RSS of the four-host run: ${m.rss.toFixed(0)} MB (${verdict(m.rss < 1500)}: < 1500 MB)`);
