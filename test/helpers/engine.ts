@@ -97,6 +97,27 @@ export interface ProjectOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** SIGKILLs every process working in `folder` (its cwd there); returns their pids. */
+export function killStrays(folder: string): number[] {
+  const killed: number[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    let cwd: string;
+    try {
+      cwd = fs.readlinkSync(`/proc/${pid}/cwd`).replace(/ \(deleted\)$/, '');
+    } catch {
+      continue;
+    }
+    if (cwd !== folder && !cwd.startsWith(`${folder}/`)) continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+      killed.push(Number(pid));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return killed;
+}
+
 /** A fresh copy of the project with a new stack on a temp file backend; removed after the test. */
 export async function engineProject(t: TestContext, stack: string, o: ProjectOptions = {}): Promise<EngineProject> {
   const top = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-engine-'));
@@ -108,6 +129,9 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   const base = o.from ? (YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${o.from}.yaml`), 'utf8')) as { config?: Record<string, unknown> }).config : {};
   fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), YAML.stringify({ config: { ...base, ...o.config } }));
+  // Plugins run in process groups of their own: one whose engine was SIGKILLed lives on, in the
+  // project folder, until it is killed too.
+  t.after(() => killStrays(top));
   if (!process.env.POLYARCH_KEEP_ENGINE_TMP) t.after(() => fs.rmSync(top, { recursive: true, force: true }));
 
   const env: NodeJS.ProcessEnv = {
