@@ -28,7 +28,7 @@ import { reproducibleTarball } from '../lib/tarball.ts';
 import { createLock, writeLock } from '../lib/lock.ts';
 import { kojiTree, startKoji } from '../test/fixtures/koji.ts';
 import { buildFixtureRpms, SPLIT_BUILD } from '../test/fixtures/rpms.ts';
-import { scratch } from './tmp.ts';
+import { releaseScratch, scratch, scratchMark } from './tmp.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const HOSTS = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const satisfies readonly HostArch[];
@@ -111,6 +111,7 @@ async function oursCompressionOnly(): Promise<void> {
 const r = { seed: [] as number[], native: [] as number[], nativeCpu: [] as number[], coldCpu: [] as number[], compressOnly: [] as number[], fallback: [] as number[], before: [] as number[], beforeRss: [] as number[], cold: [] as number[], rss: [] as number[], warm1: [] as number[], warm4: [] as number[] };
 let last: { cold: Run; warm1: Run; warm4: Run; fallback: Run; out: string } | undefined;
 for (let i = 0; i < ROUNDS; i++) {
+  const mark = scratchMark();
   r.seed.push(await time(seed));
   r.native.push(await time(native));
   r.nativeCpu.push(nativeCpuMs);
@@ -134,6 +135,8 @@ for (let i = 0; i < ROUNDS; i++) {
   r.warm1.push(warm1.ms);
   r.warm4.push(warm4.ms);
   last = { cold, warm1, warm4, fallback, out };
+  // Each round starts with no earlier round's files in the page cache; the last output is read below.
+  releaseScratch(mark, [path.dirname(out)]);
 }
 await koji.close();
 const m = Object.fromEntries(Object.entries(r).filter(([, v]) => v.length > 0).map(([k, v]) => [k, median(v)])) as Record<keyof typeof r, number>;
