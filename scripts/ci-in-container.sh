@@ -109,6 +109,10 @@ node_headers="$(dirname "$(dirname "$node_bin")")/include/node"
 command -v cargo >/dev/null || export PATH="$PATH:$HOME/.cargo/bin"
 rust_root="$( (command -v rustc >/dev/null && rustc --print sysroot) || true)"
 [ -x "$rust_root/bin/cargo" ] || die "no Rust toolchain with cargo here (rustup's or Debian's): npm ci fetches libdeflate's source with it"
+# cargo inside trusts the CAs this machine trusts: a TLS-inspecting proxy's CA is in this
+# machine's bundle, not in the image's, and npm's cache is mounted but cargo's is not.
+host_ca="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
+[ -f "$host_ca" ] || die "no CA bundle at $host_ca: cargo inside needs one (set SSL_CERT_FILE)"
 engine_cache="${POLYARCH_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polyarch/engine}"
 npm_cache="$(npm config get cache)"
 mkdir -p "$engine_cache" "$npm_cache"
@@ -144,6 +148,7 @@ podman run --rm --privileged --network host --hostname polyarch-ci \
   -v "$npm_dir:/opt/node/lib/node_modules/npm:ro" \
   -v "$node_headers:/opt/node/include/node:ro" \
   -v "$rust_root:/opt/rust:ro" \
+  -v "$host_ca:/opt/host-ca.crt:ro" -e CARGO_HTTP_CAINFO=/opt/host-ca.crt \
   -v "$engine_cache:/root/.cache/polyarch/engine" \
   -v "$npm_cache:/root/.npm" \
   -v "$dir/tmp:/tmp" \
