@@ -8,13 +8,6 @@ import { fileURLToPath } from 'node:url';
 
 export type NativeModule = 'libdeflate' | 'zstd';
 
-/**
- * The Node flags the pools' workers start with: none. Their bodies are plain JavaScript that needs
- * no loader, and a worker inheriting the process's flags fails to start when the process was run
- * with `--input-type` (an `--eval` script).
- */
-export const WORKER_FLAGS: string[] = [];
-
 /** Where the module may be: lib/ in the sources, dist/lib/ in the build, so native/ is one or two folders up. */
 export const nativeCandidates = (name: NativeModule) =>
   [`../native/build/${name}.node`, `../../native/build/${name}.node`].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
