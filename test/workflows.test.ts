@@ -195,6 +195,9 @@ describe('the tests run where they were made to run: as root in a privileged Deb
       // .ci/run requires the native compressor, whose libdeflate source cargo fetches.
       const rustAt = idx((s) => s.uses?.startsWith('actions-rust-lang/setup-rust-toolchain@') ?? false);
       assert.ok(rustAt >= 0 && rustAt < idx((s) => s.run === 'bash .ci/run'), `${file}: cargo is set up before .ci/run`);
+      // A bare Debian image has no curl, which the action's rustup installer needs.
+      const curlAt = idx((s) => /apt-get install .*\bcurl\b/.test(s.run ?? ''));
+      assert.ok(curlAt >= 0 && curlAt < rustAt, `${file}: curl is installed before the Rust toolchain`);
     });
   }
 
