@@ -103,7 +103,12 @@ function fetchCrates() {
     } catch (e) {
       throw new Skip(`cargo could not fetch the pinned crates: ${String(e.stderr || e.message).trim().split('\n').pop()}`);
     }
-    const meta = JSON.parse(run('cargo', ['metadata', '--offline', '--format-version', '1', ...manifest]));
+    let meta;
+    try {
+      meta = JSON.parse(run('cargo', ['metadata', '--offline', '--format-version', '1', ...manifest]));
+    } catch (e) {
+      throw new Skip(`cargo metadata failed: ${firstLine(e)}`);
+    }
     crates = new Map(meta.packages.map((p) => [p.name, path.dirname(p.manifest_path)]));
     return crates;
   } finally {
@@ -114,7 +119,8 @@ function fetchCrates() {
 /** Builds (or takes from the cache) one module and installs it in native/build/; returns its version. */
 function buildModule(m, cc, nodeHeaders) {
   const glue = path.join(nativeDir, m.glue);
-  const key = sha256(m.digest, fs.readFileSync(path.join(nativeDir, 'Cargo.toml')), fs.readFileSync(glue), CFLAGS.join(' '), run(cc, ['-dumpfullversion']).trim(), `${process.platform}-${process.arch}`).slice(0, 16);
+  // The compiler's own first line of --version (gcc and clang both print one) is part of the key.
+  const key = sha256(m.digest, fs.readFileSync(path.join(nativeDir, 'Cargo.toml')), fs.readFileSync(glue), CFLAGS.join(' '), run(cc, ['--version']).split('\n')[0], `${process.platform}-${process.arch}`).slice(0, 16);
   const cached = path.join(cacheRoot, `${m.name}-${key}`, `${m.name}.node`);
   if (!fs.existsSync(cached)) {
     const crate = fetchCrates().get(m.crate);
