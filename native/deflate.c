@@ -5,30 +5,18 @@
 //
 // exports.version: libdeflate's version string, checked against the pin before use.
 // exports.deflate(input: Uint8Array, level: number): Buffer, synchronous: it runs on a worker.
-#define NAPI_VERSION 8
-#include <node_api.h>
 #include <stdlib.h>
 
+#include "glue.h"
 #include "libdeflate.h"
 
-static napi_value fail(napi_env env, const char *message) {
-  napi_throw_error(env, NULL, message);
-  return NULL;
-}
-
 static napi_value deflate_raw(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2)
-    return fail(env, "deflate(input, level) takes two arguments");
-
-  napi_typedarray_type type;
   size_t length;
   void *data;
-  bool is_typed = false;
-  napi_is_typedarray(env, argv[0], &is_typed);
-  if (!is_typed || napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array)
-    return fail(env, "deflate: input must be a Uint8Array");
+  if (!get_args(env, info, 2, argv, "deflate(input, level) takes two arguments") ||
+      !get_bytes(env, argv[0], &data, &length, "deflate: input must be a Uint8Array"))
+    return NULL;
 
   int32_t level;
   if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 0 || level > 12)
@@ -54,11 +42,5 @@ static napi_value deflate_raw(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
-  napi_value fn, version;
-  if (napi_create_function(env, "deflate", NAPI_AUTO_LENGTH, deflate_raw, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "deflate", fn) != napi_ok ||
-      napi_create_string_utf8(env, LIBDEFLATE_VERSION_STRING, NAPI_AUTO_LENGTH, &version) != napi_ok ||
-      napi_set_named_property(env, exports, "version", version) != napi_ok)
-    return NULL;
-  return exports;
+  return export_codec(env, exports, "deflate", deflate_raw, LIBDEFLATE_VERSION_STRING);
 }

@@ -6,17 +6,11 @@
 // exports.version: zstd's version string.
 // exports.decompress(input: Uint8Array, size: number | undefined, max: number): Buffer
 //   size known: exactly that many bytes, or an error. Unknown: streamed, an error past `max`.
-#define NAPI_VERSION 8
-#include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "glue.h"
 #include "zstd.h"
-
-static napi_value fail(napi_env env, const char *message) {
-  napi_throw_error(env, NULL, message);
-  return NULL;
-}
 
 static napi_value fail_zstd(napi_env env, size_t code) {
   char message[160];
@@ -84,17 +78,12 @@ static napi_value decompress_streamed(napi_env env, ZSTD_DCtx *d, const void *in
 }
 
 static napi_value decompress(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3)
-    return fail(env, "decompress(input, size, max) takes three arguments");
-  napi_typedarray_type type;
   size_t length;
   void *data;
-  bool is_typed = false;
-  napi_is_typedarray(env, argv[0], &is_typed);
-  if (!is_typed || napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array)
-    return fail(env, "decompress: input must be a Uint8Array");
+  if (!get_args(env, info, 3, argv, "decompress(input, size, max) takes three arguments") ||
+      !get_bytes(env, argv[0], &data, &length, "decompress: input must be a Uint8Array"))
+    return NULL;
   double max;
   if (napi_get_value_double(env, argv[2], &max) != napi_ok || !(max >= 0) || max > 9007199254740991.0)
     return fail(env, "decompress: max must be a byte count");
@@ -123,11 +112,5 @@ static napi_value decompress(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
-  napi_value fn, version;
-  if (napi_create_function(env, "decompress", NAPI_AUTO_LENGTH, decompress, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "decompress", fn) != napi_ok ||
-      napi_create_string_utf8(env, ZSTD_versionString(), NAPI_AUTO_LENGTH, &version) != napi_ok ||
-      napi_set_named_property(env, exports, "version", version) != napi_ok)
-    return NULL;
-  return exports;
+  return export_codec(env, exports, "decompress", decompress, ZSTD_versionString());
 }

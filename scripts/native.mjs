@@ -11,9 +11,9 @@
 //
 // The C sources come from the -sys crates pinned in native/Cargo.toml, which cargo fetches and
 // checks against the registry's checksums; the files used must also hash to the digests below.
-// gcc (or $CC) compiles them with our glue (native/*.c) against the headers of the Node.js that
-// runs this. Results are kept in ~/.cache/polyarch/native keyed by every input, so later
-// installs only copy them and need neither cargo nor the network.
+// gcc (or $CC) compiles them with our glue (native/*.c, native/glue.h) against the headers of
+// the Node.js that runs this. Results are kept in ~/.cache/polyarch/native keyed by every
+// input, so later installs only copy them and need neither cargo nor the network.
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -120,7 +120,7 @@ function fetchCrates() {
 function buildModule(m, cc, nodeHeaders) {
   const glue = path.join(nativeDir, m.glue);
   // The compiler's own first line of --version (gcc and clang both print one) is part of the key.
-  const key = sha256(m.digest, fs.readFileSync(path.join(nativeDir, 'Cargo.toml')), fs.readFileSync(glue), CFLAGS.join(' '), run(cc, ['--version']).split('\n')[0], `${process.platform}-${process.arch}`).slice(0, 16);
+  const key = sha256(m.digest, fs.readFileSync(path.join(nativeDir, 'Cargo.toml')), fs.readFileSync(glue), fs.readFileSync(path.join(nativeDir, 'glue.h')), CFLAGS.join(' '), run(cc, ['--version']).split('\n')[0], `${process.platform}-${process.arch}`).slice(0, 16);
   const cached = path.join(cacheRoot, `${m.name}-${key}`, `${m.name}.node`);
   if (!fs.existsSync(cached)) {
     const crate = fetchCrates().get(m.crate);
