@@ -15,6 +15,7 @@ export const REGISTER_EXIT_CODES = {
   noBinfmt: 2,
   refused: 3,
   persist: 4,
+  install: 5,
 } as const;
 
 export interface RegisterScriptOptions {
@@ -123,8 +124,8 @@ usage() {
   cat <<'EOF'
 Usage: register [--reset] [-p yes|no] [-c yes|no] [-g yes|no] [-i yes|no]
                 [--qemu-path DIR] [--qemu-suffix SUFFIX] [--targets LIST]
-                [--persist-dir DIR]
-       register --uninstall [LIST] [--persist-dir DIR]
+                [--install-dir DIR] [--persist-dir DIR]
+       register --uninstall [LIST] [--install-dir DIR] [--persist-dir DIR]
        register --list [--json]
        register --help
 
@@ -145,7 +146,8 @@ Options:
                            yes: skip only this machine's own CPU, not its whole family
                            (e.g. register riscv32 on riscv64, i386 on x86_64), as QEMU's
                            qemu-binfmt-conf.sh --ignore-family does
-  --qemu-path DIR          where the emulators are (default /usr/bin)
+  --qemu-path DIR          where the emulators are (default /usr/bin); with --install-dir,
+                           where they are copied from
   --qemu-suffix SUFFIX     emulator name suffix (default -static): DIR/qemu-CPU-static
   --targets LIST           CPUs to register, comma-separated, or "all" (the default: every
                            CPU below${retiredNote})
@@ -155,6 +157,12 @@ Options:
                            enabled, interpreter, flags, offset, magic and mask, and the
                            machine, its family and the CPUs it runs natively (the shape of
                            polyarch binfmt status --json)
+  --install-dir DIR        copy every emulator registered into DIR (mode 0755, replaced
+                           whole, left alone when DIR holds the same bytes) and point the
+                           entries and the --persist-dir files at DIR/qemu-CPU-static; with
+                           --uninstall, remove those copies. In a container, mount the host's
+                           DIR at the same path DIR, so that path also works on the host
+                           after a reboot (e.g. /usr/local/lib/qemu-static)
   --persist-dir DIR        also write DIR/qemu-CPU.conf (binfmt.d format, e.g. /etc/binfmt.d)
                            for every entry registered, or remove them with --uninstall
   -h, --help               show this help
@@ -168,6 +176,7 @@ Exit codes:
   ${E.noBinfmt}  binfmt_misc is unavailable (no kernel support, cannot mount, not root)
   ${E.refused}  the kernel refused an entry, or one could not be removed (message says why)
   ${E.persist}  a --persist-dir file could not be written or removed
+  ${E.install}  an emulator could not be copied into --install-dir or removed from it
 EOF
 }
 
@@ -390,19 +399,86 @@ unpersist() { # name
   }
 }
 
+# --install-dir: copies emulator $1 to $2 whole (a temporary file beside $2, then mv), so
+# the kernel, which may hold the old $2 open (flag F), never sees a half-written file; a $2
+# with the same bytes is left alone. Sets fresh=yes when it wrote.
+install_emulator() { # from to
+  fresh=no
+  if [ -f "$2" ] && [ -x "$2" ] && cmp -s -- "$1" "$2" 2>/dev/null; then
+    return 0
+  fi
+  [ ! -d "$2" ] || return 1
+  tmp=\${2%/*}/.\${2##*/}.$$.tmp
+  if cp -- "$1" "$tmp" 2>/dev/null && chmod 0755 "$tmp" 2>/dev/null && mv -f -- "$tmp" "$2" 2>/dev/null; then
+    fresh=yes
+    say "installed $2"
+    return 0
+  fi
+  rm -f -- "$tmp" 2>/dev/null
+  return 1
+}
+
+# Sets user to a registered entry (any name) whose emulator is $1; fails when there is none.
+in_use() {
+  for e in "$BINFMT"/*; do
+    case \${e##*/} in register | status) continue ;; esac
+    if [ -f "$e" ] && read_entry "$e" && [ "$e_interp" = "$1" ]; then
+      user=\${e##*/}
+      return 0
+    fi
+  done
+  return 1
+}
+
+# --uninstall --install-dir: removes DIR/qemu-EMULATOR-SUFFIX of every CPU uninstalled, and
+# nothing else; one that an entry still registered runs (i386 and i486 share one) is kept.
+uninstall_emulators() {
+  seen=' '
+  for c in $uninstall_targets; do
+    cpu_info "$c"
+    case $seen in *" $emu "*) continue ;; esac
+    seen="$seen$emu "
+    f=$INSTALL_DIR/qemu-$emu$QEMU_SUFFIX
+    [ -f "$f" ] || [ -L "$f" ] || continue
+    if in_use "$f"; then
+      say "kept $f: $user still uses it"
+    elif rm -f -- "$f" 2>/dev/null && [ ! -e "$f" ] && [ ! -L "$f" ]; then
+      say "removed $f"
+    else
+      warn "error: cannot remove $f"
+      status=${E.install}
+    fi
+  done
+}
+
 register_one() { # cpu explicit
   cpu_info "$1"
   name=qemu-$1
-  interp=$QEMU_DIR/qemu-$emu$QEMU_SUFFIX
+  src=$QEMU_DIR/qemu-$emu$QEMU_SUFFIX
+  interp=$src
+  [ "$INSTALL" = yes ] && interp=$INSTALL_DIR/qemu-$emu$QEMU_SUFFIX
   line=$head$interp:$FLAGS
-  if [ "$PERSISTENT" = yes ] && [ "$2" = no ] && { [ ! -f "$interp" ] || [ ! -x "$interp" ]; }; then
-    say "skipped $name: no emulator at $interp"
+  if [ ! -f "$src" ] || [ ! -x "$src" ]; then
+    if [ "$2" = no ] && { [ "$PERSISTENT" = yes ] || [ "$INSTALL" = yes ]; }; then
+      say "skipped $name: no emulator at $src"
+      return
+    elif [ "$INSTALL" = yes ]; then
+      warn "error: $name: cannot install $interp: no emulator at $src"
+      status=${E.install}
+      return
+    fi
+  fi
+  fresh=no
+  if [ "$INSTALL" = yes ] && ! install_emulator "$src" "$interp"; then
+    warn "error: $name: cannot copy $src to $interp"
+    status=${E.install}
     return
   fi
   action=registered
   had_old=no
   if [ -e "$BINFMT/$name" ]; then
-    if read_entry "$BINFMT/$name" && [ "$e_state" = enabled ] && [ "$e_interp" = "$interp" ] &&
+    # A freshly installed emulator is re-registered: with F the kernel still holds the old one.
+    if [ "$fresh" = no ] && read_entry "$BINFMT/$name" && [ "$e_state" = enabled ] && [ "$e_interp" = "$interp" ] &&
       [ "$e_flags" = "$FLAGS" ] && [ "$e_off" = "$off" ] && [ "$e_magic" = "$magic" ] && [ "$e_mask" = "$mask" ]; then
       say "unchanged $name"
       persist "$name" "$line"
@@ -511,7 +587,7 @@ list_json() {
 
 # --- arguments ---------------------------------------------------------------------------
 RESET=no PERSISTENT=no CREDENTIAL=no PRESERVE=no IGNORE_FAMILY=no LIST=no JSON=no UNINSTALL=no
-QEMU_PATH=/usr/bin QEMU_SUFFIX=-static TARGETS='' UNINSTALL_LIST='' PERSIST_DIR=''
+QEMU_PATH=/usr/bin QEMU_SUFFIX=-static TARGETS='' UNINSTALL_LIST='' PERSIST_DIR='' INSTALL=no INSTALL_DIR=''
 while [ $# -gt 0 ]; do
   opt=$1
   shift
@@ -524,7 +600,7 @@ while [ $# -gt 0 ]; do
     ;;
   esac
   case $opt in
-  -p | --persistent | -c | --credential | -g | --preserve-argv0 | -i | --ignore-family | --qemu-path | --qemu-suffix | --targets | --persist-dir)
+  -p | --persistent | -c | --credential | -g | --preserve-argv0 | -i | --ignore-family | --qemu-path | --qemu-suffix | --targets | --persist-dir | --install-dir)
     if [ "$has_val" = no ]; then
       [ $# -gt 0 ] || usage_error "$opt needs a value"
       val=$1
@@ -545,6 +621,10 @@ while [ $# -gt 0 ]; do
   --qemu-suffix) QEMU_SUFFIX=$val ;;
   --targets) TARGETS=$val ;;
   --persist-dir) PERSIST_DIR=$val ;;
+  --install-dir)
+    INSTALL=yes
+    INSTALL_DIR=$val
+    ;;
   --list) LIST=yes ;;
   --json) JSON=yes ;;
   --uninstall)
@@ -591,6 +671,24 @@ if [ -n "$PERSIST_DIR" ]; then
   esac
   check_chars --persist-dir "$PERSIST_DIR"
 fi
+if [ "$INSTALL" = yes ]; then
+  # The path goes into the entries and the binfmt.d files as it is: absolute, and plain.
+  case $INSTALL_DIR in
+  /*) ;;
+  *) usage_error "--install-dir must be an absolute path" ;;
+  esac
+  check_chars --install-dir "$INSTALL_DIR"
+  case $INSTALL_DIR/ in
+  */./* | */../*) usage_error "--install-dir must not contain . or .. components" ;;
+  esac
+  while :; do
+    case $INSTALL_DIR in
+    */) INSTALL_DIR=\${INSTALL_DIR%/} ;;
+    *) break ;;
+    esac
+  done
+  [ -n "$INSTALL_DIR" ] || usage_error "--install-dir must not be /"
+fi
 
 # JSON is a document on its own: nothing else may print to stdout.
 if [ "$JSON" = yes ] && { [ "$LIST" = no ] || [ "$RESET" = yes ] || [ "$UNINSTALL" = yes ]; }; then
@@ -627,6 +725,9 @@ fi
 if [ -n "$PERSIST_DIR" ] && [ "$LIST" = no ] && [ "$UNINSTALL" = no ]; then
   mkdir -p -- "$PERSIST_DIR" 2>/dev/null || die ${E.persist} "cannot create $PERSIST_DIR"
 fi
+if [ "$INSTALL" = yes ] && [ "$LIST" = no ] && [ "$UNINSTALL" = no ]; then
+  mkdir -p -- "$INSTALL_DIR" 2>/dev/null || die ${E.install} "cannot create $INSTALL_DIR"
+fi
 status=${E.ok}
 
 [ "$RESET" = yes ] && reset_entries
@@ -643,6 +744,7 @@ if [ "$UNINSTALL" = yes ]; then
     fi
     unpersist "qemu-$c"
   done
+  [ "$INSTALL" = no ] || uninstall_emulators
 elif [ "$LIST" = no ]; then
   host_family "$machine"
   host_emulator "$machine"

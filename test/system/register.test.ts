@@ -420,6 +420,201 @@ for (const shell of SHELLS) {
     assert.deepEqual(qemuEntries(), ['qemu-aarch64', 'qemu-riscv64']);
   });
 
+  test(`${sh}: --install-dir copies the emulators; /proc and the --persist-dir files name the copies; a rerun changes nothing; --uninstall removes them`, (t) => {
+    if (!needs(t, hasCommand('apt-get'), hasCommand('dpkg-deb'))) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    const bin = busybox('arm64');
+    for (const name of entriesMatching(bin)) removeEntry(name);
+    const targets = ['aarch64', 'arm', 's390x'];
+    const src = tmpDir(t);
+    for (const n of targets) fs.copyFileSync(`/usr/bin/qemu-${n}-static`, path.join(src, `qemu-${n}-static`));
+    for (const n of targets) fs.chmodSync(path.join(src, `qemu-${n}-static`), 0o755);
+    const root = tmpDir(t);
+    const inst = path.join(root, 'lib/qemu-static');
+    const persist = path.join(root, 'binfmt.d');
+    const copy = (n: string) => path.join(inst, `qemu-${n}-static`);
+    const args = ['-p', 'yes', '--targets', targets.join(','), '--qemu-path', src, '--install-dir', `${inst}//`, '--persist-dir', persist];
+
+    const first = run(args);
+    ok(first);
+    assert.equal(first.stdout, targets.map((n) => `installed ${copy(n)}\nregistered qemu-${n}: ${copy(n)} (flags F)\n`).join(''));
+    assert.deepEqual(fs.readdirSync(inst).sort(), targets.map((n) => `qemu-${n}-static`), 'the copies and nothing else (no temporary files)');
+    for (const n of targets) {
+      assert.equal(fs.statSync(copy(n)).mode & 0o7777, 0o755, n);
+      assert.ok(fs.readFileSync(copy(n)).equals(fs.readFileSync(`/usr/bin/qemu-${n}-static`)), `${n}: the same bytes`);
+      const line = registerLine(cpu(n), { path: inst });
+      assert.equal(lineOf(`qemu-${n}`), line, `${n} in /proc`);
+      assert.equal(fs.readFileSync(path.join(persist, `qemu-${n}.conf`), 'utf8'), `${line}\n`, `${n} in the persist dir`);
+    }
+
+    // Again: the same bytes are left alone (same inode, same mtime), the entries too.
+    const stamp = (n: string) => {
+      const st = fs.statSync(copy(n));
+      return `${st.ino} ${st.mtimeMs}`;
+    };
+    const stamps = targets.map(stamp);
+    const entries = readEntries();
+    const again = run(args);
+    ok(again);
+    assert.equal(again.stdout, targets.map((n) => `unchanged qemu-${n}\n`).join(''));
+    assert.deepEqual(targets.map(stamp), stamps);
+    assert.deepEqual(readEntries(), entries);
+
+    // A copy that differs, or lost its x bit, is replaced whole, and its entry with it (with
+    // flag F the kernel holds the file it opened, so the entry must open the new one).
+    fs.rmSync(copy('s390x'));
+    fs.writeFileSync(copy('s390x'), 'not an emulator\n', { mode: 0o755 });
+    fs.chmodSync(copy('arm'), 0o644);
+    const repaired = run(args);
+    ok(repaired);
+    assert.equal(
+      repaired.stdout,
+      [
+        'unchanged qemu-aarch64',
+        `installed ${copy('arm')}`,
+        `replaced qemu-arm: ${copy('arm')} (flags F)`,
+        `installed ${copy('s390x')}`,
+        `replaced qemu-s390x: ${copy('s390x')} (flags F)`,
+        '',
+      ].join('\n'),
+    );
+    for (const n of ['arm', 's390x']) {
+      assert.ok(fs.readFileSync(copy(n)).equals(fs.readFileSync(`/usr/bin/qemu-${n}-static`)), n);
+      assert.equal(fs.statSync(copy(n)).mode & 0o7777, 0o755, n);
+    }
+    assert.equal(fs.readdirSync(inst).length, 3);
+
+    // Without F the kernel opens the interpreter at each exec: the foreign busybox runs from
+    // the copy, with the source folder gone.
+    ok(run(['-p', 'no', '--targets', 'aarch64', '--qemu-path', src, '--install-dir', inst, '--persist-dir', persist]));
+    fs.rmSync(src, { recursive: true });
+    assert.deepEqual(entriesMatching(bin), ['qemu-aarch64']);
+    assert.equal(lineOf('qemu-aarch64'), registerLine(cpu('aarch64'), { path: inst, flags: '' }));
+    const u = exec(bin, ['uname', '-m']);
+    assert.equal(u.stdout.trim(), 'aarch64', `${String(u.error)} ${u.stderr}`);
+
+    // --uninstall: the entries, their files and their copies; files it did not make stay.
+    fs.writeFileSync(path.join(inst, 'qemu-arm-static.bak'), 'mine\n');
+    fs.writeFileSync(path.join(inst, 'README'), 'mine\n');
+    const some = run(['--uninstall', 'armhf,aarch64', '--install-dir', inst, '--persist-dir', persist]);
+    ok(some);
+    assert.equal(some.stdout, `removed qemu-arm\nremoved qemu-aarch64\nremoved ${copy('arm')}\nremoved ${copy('aarch64')}\n`);
+    assert.deepEqual(fs.readdirSync(inst).sort(), ['README', 'qemu-arm-static.bak', 'qemu-s390x-static']);
+    assert.deepEqual(fs.readdirSync(persist), ['qemu-s390x.conf']);
+    assert.deepEqual(qemuEntries(), ['qemu-s390x']);
+    const all = run(['--uninstall', '--install-dir', inst, '--persist-dir', persist]);
+    ok(all);
+    assert.equal(all.stdout, `removed qemu-s390x\nremoved ${copy('s390x')}\n`);
+    assert.deepEqual(fs.readdirSync(inst).sort(), ['README', 'qemu-arm-static.bak']);
+    assert.deepEqual(fs.readdirSync(persist), []);
+    assert.deepEqual(qemuEntries(), []);
+  });
+
+  test(`${sh}: --install-dir: a copy still in use is kept; a shared emulator goes once; what cannot be installed is exit 5 and no entry`, (t) => {
+    if (!needs(t)) return;
+    guardBinfmt(t);
+    clearQemuEntries();
+    const root = tmpDir(t);
+    const inst = path.join(root, 'inst');
+    const copy = (n: string) => path.join(inst, `qemu-${n}-static`);
+
+    // Another entry (an inert magic) runs the aarch64 copy: uninstalling aarch64 keeps the file.
+    ok(run(['-p', 'yes', '--targets', 'aarch64', '--install-dir', inst]));
+    registerRaw(`:polyarch-test-user:M::\\x00\\x50\\x4f\\x4c\\x59\\x41\\x52\\x43\\x48\\x00::${copy('aarch64')}:`);
+    const kept = run(['--uninstall', 'aarch64', '--install-dir', inst]);
+    ok(kept);
+    assert.equal(kept.stdout, `removed qemu-aarch64\nkept ${copy('aarch64')}: polyarch-test-user still uses it\n`);
+    assert.ok(fs.existsSync(copy('aarch64')));
+    removeEntry('polyarch-test-user');
+    ok(run(['--uninstall', 'aarch64', '--install-dir', inst]));
+    assert.deepEqual(fs.readdirSync(inst), []);
+
+    // i386 and i486 run one emulator, qemu-i386-static: one file, kept or removed once (their
+    // own entries are not needed for that, and would claim this host's i386 binaries).
+    fs.writeFileSync(copy('i386'), 'stand-in\n', { mode: 0o755 });
+    registerRaw(`:polyarch-test-user:M::\\x00\\x50\\x4f\\x4c\\x59\\x41\\x52\\x43\\x48\\x00::${copy('i386')}:`);
+    const sharedKept = run(['--uninstall', 'i386,i486', '--install-dir', inst]);
+    ok(sharedKept);
+    assert.equal(sharedKept.stdout, `kept ${copy('i386')}: polyarch-test-user still uses it\n`);
+    removeEntry('polyarch-test-user');
+    const shared = run(['--uninstall', 'i386,i486', '--install-dir', inst]);
+    ok(shared);
+    assert.equal(shared.stdout, `removed ${copy('i386')}\n`);
+
+    // Nothing to copy: a default target is skipped (with or without F), a named one is an error.
+    const empty = tmpDir(t);
+    for (const p of ['yes', 'no']) {
+      const skipped = run(['-p', p, '--qemu-path', empty, '--install-dir', inst]);
+      ok(skipped);
+      assert.match(skipped.stdout, new RegExp(`^skipped qemu-aarch64: no emulator at ${empty}/qemu-aarch64-static$`, 'm'));
+      assert.deepEqual(qemuEntries(), []);
+    }
+    const missing = run(['-p', 'yes', '--targets', 'aarch64,s390x', '--qemu-path', empty, '--install-dir', inst]);
+    ok(missing, EXIT.install);
+    assert.equal(
+      missing.stderr,
+      [
+        `register: error: qemu-aarch64: cannot install ${copy('aarch64')}: no emulator at ${empty}/qemu-aarch64-static`,
+        `register: error: qemu-s390x: cannot install ${copy('s390x')}: no emulator at ${empty}/qemu-s390x-static`,
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(qemuEntries(), []);
+    assert.deepEqual(fs.readdirSync(inst), []);
+
+    // A folder where the copy goes: exit 5, and the entry registered before stays as it was.
+    ok(run(['-p', 'yes', '--targets', 'arm']));
+    const before = lineOf('qemu-arm');
+    fs.mkdirSync(copy('arm'));
+    const blocked = run(['-p', 'yes', '--targets', 'arm,s390x', '--install-dir', inst]);
+    ok(blocked, EXIT.install);
+    assert.equal(blocked.stderr, `register: error: qemu-arm: cannot copy /usr/bin/qemu-arm-static to ${copy('arm')}\n`);
+    assert.match(blocked.stdout, new RegExp(`^registered qemu-s390x: ${copy('s390x')} \\(flags F\\)$`, 'm'));
+    assert.equal(lineOf('qemu-arm'), before);
+    assert.deepEqual(fs.readdirSync(inst).sort(), ['qemu-arm-static', 'qemu-s390x-static']);
+    assert.ok(fs.statSync(copy('arm')).isDirectory());
+
+    // An install dir that cannot be made: exit 5 before anything is registered.
+    clearQemuEntries();
+    const file = path.join(root, 'a-file');
+    fs.writeFileSync(file, '');
+    const cannot = run(['-p', 'yes', '--targets', 'aarch64', '--install-dir', `${file}/qemu`]);
+    ok(cannot, EXIT.install);
+    assert.equal(cannot.stderr, `register: error: cannot create ${file}/qemu\n`);
+    assert.deepEqual(qemuEntries(), []);
+  });
+
+  test(`${sh}: a bad --install-dir is a usage error before anything is touched`, (t) => {
+    if (!needs(t)) return;
+    guardBinfmt(t);
+    const root = tmpDir(t);
+    const marker = path.join(root, 'pwned');
+    const before = readEntries();
+    const cases: [string[], string][] = [
+      [['--install-dir', 'usr/local/lib/qemu'], '--install-dir must be an absolute path'],
+      [['--install-dir='], '--install-dir must be an absolute path'],
+      [['--uninstall', '--install-dir', './qemu'], '--install-dir must be an absolute path'],
+      [['--install-dir', `${root}/qemu static`], `--install-dir "${root}/qemu static" must be non-empty and use only letters, digits and . _ / + -`],
+      [['--install-dir', `${root}/$(touch ${marker})`], `--install-dir "${root}/$(touch ${marker})" must be non-empty and use only letters, digits and . _ / + -`],
+      [['--install-dir', `${root}/a:b`], `--install-dir "${root}/a:b" must be non-empty and use only letters, digits and . _ / + -`],
+      [['--install-dir', `/${'q'.repeat(600)}`], '--install-dir is longer than 512 characters'],
+      [['--install-dir', `${root}/../etc`], '--install-dir must not contain . or .. components'],
+      [['--install-dir', `${root}/./qemu`], '--install-dir must not contain . or .. components'],
+      [['--install-dir', `${root}/..`], '--install-dir must not contain . or .. components'],
+      [['--install-dir', '//'], '--install-dir must not be /'],
+      [['-p', 'yes', '--install-dir'], '--install-dir needs a value'],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(['--targets', 'aarch64', ...args]);
+      assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stderr, `register: error: ${message}\nregister: try: register --help\n`, args.join(' '));
+      assert.equal(r.stdout, '');
+    }
+    assert.deepEqual(fs.readdirSync(root), [], 'nothing made, nothing run');
+    assert.deepEqual(readEntries(), before);
+  });
+
   test(`${sh}: mounts binfmt_misc when missing, says plainly when the kernel has none, exits 2 without root`, (t) => {
     if (!needs(t, hasCommand('unshare'), hasCommand('setpriv'), hasCommand('mount'))) return;
     guardBinfmt(t);
