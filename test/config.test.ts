@@ -81,6 +81,8 @@ test('build hosts: arch, hostKey, flags and emulatorDir, with their defaults', (
     assert.throws(() => host({ emulatorDir: dir }), /polyarch:buildHosts\.0\.emulatorDir: must be an absolute path/, dir);
   }
   assert.throws(() => host({ hostKey: '[10.0.0.1]:22 ssh-ed25519 AAAA' }), /polyarch:buildHosts\.0\.hostKey: must be a public key/);
+  // The command plugin would offer only SHA-1 "ssh-rsa" for it (test/engine/hosts.test.ts shows the refusal).
+  assert.throws(() => host({ hostKey: 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ' }), /polyarch:buildHosts\.0\.hostKey: is an ssh-rsa key, .*OpenSSH 8\.8\+ refuses: use the host's ed25519 or ECDSA key line \(ssh-keyscan -t ed25519 <host>\)$/);
 });
 
 // Image keys (issue 5): base image, OCI labels, the dev stack's local registry.
