@@ -60,6 +60,6 @@ export const imageRefs = images && pulumi.all([images.refs, images.indexRefs]).a
 
 // Build hosts: emulators and the register script over SSH, entries registered.
 const registerScript = await writeRegisterScript(cache('scripts'));
-const binfmtHosts = config.buildHosts.map((b) => new BinfmtHost(b.name, { buildHost: b, hostEmulators, registerScript, privateKey: secretConfig('sshPrivateKey') }));
+const binfmtHosts = config.buildHosts.map((b) => new BinfmtHost(b.name, { buildHost: b, hostEmulators, registerScript, privateKey: secretConfig('sshPrivateKey'), uploadDir: cache('uploads') }));
 /** Per build host: the binfmt entries registered and the folder holding their emulators. */
 export const buildHosts = Object.fromEntries(binfmtHosts.map((h) => [h.hostName, { entries: h.entries, folder: h.folder }]));

@@ -4,9 +4,10 @@
 // very same strings over ssh.
 //
 // Layout on the build host (every path below is fixed here, and quoted wherever used):
-//   ~/.polyarch-<file>.<sha16>    uploads (CopyToRemote, as the SSH user, straight into the
-//                                 home folder so no parent folder has to exist); consumed
-//                                 by the register command
+//   ~/.polyarch-<sha16>/          one upload per host and set of files (one CopyToRemote of a
+//                                 folder: one SSH connection, not one per emulator), as the
+//                                 SSH user, straight into the home folder so no parent folder
+//                                 has to exist; consumed by the register command
 //   <emulatorDir>/<key>/          root-owned copy of the emulators and the register script,
 //                                 one folder per registration; the entries point here
 //   <emulatorDir>/<key>/claims    how many registrations hold this folder
@@ -19,13 +20,20 @@
 // so it cannot touch the new ones. A replacement with nothing changed (`pulumi up
 // --replace`) has the same key: every create takes a claim on the folder and every delete
 // gives one back, and only the last one removes anything.
+//
+// Drift. The command plugin cannot read a host back, so BinfmtCheck (components/binfmtCheck.ts)
+// does: `expected` below is what a healthy registration looks like, observeScript reads it
+// over SSH and compareObservation says what is missing. A refresh that finds drift counts a
+// repair; the repair count is part of the update string (withRepair), so the next `up` runs the
+// update, which re-registers in place (same folder, no replacement, no claim to lose).
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { formatLine, parseProcEntry, registerLine } from './binfmt.ts';
 import { runsNatively, targetsFor, type Cpu } from './cpus.ts';
 import type { StackConfig } from './config.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
-import { sweepTemps, writeError, writeWhole } from './out-dir.ts';
+import { makeStage, publishStage, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
 
@@ -48,7 +56,7 @@ export interface RemoteFile {
   name: string;
   /** Local path (the extracted emulator, or the generated script). */
   local: string;
-  /** Upload path, relative to the SSH user's home (where SFTP starts). */
+  /** Upload path, relative to the SSH user's home (where SFTP starts): `<upload>/<name>`. */
   remote: string;
   sha256: string;
 }
@@ -64,6 +72,10 @@ export interface BuildHostPlan {
   /** The binfmt_misc entries registered, `qemu-<cpu>`. */
   entries: string[];
   files: RemoteFile[];
+  /** The upload folder, `.polyarch-<sha16 of the files>`: its name in the home folder and in the local stage. */
+  upload: string;
+  /** What a healthy registration looks like on the host, for BinfmtCheck. */
+  expected: ExpectedHost;
   /** A change to any of these replaces the registration (see the note at the top). */
   triggers: string[];
   create: string;
@@ -132,11 +144,12 @@ export function planBuildHost(b: BuildHost, hostEmulators: readonly HostEmulator
   if (cpus.length === 0) throw new Error(`build host "${b.name}" has no targets to register`);
 
   const wanted = new Set(cpus.map((c) => c.emulator));
-  const upload = (name: string, digest: string) => `.polyarch-${name}.${digest.slice(0, 16)}`;
-  const files: RemoteFile[] = available(b, emulators)
+  const contents = available(b, emulators)
     .filter((e) => wanted.has(e.cpu))
-    .map((e) => ({ name: emulatorFile(e.cpu), local: path.join(emulators.dir, e.file), remote: upload(emulatorFile(e.cpu), e.sha256), sha256: e.sha256 }));
-  files.push({ name: SCRIPT, local: script.path, remote: upload(SCRIPT, script.sha256), sha256: script.sha256 });
+    .map((e) => ({ name: emulatorFile(e.cpu), local: path.join(emulators.dir, e.file), sha256: e.sha256 }));
+  contents.push({ name: SCRIPT, local: script.path, sha256: script.sha256 });
+  const upload = `.polyarch-${sha256(JSON.stringify(contents.map((f) => [f.name, f.sha256]))).slice(0, 16)}`;
+  const files: RemoteFile[] = contents.map((f) => ({ ...f, remote: `${upload}/${f.name}` }));
 
   const targets = cpus.map((c) => c.name);
   const key = sha256(JSON.stringify({ arch: b.arch, targets, files: files.map((f) => [f.name, f.sha256]), flags: b.flags, persist: b.persist, ...(b.ignoreFamily && { ignoreFamily: true }) })).slice(0, 16);
@@ -149,7 +162,7 @@ export function planBuildHost(b: BuildHost, hostEmulators: readonly HostEmulator
     `folder=${shellQuote(folder)}`,
     // The SSH user's home, passed by the login shell (sudo resets HOME): the uploads are there.
     'home=$1',
-    `uploads=${shellQuote(files.map((f) => f.remote).join(' '))}`,
+    `upload=${shellQuote(upload)}`,
   ];
   const register = (mode: 'create' | 'update') =>
     wrap(b, [
@@ -168,6 +181,12 @@ export function planBuildHost(b: BuildHost, hostEmulators: readonly HostEmulator
     UNREGISTER_BODY,
   ]);
 
+  const expected: ExpectedHost = {
+    entries: cpus.map((c) => ({ name: `qemu-${c.name}`, line: registerLine(c, { path: folder, flags: b.flags }) })),
+    files: files.map((f) => ({ path: `${folder}/${f.name}`, sha256: f.sha256 })),
+    confs: b.persist ? cpus.map((c) => ({ path: `${PERSIST_DIR}/qemu-${c.name}.conf`, text: `${registerLine(c, { path: folder, flags: b.flags })}\n` })) : [],
+  };
+
   return {
     host: b.name,
     key,
@@ -175,6 +194,8 @@ export function planBuildHost(b: BuildHost, hostEmulators: readonly HostEmulator
     targets,
     entries: entries.map((e) => e.name),
     files,
+    upload,
+    expected,
     triggers: [
       `address=${b.address}:${b.port}`,
       `arch=${b.arch}`,
@@ -215,7 +236,7 @@ write_claims() {
     fail "cannot write $folder/claims"
 }
 drop_uploads() {
-  for u in $uploads; do rm -f "$home/$u"; done
+  rm -rf "\${home:?}/$upload"
 }
 `;
 
@@ -305,3 +326,116 @@ rm -rf "$folder" || fail "cannot remove $folder"
 rmdir "$dir" 2>/dev/null
 say "unregistered; removed $folder"
 `;
+
+/** What a healthy registration looks like on its build host. */
+export interface ExpectedHost {
+  /** Each binfmt_misc entry and the register line it was made from. */
+  entries: { name: string; line: string }[];
+  /** Each file in the registration folder and its sha256. */
+  files: { path: string; sha256: string }[];
+  /** With persistence, each binfmt.d file and its text. */
+  confs: { path: string; text: string }[];
+}
+
+/** What a check found missing or changed; `files` says whether the uploads are needed again. */
+export interface Drift {
+  problems: string[];
+  files: boolean;
+}
+
+const END = '@polyarch-end';
+
+/**
+ * A POSIX sh script that prints every entry, file digest and binfmt.d file of `expected`,
+ * each after a marker line. It only reads (world-readable paths), so it runs as the SSH user.
+ */
+export function observeScript(expected: ExpectedHost): string {
+  const lines = ['LC_ALL=C; export LC_ALL'];
+  for (const e of expected.entries) lines.push(`echo ${shellQuote(`@entry ${e.name}`)}; cat ${shellQuote(`${BINFMT}/${e.name}`)} 2>/dev/null`);
+  // One sha256sum for every file: a missing file is left out of its output, not an error here.
+  lines.push(`echo @files; sha256sum ${expected.files.map((f) => shellQuote(f.path)).join(' ')} 2>/dev/null`);
+  for (const c of expected.confs) lines.push(`echo ${shellQuote(`@conf ${c.path}`)}; cat ${shellQuote(c.path)} 2>/dev/null`);
+  lines.push(`echo ${END}`);
+  return lines.join('\n');
+}
+
+/** Compares observeScript's output with `expected`; throws on output that is not its own. */
+export function compareObservation(expected: ExpectedHost, output: string): Drift {
+  if (!output.trimEnd().endsWith(END)) throw new Error(`the host's answer is incomplete (no ${END} line): ${JSON.stringify(output.slice(-200))}`);
+  const sections = new Map<string, string[]>();
+  let current: string[] | undefined;
+  for (const line of output.split('\n')) {
+    if (line.startsWith('@entry ') || line === '@files' || line.startsWith('@conf ')) sections.set(line, (current = []));
+    else if (line !== END) current?.push(line);
+  }
+  const problems: string[] = [];
+  for (const e of expected.entries) {
+    const text = (sections.get(`@entry ${e.name}`) ?? []).join('\n');
+    if (text.trim() === '') {
+      problems.push(`${e.name} is not registered`);
+      continue;
+    }
+    let got;
+    try {
+      got = parseProcEntry(e.name, `${text}\n`);
+    } catch {
+      problems.push(`${e.name} cannot be read`);
+      continue;
+    }
+    // /proc reads back as the register line it was made from (test/system/register.test.ts).
+    if (!got.enabled) problems.push(`${e.name} is disabled`);
+    else if (formatLine(got) !== e.line) problems.push(`${e.name} is not the planned entry (now ${formatLine(got)})`);
+  }
+  const digests = new Map<string, string>();
+  for (const line of sections.get('@files') ?? []) {
+    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (m) digests.set(m[2]!, m[1]!);
+  }
+  let files = false;
+  for (const f of expected.files) {
+    const got = digests.get(f.path);
+    if (got === f.sha256) continue;
+    files = true;
+    problems.push(got === undefined ? `${f.path} is missing` : `${f.path} has other bytes`);
+  }
+  for (const c of expected.confs) {
+    const text = sections.get(`@conf ${c.path}`)?.join('\n') ?? '';
+    if (`${text.replace(/\n+$/, '')}\n` !== c.text) problems.push(text.trim() === '' ? `${c.path} is missing` : `${c.path} differs`);
+  }
+  return { problems, files };
+}
+
+/** The update string after `repairs` repairs: a changed input, so Pulumi runs the update again. */
+export function withRepair(command: string, repairs: number): string {
+  return repairs > 0 ? `# polyarch repair ${repairs}\n${command}` : command;
+}
+
+/**
+ * The local copy of the plan's upload folder, `<dir>/<upload>`: hard links to the emulators and
+ * the script (copies across file systems), made in a stage and renamed into place whole.
+ */
+export async function stageUpload(plan: BuildHostPlan, dir: string): Promise<string> {
+  const target = path.join(dir, plan.upload);
+  const complete = async () => {
+    const names = await fs.readdir(target).catch(() => undefined);
+    return names && names.length === plan.files.length && plan.files.every((f) => names.includes(f.name)) ? target : undefined;
+  };
+  if (await complete()) return target;
+  await fs.mkdir(dir, { recursive: true }).catch((e: unknown) => {
+    throw writeError(e, dir, plan.upload);
+  });
+  await sweepStages(dir, '.stage-');
+  const stage = await makeStage(dir, '.stage-');
+  try {
+    for (const f of plan.files) {
+      const to = path.join(stage, f.name);
+      await fs.link(f.local, to).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EXDEV' && e.code !== 'EPERM') throw e;
+        await fs.copyFile(f.local, to);
+      });
+    }
+    return await publishStage(stage, target, target, complete, 'upload folder');
+  } finally {
+    await removeStage(stage);
+  }
+}

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { planBuildHost, registerFlags, shellQuote, writeRegisterScript, type BuildHost, type BuildHostPlan } from '../lib/build-host.ts';
+import { compareObservation, observeScript, planBuildHost, registerFlags, shellQuote, stageUpload, withRepair, writeRegisterScript, type BuildHost, type BuildHostPlan } from '../lib/build-host.ts';
 import { parseStackConfig } from '../lib/config.ts';
 import { prepareStackEmulators, type HostEmulators } from '../lib/emulators.ts';
 import { generateRegisterScript } from '../lib/register-script.ts';
@@ -57,9 +57,11 @@ test('by default a build host gets every emulator published for its own arch, pl
   const first = amd.files[0]!;
   assert.equal(first.local, '/cache/emulators/x86_64/qemu-aarch64-static');
   assert.equal(first.sha256, digest('x86_64/aarch64'));
-  // Uploads go straight into the home folder, named by content.
-  assert.equal(first.remote, `.polyarch-qemu-aarch64-static.${digest('x86_64/aarch64').slice(0, 16)}`);
-  assert.equal(amd.files[3]!.remote, `.polyarch-register.${SCRIPT.sha256.slice(0, 16)}`);
+  // One upload folder straight in the home folder, named by its content.
+  assert.match(amd.upload, /^\.polyarch-[0-9a-f]{16}$/);
+  assert.deepEqual(amd.files.map((f) => f.remote), amd.files.map((f) => `${amd.upload}/${f.name}`));
+  assert.equal(plan({ flags: 'OCF', persist: false }).upload, amd.upload, 'flags and persistence upload nothing new');
+  assert.notEqual(plan({ targets: ['aarch64'] }).upload, amd.upload);
   assert.equal(amd.folder, `/usr/local/lib/polyarch/${amd.key}`);
 
   const arm = plan({ arch: 'aarch64' });
@@ -111,6 +113,7 @@ test('ignoreFamily over the real preparation: an x86_64 host gets qemu-i386 inst
   const run = (ignoreFamily: boolean) => {
     const home = fs.mkdtempSync(path.join(root, 'home-'));
     const p = planBuildHost(buildHost({ ignoreFamily, emulatorDir: path.join(home, 'polyarch') }), [x86!], script);
+    fs.mkdirSync(path.join(home, p.upload));
     for (const f of p.files) fs.copyFileSync(f.local, path.join(home, f.remote));
     fs.rmSync(log, { force: true });
     const r = spawnSync('sh', ['-c', p.create], { encoding: 'utf8', env: { PATH: `${bin}:${process.env.PATH}`, HOME: home } });
@@ -196,6 +199,7 @@ test('delete of a registration that is not there drops its leftover uploads and 
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-home-'));
   t.after(() => fs.rmSync(home, { recursive: true, force: true }));
   const p = plan({ emulatorDir: path.join(home, 'emulators') });
+  fs.mkdirSync(path.join(home, p.upload));
   for (const f of p.files) fs.writeFileSync(path.join(home, f.remote), 'leftover');
   fs.writeFileSync(path.join(home, '.polyarch-unrelated'), 'not ours');
   const r = spawnSync('sh', ['-c', p.delete], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: home } });
@@ -247,4 +251,85 @@ test('writeRegisterScript into a full or read-only folder: one line naming the s
     assert.equal(fs.readFileSync(ok.path, 'utf8'), generateRegisterScript());
     assert.deepEqual(fs.readdirSync(dir).sort(), [path.basename(live), name]);
   });
+});
+
+// Drift: what BinfmtCheck reads back on refresh, compared with what the plan registered.
+test('observeScript and compareObservation: an intact host has no drift; each lost or changed piece is named', (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-observe-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const p = plan({ targets: ['aarch64', 'arm'], emulatorDir: path.join(root, 'lib') });
+  const { expected } = p;
+  assert.deepEqual(expected.entries.map((e) => e.name), ['qemu-aarch64', 'qemu-arm']);
+  assert.deepEqual(expected.files.map((f) => f.path), p.files.map((f) => `${p.folder}/${f.name}`));
+  assert.deepEqual(expected.confs.map((c) => c.path), ['/etc/binfmt.d/qemu-aarch64.conf', '/etc/binfmt.d/qemu-arm.conf']);
+  assert.deepEqual(plan({ targets: ['aarch64'], persist: false }).expected.confs, [], 'no binfmt.d files without persistence');
+
+  // What the kernel shows for an entry made from the planned line.
+  const proc = (line: string, enabled = 'enabled') => {
+    const [, , , , magic, mask, interpreter, flags] = line.split(':');
+    const hex = (x: string) => x.replace(/\\x/g, '');
+    return `${enabled}\ninterpreter ${interpreter}\nflags: ${flags}\noffset 0\nmagic ${hex(magic!)}\nmask ${hex(mask!)}\n`;
+  };
+  const answer = (o: { entry?: (name: string, line: string) => string; files?: (f: { path: string; sha256: string }) => string; conf?: (text: string) => string; end?: boolean } = {}) =>
+    [
+      ...expected.entries.map((e) => `@entry ${e.name}\n${(o.entry ?? ((_n, l) => proc(l)))(e.name, e.line)}`),
+      `@files\n${expected.files.map((f) => (o.files ?? ((x) => `${x.sha256}  ${x.path}\n`))(f)).join('')}`,
+      ...expected.confs.map((c) => `@conf ${c.path}\n${(o.conf ?? ((x) => x))(c.text)}`),
+      o.end === false ? '' : '@polyarch-end\n',
+    ].join('');
+  assert.deepEqual(compareObservation(expected, answer()), { problems: [], files: false });
+
+  // A reboot without persistence: no entries, files still there.
+  assert.deepEqual(compareObservation(expected, answer({ entry: () => '' })), { problems: ['qemu-aarch64 is not registered', 'qemu-arm is not registered'], files: false });
+  const one = compareObservation(expected, answer({ entry: (n, l) => (n === 'qemu-arm' ? proc(l, 'disabled') : proc(l.replace(/:F$/, ':OCF'))) }));
+  assert.match(one.problems[0]!, /^qemu-aarch64 is not the planned entry \(now :qemu-aarch64:M::.*:OCF\)$/);
+  assert.equal(one.problems[1], 'qemu-arm is disabled');
+  assert.match(compareObservation(expected, answer({ entry: (_n, l) => proc(l.replace(p.folder, '/usr/bin')) })).problems[0]!, /^qemu-aarch64 is not the planned entry \(now .*:\/usr\/bin\/qemu-aarch64-static:F\)$/);
+  // A reinstall: the emulator folder is gone too, so the uploads are needed again.
+  const gone = compareObservation(expected, answer({ entry: () => '', files: () => '', conf: () => '' }));
+  assert.equal(gone.files, true);
+  assert.ok(gone.problems.includes(`${p.folder}/qemu-arm-static is missing`));
+  assert.ok(gone.problems.includes('/etc/binfmt.d/qemu-arm.conf is missing'));
+  const changed = compareObservation(expected, answer({ files: (f) => `${f.path.endsWith('register') ? '0'.repeat(64) : f.sha256}  ${f.path}\n` }));
+  assert.deepEqual(changed, { problems: [`${p.folder}/register has other bytes`], files: true });
+  assert.deepEqual(compareObservation(expected, answer({ conf: (x) => x.replace(':F', ':') })).problems, ['/etc/binfmt.d/qemu-aarch64.conf differs', '/etc/binfmt.d/qemu-arm.conf differs']);
+  // An answer cut short is an error, never "intact".
+  assert.throws(() => compareObservation(expected, answer({ end: false })), /the host's answer is incomplete/);
+
+  // The script itself, run by sh on this machine: its files are found by digest, its absent
+  // entries reported as such, and it only reads.
+  fs.mkdirSync(p.folder, { recursive: true });
+  for (const f of p.files) fs.writeFileSync(path.join(p.folder, f.name), 'x');
+  const r = spawnSync('sh', ['-c', observeScript({ ...expected, entries: [{ name: 'qemu-polyarch-test-none', line: expected.entries[0]!.line }], confs: [] })], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const seen = compareObservation({ ...expected, entries: [{ name: 'qemu-polyarch-test-none', line: expected.entries[0]!.line }], confs: [] }, r.stdout);
+  assert.equal(seen.problems[0], 'qemu-polyarch-test-none is not registered');
+  assert.equal(seen.problems.filter((x) => x.endsWith('has other bytes')).length, p.files.length);
+  const dash = spawnSync('dash', ['-n', '-c', observeScript(expected)], { encoding: 'utf8' });
+  assert.equal(dash.status, 0, dash.stderr);
+});
+
+test('withRepair: the update string changes with each repair, and runs the same', () => {
+  const p = plan();
+  assert.equal(withRepair(p.update, 0), p.update);
+  assert.notEqual(withRepair(p.update, 1), withRepair(p.update, 2));
+  assert.equal(innerScript(withRepair(p.update, 3).split('\n').slice(1).join('\n')), innerScript(p.update));
+  assert.match(withRepair(p.update, 3), /^# polyarch repair 3\n/);
+});
+
+test('stageUpload: the upload folder holds exactly the plan\'s files, linked; a second call reuses it', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-upload-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const src = path.join(root, 'src');
+  fs.mkdirSync(src);
+  const hosts = [{ ...emulators('x86_64', ['aarch64', 'arm']), dir: src }];
+  for (const e of hosts[0]!.emulators) fs.writeFileSync(path.join(src, e.file), e.cpu);
+  fs.writeFileSync(path.join(src, 'register'), '#!/bin/sh\n');
+  const p = planBuildHost(buildHost(), hosts, { path: path.join(src, 'register'), sha256: digest('#!/bin/sh\n') });
+  const dir = await stageUpload(p, path.join(root, 'uploads'));
+  assert.equal(dir, path.join(root, 'uploads', p.upload));
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['qemu-aarch64-static', 'qemu-arm-static', 'register']);
+  assert.equal(fs.statSync(path.join(dir, 'qemu-arm-static')).ino, fs.statSync(path.join(src, 'qemu-arm-static')).ino, 'a hard link, not a copy');
+  assert.deepEqual(fs.readdirSync(path.join(root, 'uploads')), [p.upload], 'no stage left behind');
+  assert.equal(await stageUpload(p, path.join(root, 'uploads')), dir);
 });

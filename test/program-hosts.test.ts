@@ -1,8 +1,9 @@
-// Build hosts in the program under mocks: one BinfmtHost per configured host, the copies and
-// the register command it declares, what they depend on, and that the SSH key stays secret.
+// Build hosts in the program under mocks: one BinfmtHost per configured host, the check, the
+// upload and the register command it declares, what they depend on, and that the SSH key stays secret.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { before, test } from 'node:test';
 import { MockMonitor } from '@pulumi/pulumi/runtime/mocks.js';
 import { generateRegisterScript } from '../lib/register-script.ts';
@@ -43,36 +44,46 @@ const HOSTS = [
   { name: 'ci-arm', address: 'arm.example.test', port: 2222, user: 'builder', sudo: true, persist: false, arch: 'aarch64', targets: ['x86_64', 'riscv64'], flags: 'OCF', hostKey: HOST_KEY, emulatorDir: '/opt/qemu' },
 ];
 
-test('one BinfmtHost per build host: its emulators and the script copied, then one register command', async () => {
+test('one BinfmtHost per build host: its check, one upload folder with its emulators and the script, then one register command', async () => {
   const { resources, outputs } = await load(HOSTS);
   const components = resources.filter((r) => r.type === 'polyarch:index:BinfmtHost');
   assert.deepEqual(components.map((c) => c.name).sort(), ['ci-amd', 'ci-arm']);
+  const uploaded: Record<string, string[]> = {};
 
   for (const host of HOSTS) {
     const parent = `urn:pulumi:dev::qemu-user-static::polyarch:index:BinfmtHost::${host.name}`;
-    const copies = of(resources, 'command:remote:CopyToRemote', host.name);
+    const uploads = of(resources, 'command:remote:CopyToRemote', host.name);
     const commands = of(resources, 'command:remote:Command', host.name);
-    assert.equal(commands.length, 1);
-    const register = commands[0]!;
-    assert.equal(register.name, `${host.name}-register`);
+    const checks = of(resources, 'pulumi-nodejs:dynamic/polyarch:BinfmtCheck', host.name);
+    assert.deepEqual([uploads.length, commands.length, checks.length], [1, 1, 1], 'one upload, one register command and one check per host');
+    const [upload, register, check] = [uploads[0]!, commands[0]!, checks[0]!];
+    assert.deepEqual([upload.name, register.name, check.name], [`${host.name}-upload`, `${host.name}-register`, `${host.name}-check`]);
     assert.equal(register.inputs.addPreviousOutputInEnv, false, 'no environment requests that sshd refuses');
-    for (const r of [...copies, register]) assert.equal(r.parent, parent, `${r.name} is a child of its host`);
+    for (const r of [upload, register, check]) assert.equal(r.parent, parent, `${r.name} is a child of its host`);
 
-    // Every copied file is the one its trigger digest names; the emulators are for the host's own arch.
+    // The upload is one folder (one SSH connection), named by content; every file in it is the
+    // one a trigger digest names, and the emulators are for the host's own arch.
     const triggers = register.inputs.triggers as string[];
-    for (const c of copies) {
-      const source = c.inputs.source as { path: string };
-      const name = c.name.slice(`${host.name}-copy-`.length);
-      assert.ok(triggers.includes(`${name}=${sha256(fs.readFileSync(source.path))}`), `${c.name}: its digest is a trigger`);
-      assert.match(str(c.inputs.remotePath), new RegExp(`^\\.polyarch-${name.replace(/[.+]/g, '\\$&')}\\.[0-9a-f]{16}$`));
-      assert.match(source.path, host.arch === 'aarch64' ? /\/aarch64-[0-9a-f]{16}\/|scripts\/register-/ : /\/x86_64-[0-9a-f]{16}\/|scripts\/register-/);
+    const folder = (upload.inputs.source as { path: string }).path;
+    assert.match(path.basename(folder), /^\.polyarch-[0-9a-f]{16}$/);
+    assert.equal(upload.inputs.remotePath, '.', 'the folder lands in the home folder under its own name');
+    uploaded[host.name] = fs.readdirSync(folder).sort();
+    for (const name of uploaded[host.name]!) {
+      assert.ok(triggers.includes(`${name}=${sha256(fs.readFileSync(path.join(folder, name)))}`), `${name}: its digest is a trigger`);
     }
     assert.ok(triggers.includes(`register=${sha256(generateRegisterScript())}`));
     assert.ok(triggers.includes(`flags=${host.flags ?? 'F'}`));
+    const elf = fs.readFileSync(path.join(folder, uploaded[host.name]![0]!)).readUInt16LE(18);
+    assert.equal(elf, host.arch === 'aarch64' ? 183 : 62, 'an emulator built for the host');
 
-    // Hosts are independent: the command waits for its own copies and nothing else.
-    assert.deepEqual([...(dependencies.get(register.name) ?? [])].sort(), copies.map((c) => `urn:pulumi:dev::qemu-user-static::polyarch:index:BinfmtHost$command:remote:CopyToRemote::${c.name}`).sort());
-    for (const c of copies) assert.deepEqual(dependencies.get(c.name), []);
+    // Hosts are independent: the command waits for its own upload and check (the update string
+    // counts the check's repairs), the upload for its own check.
+    assert.deepEqual([...(dependencies.get(register.name) ?? [])].sort(), [
+      `urn:pulumi:dev::qemu-user-static::polyarch:index:BinfmtHost$command:remote:CopyToRemote::${upload.name}`,
+      `urn:pulumi:dev::qemu-user-static::polyarch:index:BinfmtHost$pulumi-nodejs:dynamic/polyarch:BinfmtCheck::${check.name}`,
+    ]);
+    assert.deepEqual(dependencies.get(upload.name), [`urn:pulumi:dev::qemu-user-static::polyarch:index:BinfmtHost$pulumi-nodejs:dynamic/polyarch:BinfmtCheck::${check.name}`]);
+    assert.deepEqual(dependencies.get(check.name), []);
 
     const connection = register.inputs.connection as Record<string, unknown>;
     assert.equal(connection.host, host.address);
@@ -80,13 +91,21 @@ test('one BinfmtHost per build host: its emulators and the script copied, then o
     assert.equal(connection.user, host.user);
     assert.equal(connection.hostKey, host.hostKey);
     assert.equal(connection.privateKey, KEY);
+    // An unreachable host fails after 3 dials of at most 10 s each, not the plugin's 10 x 15 s.
+    assert.deepEqual([connection.dialErrorLimit, connection.perDialTimeout], [3, 10]);
+    assert.deepEqual(upload.inputs.connection, connection);
     for (const s of ['create', 'update', 'delete']) assert.equal(str(register.inputs[s]).startsWith(host.sudo ? 'sudo -n ' : 'sh -c '), true, `${s} runs ${host.sudo ? 'through sudo' : 'as the login user'}`);
+
+    // The check reads the host back with what the stack config says, and no key.
+    assert.deepEqual([check.inputs.host, check.inputs.address, check.inputs.port, check.inputs.user, check.inputs.hostKey], [host.name, host.address, host.port ?? 22, host.user, host.hostKey]);
+    const expected = check.inputs.expected as { entries: { name: string }[]; files: { path: string }[]; confs: unknown[] };
+    assert.deepEqual(expected.entries.map((e) => e.name), outputs.buildHosts && (outputs.buildHosts as Record<string, { entries: string[] }>)[host.name]!.entries);
+    assert.equal(expected.files.length, uploaded[host.name]!.length);
+    assert.equal(expected.confs.length, host.persist === false ? 0 : expected.entries.length);
   }
 
-  const amd = of(resources, 'command:remote:CopyToRemote', 'ci-amd').map((c) => c.name);
-  assert.deepEqual(amd, ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'].map((c) => `ci-amd-copy-qemu-${c}-static`).concat('ci-amd-copy-register'));
-  const arm = of(resources, 'command:remote:CopyToRemote', 'ci-arm').map((c) => c.name);
-  assert.deepEqual(arm, ['ci-arm-copy-qemu-riscv64-static', 'ci-arm-copy-qemu-x86_64-static', 'ci-arm-copy-register']);
+  assert.deepEqual(uploaded['ci-amd'], ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'].map((c) => `qemu-${c}-static`).concat('register'));
+  assert.deepEqual(uploaded['ci-arm'], ['qemu-riscv64-static', 'qemu-x86_64-static', 'register']);
 
   const hosts = outputs.buildHosts as Record<string, { entries: string[]; folder: string }>;
   assert.deepEqual(hosts['ci-arm']?.entries, ['qemu-riscv64', 'qemu-x86_64']);
@@ -112,7 +131,7 @@ test('a flags change is a new registration (new triggers and folder) but the sam
   const a = await load([HOSTS[0]]);
   const b = await load([{ ...HOSTS[0], flags: 'PF' }]);
   const reg = (r: Declared[]) => of(r, 'command:remote:Command', 'ci-amd')[0]!;
-  const copies = (r: Declared[]) => of(r, 'command:remote:CopyToRemote', 'ci-amd').map((c) => c.inputs.remotePath);
+  const copies = (r: Declared[]) => of(r, 'command:remote:CopyToRemote', 'ci-amd').map((c) => c.inputs.source);
   assert.deepEqual(copies(a.resources), copies(b.resources));
   const ta = reg(a.resources).inputs.triggers as string[];
   const tb = reg(b.resources).inputs.triggers as string[];

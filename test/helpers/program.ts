@@ -60,7 +60,8 @@ export function plainText(wire: unknown): string {
 
 pulumi.runtime.setMocks(
   {
-    newResource: (a) => ({ id: `${a.name}-id`, state: a.inputs }),
+    // A new BinfmtCheck starts with no repairs, as its provider's create says.
+    newResource: (a) => ({ id: `${a.name}-id`, state: a.type.endsWith('polyarch:BinfmtCheck') ? { ...a.inputs, repairs: 0, reuploads: 0, drift: '' } : a.inputs }),
     call: (a) => a.inputs,
   },
   'qemu-user-static',
@@ -76,8 +77,12 @@ export async function loadProgram(config: Record<string, string>, secrets: Recor
   pulumi.runtime.setAllConfig({ ...config, ...secrets }, Object.keys(secrets));
   const exports = await import(`../../index.ts?load=${loads++}`);
   const outputs = await resolveOutputs(exports);
-  // Resource registration is asynchronous; wait for the runtime to drain.
-  await new Promise((r) => setTimeout(r, 50));
+  // Resource registration is asynchronous (a resource waits for its inputs, e.g. a build
+  // host's staged upload folder): wait until no new resource arrives for 100 ms.
+  for (let seen = -1, i = 0; seen !== declared.length && i < 100; i++) {
+    seen = declared.length;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return { exports, outputs, resources: [...declared] };
 }
 
