@@ -1,48 +1,63 @@
 #!/usr/bin/env bash
-# The Pulumi engine this project runs on: the `pulumi` CLI with the Node.js language host and
-# the dynamic-provider host beside it, in one folder that goes first on PATH, and the
-# docker-build provider plugin, installed into the plugin cache of $PULUMI_HOME (~/.pulumi).
-# Beside them, BuildKit's `buildkitd` and the `buildx` CLI at the releases the docker-build
-# plugin is built against, for machines without a BuildKit builder of their own.
+# The Pulumi engine this project runs on: the `pulumi` CLI with Pulumi's own Node.js language
+# host and the dynamic-provider host beside it, in one folder that goes first on PATH, and the
+# docker-build and command provider plugins, installed into the plugin cache of $PULUMI_HOME
+# (~/.pulumi). Beside them, BuildKit's `buildkitd` and the `buildx` CLI at the releases the
+# docker-build plugin is built against, for machines without a BuildKit builder of their own.
 #
 #   export PATH="$(bash scripts/engine.sh):$PATH"
 #
-# Prints that folder on stdout (progress goes to stderr). When a `pulumi` of the pinned
-# release is already on PATH (GitHub runners, users who installed Pulumi), it is used as is
-# and nothing is built: that engine fetches its plugins itself. Otherwise everything is built
-# with Go from the modules pinned in engine/go.mod and engine/docker-build/go.mod, once, into
-# a cache outside the repository keyed by those pins ($POLYARCH_ENGINE_CACHE, default
-# ~/.cache/polyarch/engine). POLYARCH_BUILD_ENGINE=1 builds even when a pulumi is on PATH.
+# Prints that folder on stdout (progress goes to stderr). A `pulumi` on PATH at or newer than
+# @pulumi/pulumi in package-lock.json (GitHub runners, users who installed Pulumi) is used as
+# is: it has its language host and fetches its plugins itself. Otherwise every part is built
+# with Go, once, into a cache outside the repository ($POLYARCH_ENGINE_CACHE, default
+# ~/.cache/polyarch/engine), one folder per part keyed by that part's own inputs, so changing
+# one pin rebuilds one part:
+#   pulumi                  engine/go.mod (Go modules)
+#   pulumi-language-nodejs  Pulumi's own sources at that release, from $POLYARCH_UPSTREAM
+#   command plugin          pulumi-command's sources at @pulumi/command's release, from there too
+#   docker-build plugin     engine/docker-build/go.mod
+#   buildkitd, buildx       engine/buildkit/go.mod
+# The module proxy refuses the language host's and the command plugin's modules, so their
+# unmodified upstream sources are read from $POLYARCH_UPSTREAM (default ../shared/upstream
+# beside the checkout). Without them, they come from the official distribution instead: the
+# language host beside a `pulumi` on PATH, the command plugin by `pulumi plugin install`.
+# POLYARCH_BUILD_ENGINE=1 builds even when a pulumi is on PATH (the tests do).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 engine="$root/engine"
+upstream="${POLYARCH_UPSTREAM:-$root/../shared/upstream}"
 say() { echo "engine: $*" >&2; }
 die() { echo "error: $*" >&2; exit 1; }
 
 pin() { sed -n "s#^[[:space:]]*$1 \(v[0-9][^ ]*\).*#\1#p" "$2" | head -1; }
 cli_version="$(pin github.com/pulumi/pulumi/pkg/v3 "$engine/go.mod")"
 docker_build_version="$(pin github.com/pulumi/pulumi-docker-build "$engine/docker-build/go.mod")"
-[ -n "$cli_version" ] && [ -n "$docker_build_version" ] || die "engine/go.mod or engine/docker-build/go.mod lost its pinned version"
+if [ -z "$cli_version" ] || [ -z "$docker_build_version" ]; then die "engine/go.mod or engine/docker-build/go.mod lost its pinned version"; fi
 
-# The engine may be newer than the SDK the program uses, never older; the docker-build plugin
-# must be the release the npm SDK expects.
+# The engine may be newer than the SDK the program uses, never older; each plugin must be the
+# release its npm SDK expects.
 lock_version() { node -p 'require(process.argv[1]).packages["node_modules/" + process.argv[2]].version' "$root/package-lock.json" "$1"; }
 sdk_version="$(lock_version @pulumi/pulumi)"
-sdk_docker_build="$(lock_version @pulumi/docker-build)"
-older="$(printf '%s\n%s\n' "${cli_version#v}" "$sdk_version" | sort -V | head -1)"
-[ "$older" = "$sdk_version" ] || die "engine/go.mod pins pulumi ${cli_version}, older than @pulumi/pulumi ${sdk_version} in package-lock.json"
-[ "v$sdk_docker_build" = "$docker_build_version" ] || die "engine/docker-build/go.mod pins ${docker_build_version}, package-lock.json has @pulumi/docker-build ${sdk_docker_build}"
+docker_build_sdk="$(lock_version @pulumi/docker-build)"
+command_version="v$(lock_version @pulumi/command)"
+at_least() { [ "$(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | head -1)" = "${2#v}" ]; }
+at_least "$cli_version" "$sdk_version" || die "engine/go.mod pins pulumi ${cli_version}, older than @pulumi/pulumi ${sdk_version} in package-lock.json"
+[ "v$docker_build_sdk" = "$docker_build_version" ] || die "engine/docker-build/go.mod pins ${docker_build_version}, package-lock.json has @pulumi/docker-build ${docker_build_sdk}"
 
-# A pulumi of the pinned release on PATH is used as is (it fetches its plugins itself); only
-# BuildKit's tools are built then, and the folder printed holds them and a link to that pulumi.
+cache="${POLYARCH_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polyarch/engine}"
+mkdir -p "$cache"
+
+# A pulumi on PATH at or newer than the SDK is used as is; only BuildKit's tools are built
+# then, and the folder printed holds them and a link to that pulumi.
 path_pulumi=""
 if [ -z "${POLYARCH_BUILD_ENGINE:-}" ] && command -v pulumi >/dev/null 2>&1; then
   found="$(pulumi version 2>/dev/null || true)"
-  if [ "$found" = "$cli_version" ]; then
+  if [[ "$found" =~ ^v?[0-9]+\.[0-9]+\.[0-9]+ ]] && at_least "$found" "$sdk_version"; then
     path_pulumi="$(command -v pulumi)"
     say "using $path_pulumi ($found)"
   else
-    [ -z "$found" ] || say "not using $(command -v pulumi) ($found): this project pins $cli_version"
+    say "not using $(command -v pulumi) (${found:-no version}): @pulumi/pulumi $sdk_version needs that release or a newer one"
   fi
 fi
 
@@ -52,85 +67,130 @@ if ! command -v go >/dev/null 2>&1; then
     dirname "$path_pulumi"
     exit 0
   fi
-  die "no pulumi $cli_version on PATH and no Go to build it: install Pulumi $cli_version, or Go 1.26+ and run this again"
+  die "no pulumi $sdk_version or newer on PATH and no Go to build it: install Pulumi, or Go 1.26+ and run this again"
 fi
-inputs=("$0" "$engine"/buildkit/go.mod "$engine"/buildkit/go.sum)
-[ -n "$path_pulumi" ] || inputs+=("$engine"/go.mod "$engine"/go.sum "$engine"/pulumi-language-nodejs/*.go \
-  "$engine"/docker-build/go.mod "$engine"/docker-build/go.sum)
-key="$({ cat "${inputs[@]}"; [ -n "$path_pulumi" ] || find "$engine/docker-build/schema-only" -type f -print0 | sort -z | xargs -0 cat; go env GOVERSION GOOS GOARCH; } | sha256sum | cut -c1-16)"
-cache="${POLYARCH_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polyarch/engine}"
-if [ -n "$path_pulumi" ]; then
-  dir="$cache/buildkit-$key"
-else
-  dir="$cache/pulumi-${cli_version}-docker-build-${docker_build_version}-$key"
-fi
-bin="$dir/bin"
-plugin="$dir/plugins/pulumi-resource-docker-build"
+go_env="$(go env GOVERSION GOOS GOARCH)"
 
-# The plugin goes where the engine looks for docker-build at that version (a plugin on PATH
-# would be found too, but the engine warns about it on every run); a rebuilt one replaces it.
-install_plugin() {
-  [ -z "$path_pulumi" ] || return 0
-  local home="${PULUMI_HOME:-$HOME/.pulumi}"
-  cmp -s "$plugin" "$home/plugins/resource-docker-build-${docker_build_version}/pulumi-resource-docker-build" && return 0
-  say "installing the docker-build plugin into $home"
-  "$bin/pulumi" plugin install resource docker-build "$docker_build_version" --file "$plugin" --reinstall >&2 ||
-    die "could not install the docker-build plugin into $home"
+# Digest of files and folders (their relative paths and bytes) and the Go toolchain: a part's key.
+key_of() {
+  local f
+  {
+    for f in "$@"; do
+      if [ -d "$f" ]; then (cd "$f" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum); else sha256sum <"$f"; fi
+    done
+    echo "$go_env"
+  } | sha256sum | cut -c1-16
 }
-# The folder printed: with a pulumi from PATH, a link to it beside BuildKit's tools (that
-# pulumi finds its own language hosts next to its real path).
-finish() {
-  # Builds of other pins that no run has used for two weeks go (each is about 500 MB).
+
+# part NAME KEY BUILDER: the cached folder of one part, built by BUILDER into a scratch folder
+# (its one argument) and renamed into place whole, so a killed build leaves nothing half-made.
+part() {
+  local dir="$cache/$1-$2" work start=$SECONDS
+  if [ ! -f "$dir/.complete" ]; then
+    work="$(mktemp -d "$cache/.build-XXXXXX")" && chmod 755 "$work"
+    # shellcheck disable=SC2064 # the folder is fixed now
+    trap "rm -rf '$work'" EXIT
+    say "building $1 (first time only, minutes) ..."
+    "$3" "$work" || die "building $1 failed (see above)"
+    touch "$work/.complete"
+    rm -rf "$dir"
+    mv "$work" "$dir"
+    trap - EXIT
+    say "built $1 in $((SECONDS - start)) s"
+  fi
   touch "$dir"
-  find "$cache" -mindepth 1 -maxdepth 1 -type d \( -name 'pulumi-v*' -o -name 'buildkit-*' \) -mtime +14 \
-    -exec rm -rf {} + 2>/dev/null || true
-  [ -z "$path_pulumi" ] || ln -sf "$path_pulumi" "$bin/pulumi"
-  install_plugin
-  echo "$bin"
-  exit 0
+  echo "$dir"
 }
 
-complete() {
-  [ -x "$bin/buildkitd" ] && [ -x "$bin/buildx" ] || return 1
-  [ -n "$path_pulumi" ] || { [ -x "$bin/pulumi" ] && [ -x "$bin/pulumi-language-nodejs" ] && [ -x "$plugin" ]; }
+gobuild() { # output, module folder, package, ldflags
+  (cd "$2" && GOFLAGS="${GOFLAGS_EXTRA:--mod=readonly} -buildvcs=false" go build -trimpath -ldflags "$4" -o "$1" "$3")
 }
-if complete; then
-  say "cached: $dir"
-  finish
+build_cli() {
+  gobuild "$1/pulumi" "$engine" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$cli_version"
+}
+# Pulumi's own language host: its go.mod points pkg/v3 and sdk/v3 at the monorepo's folders,
+# so a scratch copy points them at the same release from the module proxy instead.
+build_language_host() {
+  cp -r "$language_src" "$1/src" && chmod -R u+w "$1/src"
+  (cd "$1/src" && go mod edit -dropreplace=github.com/pulumi/pulumi/pkg/v3 -dropreplace=github.com/pulumi/pulumi/sdk/v3 \
+    "-require=github.com/pulumi/pulumi/pkg/v3@$cli_version" "-require=github.com/pulumi/pulumi/sdk/v3@$cli_version") &&
+    GOFLAGS_EXTRA=-mod=mod gobuild "$1/pulumi-language-nodejs" "$1/src" . "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$cli_version" &&
+    rm -rf "$1/src"
+}
+build_command() {
+  cp -r "$command_src" "$1/src" && chmod -R u+w "$1/src" &&
+    gobuild "$1/pulumi-resource-command" "$1/src/provider" ./cmd/pulumi-resource-command \
+      "-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=${command_version#v}" &&
+    rm -rf "$1/src"
+}
+build_docker_build() {
+  gobuild "$1/pulumi-resource-docker-build" "$engine/docker-build" github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build \
+    "-X github.com/pulumi/pulumi-docker-build/provider.Version=${docker_build_version#v}"
+}
+build_buildkit() {
+  gobuild "$1/buildkitd" "$engine/buildkit" github.com/moby/buildkit/cmd/buildkitd "" &&
+    gobuild "$1/buildx" "$engine/buildkit" github.com/docker/buildx/cmd/buildx ""
+}
+
+buildkit="$(part buildkit "$(key_of "$engine/buildkit/go.mod" "$engine/buildkit/go.sum")" build_buildkit)"
+links=("$buildkit/buildkitd" "$buildkit/buildx")
+if [ -n "$path_pulumi" ]; then
+  links+=("$path_pulumi")
+else
+  cli="$(part "pulumi-$cli_version" "$(key_of "$engine/go.mod" "$engine/go.sum")" build_cli)"
+  links+=("$cli/pulumi")
+  language_src="$upstream/pulumi-language-nodejs-$cli_version"
+  official=""
+  ! command -v pulumi >/dev/null 2>&1 || official="$(dirname "$(readlink -f "$(command -v pulumi)")")/pulumi-language-nodejs"
+  if [ -d "$language_src" ]; then
+    links+=("$(part "language-nodejs-$cli_version" "$(key_of "$language_src")" build_language_host)/pulumi-language-nodejs")
+  elif [ -n "$official" ] && [ -x "$official" ] && [ "$("$official" -version 2>/dev/null || true)" = "$cli_version" ]; then
+    links+=("$official")
+  else
+    die "Pulumi's Node.js language host ${cli_version} is not served by the Go module proxy: put its sources in $language_src (see shared/upstream/README.md), or put Pulumi ${cli_version} on PATH"
+  fi
+  docker_build="$(part "docker-build-$docker_build_version" "$(key_of "$engine/docker-build")" build_docker_build)"
+  command_src="$upstream/pulumi-command-$command_version"
+  command_plugin=""
+  [ ! -d "$command_src" ] || command_plugin="$(part "command-$command_version" "$(key_of "$command_src")" build_command)/pulumi-resource-command"
 fi
 
-mkdir -p "$cache"
-work="$(mktemp -d "$cache/.build-XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/bin" "$work/plugins"
-export GOFLAGS=-mod=readonly
-build() { # output path under the build folder, module folder, package, ldflags
-  local start=$SECONDS name
-  name="$(basename "$1")"
-  say "building $name (first time only, minutes) ..."
-  (cd "$2" && go build -trimpath -ldflags "$4" -o "$work/$1" "$3") || die "building $name failed (see above)"
-  say "built $name in $((SECONDS - start)) s"
+# The folder printed: links to every part and the dynamic-provider host, named by what they
+# link to (a pulumi from PATH finds its own language host next to its real path).
+bin="$cache/bin-$(printf '%s\n' "${links[@]}" | sha256sum | cut -c1-16)"
+if [ ! -f "$bin/.complete" ]; then
+  work="$(mktemp -d "$cache/.bin-XXXXXX")" && chmod 755 "$work"
+  for l in "${links[@]}"; do ln -s "$l" "$work/$(basename "$l")"; done
+  # The dynamic-provider host: as in Pulumi's distribution, @pulumi/pulumi's own
+  # cmd/dynamic-provider run by node from the project folder, where the engine starts it.
+  printf '%s\n' '#!/bin/sh' 'exec node ./node_modules/@pulumi/pulumi/cmd/dynamic-provider "$@"' >"$work/pulumi-resource-pulumi-nodejs"
+  chmod 755 "$work/pulumi-resource-pulumi-nodejs"
+  touch "$work/.complete"
+  rm -rf "$bin"
+  mv "$work" "$bin"
+fi
+touch "$bin"
+
+# Plugins go where the engine looks for them at their version (a plugin on PATH would be found
+# too, but the engine warns about it on every run); a rebuilt one replaces the installed one.
+install_plugin() { # name, version, built binary or "" to download it
+  local home="${PULUMI_HOME:-$HOME/.pulumi}"
+  local installed="$home/plugins/resource-$1-$2/pulumi-resource-$1"
+  if [ -n "$3" ]; then
+    cmp -s "$3" "$installed" && return 0
+    say "installing the $1 plugin $2 into $home"
+    "$bin/pulumi" plugin install resource "$1" "$2" --file "$3" --reinstall >&2 || die "could not install the $1 plugin into $home"
+  elif [ ! -x "$installed" ]; then
+    say "no sources for the $1 plugin here: downloading $2 with pulumi plugin install"
+    "$bin/pulumi" plugin install resource "$1" "$2" >&2 ||
+      die "the $1 plugin $2 is neither built here (no $command_src) nor downloadable"
+  fi
 }
 if [ -z "$path_pulumi" ]; then
-  build bin/pulumi "$engine" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
-    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$cli_version"
-  build bin/pulumi-language-nodejs "$engine" ./pulumi-language-nodejs "-X main.version=${cli_version#v}"
-  build plugins/pulumi-resource-docker-build "$engine/docker-build" \
-    github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build \
-    "-X github.com/pulumi/pulumi-docker-build/provider.Version=${docker_build_version#v}"
+  install_plugin docker-build "$docker_build_version" "$docker_build/pulumi-resource-docker-build"
+  install_plugin command "$command_version" "$command_plugin"
 fi
 
-build bin/buildkitd "$engine/buildkit" github.com/moby/buildkit/cmd/buildkitd ""
-build bin/buildx "$engine/buildkit" github.com/docker/buildx/cmd/buildx ""
-
-# The dynamic-provider host: as in Pulumi's distribution, @pulumi/pulumi's own
-# cmd/dynamic-provider run by node from the project folder, where the engine starts it.
-printf '%s\n' '#!/bin/sh' 'exec node ./node_modules/@pulumi/pulumi/cmd/dynamic-provider "$@"' \
-  >"$work/bin/pulumi-resource-pulumi-nodejs"
-chmod 755 "$work/bin/pulumi-resource-pulumi-nodejs"
-
-rm -rf "$dir"
-mv "$work" "$dir"
-trap - EXIT
-say "ready: $dir"
-finish
+# Parts and folders no run has used for two weeks go (a part is up to a few hundred MB).
+find "$cache" -mindepth 1 -maxdepth 1 -mtime +14 -exec rm -rf {} + 2>/dev/null || true
+echo "$bin"
