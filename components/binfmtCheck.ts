@@ -19,6 +19,8 @@ export interface BinfmtCheckInputs {
   address: string;
   port: number;
   user: string;
+  /** Whether that user reads the host through passwordless sudo, as it registers. */
+  sudo: boolean;
   /** `<type> <base64>`; without it the host key is not checked. */
   hostKey?: string;
   /** What a healthy registration looks like there. */
@@ -47,7 +49,7 @@ const provider: Provider = {
     this.privateKey = req.config.get(KEY_CONFIG);
   },
   async diff(_id, olds, news) {
-    return diffKeys({ ...olds }, { ...news }, [], ['host', 'address', 'port', 'user', 'hostKey', 'expected']);
+    return diffKeys({ ...olds }, { ...news }, [], ['host', 'address', 'port', 'user', 'sudo', 'hostKey', 'expected']);
   },
   async create(inputs) {
     const { randomUUID } = process.getBuiltinModule('node:crypto');
@@ -62,7 +64,7 @@ const provider: Provider = {
     const bh = await loadProjectModule<typeof BuildHost>('lib/build-host.ts');
     const ssh = await loadProjectModule<typeof Ssh>('lib/ssh.ts');
     const target = { name: props.host, address: props.address, port: props.port, user: props.user, ...(props.hostKey && { hostKey: props.hostKey }) };
-    const found = bh.compareObservation(props.expected, await ssh.sshRun(target, this.privateKey, bh.observeScript(props.expected)));
+    const found = bh.compareObservation(props.expected, await ssh.sshRun(target, this.privateKey, bh.observeCommand(props.expected, props.sudo)));
     if (found.problems.length === 0) return { id, props };
     return {
       id,

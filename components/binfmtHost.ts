@@ -57,7 +57,7 @@ export class BinfmtHost extends pulumi.ComponentResource {
 
     const check = new BinfmtCheck(
       `${name}-check`,
-      { host: b.name, address: b.address, port: b.port, user: b.user, ...(b.hostKey !== undefined && { hostKey: b.hostKey }), expected: plan.expected },
+      { host: b.name, address: b.address, port: b.port, user: b.user, sudo: b.sudo, ...(b.hostKey !== undefined && { hostKey: b.hostKey }), expected: plan.expected },
       { parent: this },
     );
 

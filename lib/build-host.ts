@@ -359,6 +359,15 @@ export function observeScript(expected: ExpectedHost): string {
   return lines.join('\n');
 }
 
+/**
+ * The SSH exec string that runs observeScript: through sudo for a host whose user registers
+ * through sudo, since the emulator folder's parents need not be readable by that user.
+ */
+export function observeCommand(expected: ExpectedHost, sudo: boolean): string {
+  const script = shellQuote(observeScript(expected));
+  return sudo ? `sudo -n sh -c ${script}` : `sh -c ${script}`;
+}
+
 /** Compares observeScript's output with `expected`; throws on output that is not its own. */
 export function compareObservation(expected: ExpectedHost, output: string): Drift {
   if (!output.trimEnd().endsWith(END)) throw new Error(`the host's answer is incomplete (no ${END} line): ${JSON.stringify(output.slice(-200))}`);

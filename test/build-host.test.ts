@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { compareObservation, observeScript, planBuildHost, registerFlags, shellQuote, stageUpload, withRepair, writeRegisterScript, type BuildHost, type BuildHostPlan } from '../lib/build-host.ts';
+import { compareObservation, observeCommand, observeScript, planBuildHost, registerFlags, shellQuote, stageUpload, withRepair, writeRegisterScript, type BuildHost, type BuildHostPlan } from '../lib/build-host.ts';
 import { parseStackConfig } from '../lib/config.ts';
 import { prepareStackEmulators, type HostEmulators } from '../lib/emulators.ts';
 import { generateRegisterScript } from '../lib/register-script.ts';
@@ -307,6 +307,9 @@ test('observeScript and compareObservation: an intact host has no drift; each lo
   assert.equal(seen.problems.filter((x) => x.endsWith('has other bytes')).length, p.files.length);
   const dash = spawnSync('dash', ['-n', '-c', observeScript(expected)], { encoding: 'utf8' });
   assert.equal(dash.status, 0, dash.stderr);
+  // A sudo host reads through sudo (the folder's parents may be closed to its user); the string is the same script.
+  assert.equal(observeCommand(expected, false), `sh -c ${shellQuote(observeScript(expected))}`);
+  assert.equal(observeCommand(expected, true), `sudo -n sh -c ${shellQuote(observeScript(expected))}`);
 });
 
 test('withRepair: the update string changes with each repair, and runs the same', () => {

@@ -97,7 +97,7 @@ test('one BinfmtHost per build host: its check, one upload folder with its emula
     for (const s of ['create', 'update', 'delete']) assert.equal(str(register.inputs[s]).startsWith(host.sudo ? 'sudo -n ' : 'sh -c '), true, `${s} runs ${host.sudo ? 'through sudo' : 'as the login user'}`);
 
     // The check reads the host back with what the stack config says, and no key.
-    assert.deepEqual([check.inputs.host, check.inputs.address, check.inputs.port, check.inputs.user, check.inputs.hostKey], [host.name, host.address, host.port ?? 22, host.user, host.hostKey]);
+    assert.deepEqual([check.inputs.host, check.inputs.address, check.inputs.port, check.inputs.user, check.inputs.sudo, check.inputs.hostKey], [host.name, host.address, host.port ?? 22, host.user, host.sudo ?? false, host.hostKey]);
     const expected = check.inputs.expected as { entries: { name: string }[]; files: { path: string }[]; confs: unknown[] };
     assert.deepEqual(expected.entries.map((e) => e.name), outputs.buildHosts && (outputs.buildHosts as Record<string, { entries: string[] }>)[host.name]!.entries);
     assert.equal(expected.files.length, uploaded[host.name]!.length);

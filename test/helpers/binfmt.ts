@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { formatLine, parseProcEntry, type ProcEntry } from '../../lib/binfmt.ts';
+import { PERSIST_DIR } from '../../lib/build-host.ts';
 import { generateRegisterScript } from '../../lib/register-script.ts';
 import type { Probe } from './system.ts';
 
@@ -133,4 +134,14 @@ export function tmpDir(t: TestContext, prefix = 'polyarch-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** Puts /etc/binfmt.d's qemu-*.conf files back as they were when the test ends. */
+export function guardPersistDir(t: TestContext): void {
+  const list = () => (fs.existsSync(PERSIST_DIR) ? fs.readdirSync(PERSIST_DIR).filter((f) => /^qemu-.*\.conf$/.test(f)) : []);
+  const before = new Map(list().map((f) => [f, fs.readFileSync(path.join(PERSIST_DIR, f))]));
+  t.after(() => {
+    for (const f of list()) if (!before.has(f)) fs.rmSync(path.join(PERSIST_DIR, f));
+    for (const [f, data] of before) fs.writeFileSync(path.join(PERSIST_DIR, f), data);
+  });
 }

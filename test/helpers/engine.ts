@@ -95,6 +95,8 @@ export interface ProjectOptions {
   secrets?: Record<string, string>;
   /** More environment for every command (e.g. DOCKER_CONFIG for a buildx builder). */
   env?: NodeJS.ProcessEnv;
+  /** A program of the test's own (file name -> text, with its Pulumi.yaml) instead of this project's. */
+  program?: Record<string, string>;
 }
 
 /** SIGKILLs every process working in `folder` (its cwd there); returns their pids. */
@@ -125,7 +127,8 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
   const state = path.join(top, 'state');
   fs.mkdirSync(dir);
   fs.mkdirSync(state);
-  for (const f of PROJECT_FILES.filter((f) => !['dist', 'native/build'].includes(f) || fs.existsSync(path.join(ROOT, f)))) fs.cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
+  if (o.program) for (const [f, text] of Object.entries(o.program)) fs.writeFileSync(path.join(dir, f), text);
+  else for (const f of PROJECT_FILES.filter((f) => !['dist', 'native/build'].includes(f) || fs.existsSync(path.join(ROOT, f)))) fs.cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   const base = o.from ? (YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${o.from}.yaml`), 'utf8')) as { config?: Record<string, unknown> }).config : {};
   fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), YAML.stringify({ config: { ...base, ...o.config } }));

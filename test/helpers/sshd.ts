@@ -50,6 +50,8 @@ export interface Sshd {
   sudoUser: SshUser;
   /** Everything sshd logged so far. */
   log(): string;
+  /** Stops the server (a host that went away); the test's end does the same. */
+  stop(): void;
 }
 
 export interface RunResult {
@@ -60,8 +62,19 @@ export interface RunResult {
 
 const SUDO_USER = 'polyarch-ci';
 
-function keygen(file: string): void {
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'polyarch-test', '-f', file]);
+export type KeyType = 'ed25519' | 'rsa';
+
+function keygen(file: string, type: KeyType = 'ed25519'): void {
+  execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '3072'] : []), '-N', '', '-C', 'polyarch-test', '-f', file]);
+}
+
+export interface SshdOptions {
+  /** The server's only host key type (default ed25519). */
+  hostKeyType?: KeyType;
+  /** The client key type (default ed25519). */
+  clientKeyType?: KeyType;
+  /** Accept the client key of another server of this test instead of a new one (one stack key, many hosts). */
+  sameClientKeyAs?: Sshd;
 }
 
 /** The port the kernel hands out for a listener on 0, free again once this returns. */
@@ -105,12 +118,17 @@ function ensureSudoUser(t: TestContext, dir: string): SshUser {
 }
 
 /** Starts sshd for this test; it is stopped (and everything it needed removed) when the test ends. */
-export async function startSshd(t: TestContext): Promise<Sshd> {
+export async function startSshd(t: TestContext, o: SshdOptions = {}): Promise<Sshd> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-sshd-'));
   fs.chmodSync(dir, 0o755); // the sudo user's home may live here
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  keygen(path.join(dir, 'host'));
-  keygen(path.join(dir, 'client'));
+  keygen(path.join(dir, 'host'), o.hostKeyType);
+  if (o.sameClientKeyAs) {
+    fs.writeFileSync(path.join(dir, 'client'), o.sameClientKeyAs.privateKey, { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'client.pub'), execFileSync('ssh-keygen', ['-y', '-f', path.join(dir, 'client')]));
+  } else {
+    keygen(path.join(dir, 'client'), o.clientKeyType);
+  }
   keygen(path.join(dir, 'wrong'));
   fs.copyFileSync(path.join(dir, 'client.pub'), path.join(dir, 'authorized_keys'));
   const sudoUser = ensureSudoUser(t, dir);
@@ -173,6 +191,7 @@ export async function startSshd(t: TestContext): Promise<Sshd> {
     root: { name: 'root', home: userHome('root') ?? '/root' },
     sudoUser,
     log: () => logText,
+    stop: () => void started.kill(),
   };
 }
 
@@ -215,7 +234,8 @@ export function ssh(c: Connection, command: string): RunResult {
   return withClient(c, (o) => result(spawnSync('ssh', [...o, '-p', String(c.port), `${c.user}@${c.host}`, command], { encoding: 'utf8', timeout: 120_000 })));
 }
 
-/** Copies a local file to `remote` over SFTP (relative paths start in the user's home). */
+/** Copies a local file, or a folder with everything in it, to `remote` over SFTP (relative paths start in the user's home). */
 export function scp(c: Connection, local: string, remote: string): RunResult {
-  return withClient(c, (o) => result(spawnSync('scp', [...o, '-P', String(c.port), local, `${c.user}@${c.host}:${remote}`], { encoding: 'utf8', timeout: 120_000 })));
+  const recursive = fs.statSync(local).isDirectory() ? ['-r'] : [];
+  return withClient(c, (o) => result(spawnSync('scp', [...o, ...recursive, '-P', String(c.port), local, `${c.user}@${c.host}:${remote}`], { encoding: 'utf8', timeout: 120_000 })));
 }

@@ -1,6 +1,6 @@
 // Build hosts for real: the program runs under mocks with build hosts that point at a private
 // sshd on loopback, and the test then does what the command provider would do with what was
-// declared — copy each CopyToRemote source over SFTP (scp) to its remote path, and run the
+// declared — copy each CopyToRemote source (one folder per host) over SFTP (scp -r) to its remote path, and run the
 // register command's exact create / update / delete strings over ssh with the declared
 // connection — in the order Pulumi runs them. The "remote" is this machine, so the entries
 // land in this kernel's binfmt_misc (snapshotted and restored, run under
@@ -14,7 +14,7 @@ import { before, test, type TestContext } from 'node:test';
 import { registerLine } from '../../lib/binfmt.ts';
 import { findCpu, type Cpu } from '../../lib/cpus.ts';
 import { PERSIST_DIR } from '../../lib/build-host.ts';
-import { guardBinfmt, hasBinfmtMisc, readEntries, registerRaw, removeEntry, tmpDir } from '../helpers/binfmt.ts';
+import { guardBinfmt, guardPersistDir, hasBinfmtMisc, readEntries, registerRaw, removeEntry, tmpDir } from '../helpers/binfmt.ts';
 import { debianPackage } from '../helpers/debian.ts';
 import { fixtureLock, loadProgram, plainText, type Declared } from '../helpers/program.ts';
 import { scp, ssh, sshdProbes, startSshd, type Connection, type RunResult, type Sshd } from '../helpers/sshd.ts';
@@ -74,6 +74,7 @@ function copy(p: Program, host: string, previous?: Program): void {
     const before = previous && copiesOf(previous, host).find((o) => o.name === r.name);
     if (before && JSON.stringify(before.inputs.source) === JSON.stringify(r.inputs.source) && before.inputs.remotePath === r.inputs.remotePath) continue;
     const res = record(scp(connectionOf(r), (r.inputs.source as { path: string }).path, r.inputs.remotePath as string));
+    // The plugin copies a folder into an existing remote folder under its own name, as scp -r does.
     if (res.code !== 0) throw failure(r, 'copy', res);
   }
 }
@@ -84,16 +85,6 @@ function run(p: Program, host: string, op: 'create' | 'update' | 'delete'): RunR
   const res = record(ssh(connectionOf(r), r.inputs[op] as string));
   if (res.code !== 0) throw failure(r, op, res);
   return res;
-}
-
-/** Puts /etc/binfmt.d's qemu-*.conf files back as they were when the test ends. */
-function guardPersistDir(t: TestContext): void {
-  const list = () => (fs.existsSync(PERSIST_DIR) ? fs.readdirSync(PERSIST_DIR).filter((f) => /^qemu-.*\.conf$/.test(f)) : []);
-  const before = new Map(list().map((f) => [f, fs.readFileSync(path.join(PERSIST_DIR, f))]));
-  t.after(() => {
-    for (const f of list()) if (!before.has(f)) fs.rmSync(path.join(PERSIST_DIR, f));
-    for (const [f, data] of before) fs.writeFileSync(path.join(PERSIST_DIR, f), data);
-  });
 }
 
 /** Removes uploads a test left in a user's home (a failed step leaves them behind). */
@@ -160,7 +151,8 @@ test('root: copy and create register the entries and foreign binaries run; a sec
   const before = prepareKernel(targets);
 
   copy(p, 'loop-root');
-  const uploads = copiesOf(p, 'loop-root').map((c) => path.join(sshd.root.home, c.inputs.remotePath as string));
+  const uploads = copiesOf(p, 'loop-root').map((c) => path.join(sshd.root.home, path.basename((c.inputs.source as { path: string }).path)));
+  assert.equal(uploads.length, 1, 'one upload folder');
   assert.ok(uploads.every((u) => fs.existsSync(u)), 'the copies landed in the home folder');
   const created = run(p, 'loop-root', 'create');
   assert.match(created.stdout, /registered qemu-aarch64: /);
@@ -209,7 +201,7 @@ test('sudo: a non-root user registers through passwordless sudo (no persistence)
   const persisted = fs.readdirSync(PERSIST_DIR);
 
   copy(p, 'loop-sudo');
-  assert.ok(copiesOf(p, 'loop-sudo').every((c) => fs.statSync(path.join(sshd.sudoUser.home, c.inputs.remotePath as string)).uid !== 0), 'uploaded as the user');
+  assert.ok(copiesOf(p, 'loop-sudo').every((c) => fs.statSync(path.join(sshd.sudoUser.home, path.basename((c.inputs.source as { path: string }).path))).uid !== 0), 'uploaded as the user');
   run(p, 'loop-sudo', 'create');
   assert.equal(interpreterOf('qemu-aarch64'), `${folder}/qemu-aarch64-static`);
   assert.equal(interpreterOf('qemu-riscv64'), `${folder}/qemu-riscv64-static`);
@@ -319,8 +311,8 @@ test('unreachable hosts fail with their name and leave the others done; a wrong 
   }
   assert.equal(outcome.get('loop-good'), 'done');
   assert.equal(interpreterOf('qemu-aarch64'), `${p.buildHosts['loop-good']!.folder}/qemu-aarch64-static`);
-  assert.match(outcome.get('loop-closed') ?? '', /^command:remote:CopyToRemote \(loop-closed-copy-qemu-aarch64-static\): copy failed [^]*Connection refused/);
-  assert.match(outcome.get('loop-stranger') ?? '', /^command:remote:CopyToRemote \(loop-stranger-copy-qemu-aarch64-static\): copy failed [^]*Host key verification failed/);
+  assert.match(outcome.get('loop-closed') ?? '', /^command:remote:CopyToRemote \(loop-closed-upload\): copy failed [^]*Connection refused/);
+  assert.match(outcome.get('loop-stranger') ?? '', /^command:remote:CopyToRemote \(loop-stranger-upload\): copy failed [^]*Host key verification failed/);
 
   // A key the host does not accept.
   const wrong = await program([good], sshd.wrongKey);

@@ -1,0 +1,68 @@
+// scripts/engine.sh chooses the engine: a pulumi on PATH at or newer than @pulumi/pulumi is used
+// as is (a user's or a runner's official install), an older one is not, and without Pulumi's
+// sources for the language host it says in one line what to do. The "newer" Pulumi here is a
+// wrapper around the built CLI that reports a later release, with the language host beside it
+// as in Pulumi's distribution, and it runs a real preview.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { engineBin, engineProject, hasEngine } from '../helpers/engine.ts';
+import { requireSystem } from '../helpers/system.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const SCRIPT = path.join(ROOT, 'scripts/engine.sh');
+
+/** A folder with `pulumi` reporting `version` and running the built CLI, and the language host beside it. */
+function wrapper(t: TestContext, version: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-pulumi-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const built = engineBin();
+  fs.writeFileSync(path.join(dir, 'pulumi'), `#!/bin/sh\n[ "$1" = version ] && { echo ${version}; exit 0; }\nexec ${built}/pulumi "$@"\n`, { mode: 0o755 });
+  fs.symlinkSync(fs.realpathSync(path.join(built, 'pulumi-language-nodejs')), path.join(dir, 'pulumi-language-nodejs'));
+  return dir;
+}
+
+function engineScript(env: NodeJS.ProcessEnv) {
+  const r = spawnSync('bash', [SCRIPT], { env: { ...process.env, POLYARCH_BUILD_ENGINE: '', ...env }, encoding: 'utf8', timeout: 20 * 60_000 });
+  return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr };
+}
+
+test('a newer pulumi on PATH is used as is, and runs the program', { timeout: 20 * 60_000 }, async (t) => {
+  if (!requireSystem(t, hasEngine)) return;
+  const newer = wrapper(t, 'v3.270.0');
+  const r = engineScript({ PATH: `${newer}:${process.env.PATH}` });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`engine: using ${newer}/pulumi \\(v3\\.270\\.0\\)`));
+  assert.equal(fs.readlinkSync(path.join(r.stdout, 'pulumi')), path.join(newer, 'pulumi'), 'the folder printed runs that pulumi');
+  assert.ok(fs.existsSync(path.join(r.stdout, 'buildkitd')), 'BuildKit’s tools are still there for the dev stack');
+  assert.ok(!fs.existsSync(path.join(r.stdout, 'pulumi-language-nodejs')), 'that pulumi brings its own language host');
+
+  // That engine previews the dev stack: PATH is the folder printed, then the wrapper's own.
+  const p = await engineProject(t, 'newer', { from: 'dev', env: { PATH: `${r.stdout}:${newer}:${process.env.PATH}` } });
+  assert.equal((await p.ok(['version'])).stdout.trim(), 'v3.270.0');
+  await p.ok(['preview']);
+});
+
+test('an older pulumi on PATH is passed over, naming both releases', { timeout: 20 * 60_000 }, (t) => {
+  if (!requireSystem(t, hasEngine)) return;
+  const older = wrapper(t, 'v3.200.0');
+  const r = engineScript({ PATH: `${older}:${process.env.PATH}` });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /engine: not using .*\/pulumi \(v3\.200\.0\): @pulumi\/pulumi 3\.248\.0 needs that release or a newer one/);
+  assert.equal(fs.realpathSync(path.join(r.stdout, 'pulumi')), fs.realpathSync(path.join(engineBin(), 'pulumi')), 'the built engine instead');
+  assert.equal(fs.realpathSync(path.join(r.stdout, 'pulumi-language-nodejs')), fs.realpathSync(path.join(engineBin(), 'pulumi-language-nodejs')));
+});
+
+test('without Pulumi’s sources and without a pulumi on PATH, one line says what to do', { timeout: 20 * 60_000 }, (t) => {
+  if (!requireSystem(t, hasEngine)) return;
+  const r = engineScript({ POLYARCH_BUILD_ENGINE: '1', POLYARCH_UPSTREAM: '/nonexistent/upstream', PATH: process.env.PATH!.split(':').filter((d) => !fs.existsSync(path.join(d, 'pulumi'))).join(':') });
+  assert.equal(r.code, 1);
+  const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
+  assert.deepEqual(errors, [
+    "error: Pulumi's Node.js language host v3.248.0 is not served by the Go module proxy: put its sources in /nonexistent/upstream/pulumi-language-nodejs-v3.248.0 (see shared/upstream/README.md), or put Pulumi v3.248.0 on PATH",
+  ]);
+  assert.equal(r.stdout, '', 'no folder printed');
+});
