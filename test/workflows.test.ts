@@ -33,7 +33,8 @@ interface Workflow { name: string; on: Record<string, unknown>; permissions?: Re
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');
 const load = (file: string): Workflow => parse(read(path.join('.github/workflows', file))) as Workflow;
 const steps = (w: Workflow) => Object.values(w.jobs).flatMap((j) => j.steps);
-const pulumiStep = (job: Job) => job.steps.find((s) => s.uses?.startsWith('pulumi/actions@'));
+// The step that runs a command; the test jobs' install-only step runs none.
+const pulumiStep = (job: Job) => job.steps.find((s) => s.uses?.startsWith('pulumi/actions@') && s.with?.command !== undefined);
 
 /** Where scripts/engine.sh keeps its builds, as the workflows' cache names it. */
 const ENGINE_CACHE = '~/.cache/polyarch/engine';
@@ -195,6 +196,12 @@ describe('the tests run where they were made to run: as root in a privileged Deb
       // .ci/run requires the native compressor, whose libdeflate source cargo fetches.
       const rustAt = idx((s) => s.uses?.startsWith('actions-rust-lang/setup-rust-toolchain@') ?? false);
       assert.ok(rustAt >= 0 && rustAt < idx((s) => s.run === 'bash .ci/run'), `${file}: cargo is set up before .ci/run`);
+      // Without Pulumi's sources beside the checkout, the official language host comes from the
+      // pinned release, installed before .ci/run builds the rest of the engine.
+      const pulumiAt = idx((s) => s.uses?.startsWith('pulumi/actions@') ?? false);
+      assert.ok(pulumiAt >= 0 && pulumiAt < idx((s) => s.run === 'bash .ci/run'), `${file}: Pulumi is installed before .ci/run`);
+      assert.equal(job.steps[pulumiAt]!.with?.['pulumi-version'], /github\.com\/pulumi\/pulumi\/pkg\/v3 v(\S+)/.exec(read('engine/go.mod'))![1]);
+      assert.equal(job.steps[pulumiAt]!.with?.command, undefined, 'installs only');
       // A bare Debian image has no curl, which the action's rustup installer needs.
       const curlAt = idx((s) => /apt-get install .*\bcurl\b/.test(s.run ?? ''));
       assert.ok(curlAt >= 0 && curlAt < rustAt, `${file}: curl is installed before the Rust toolchain`);
