@@ -155,12 +155,16 @@ else
   [ ! -d "$command_src" ] || command_plugin="$(part "command-$command_version" "$(key_of "$command_src")" build_command)/pulumi-resource-command"
 fi
 
-# The folder printed: links to every part and the dynamic-provider host, named by what they
-# link to (a pulumi from PATH finds its own language host next to its real path).
-bin="$cache/bin-$(printf '%s\n' "${links[@]}" | sha256sum | cut -c1-16)"
+# The folder printed: every part and the dynamic-provider host, named by what they come from.
+# Parts are hard links, not symlinks: the CLI looks for its plugins beside its real path and
+# warns on every run about one it finds on PATH instead. A pulumi from PATH is a symlink, so it
+# finds its own language host next to its real path.
+bin="$cache/bin-$(printf '%s\n' hardlinks "${links[@]}" | sha256sum | cut -c1-16)"
 if [ ! -f "$bin/.complete" ]; then
   work="$(mktemp -d "$cache/.bin-XXXXXX")" && chmod 755 "$work"
-  for l in "${links[@]}"; do ln -s "$l" "$work/$(basename "$l")"; done
+  for l in "${links[@]}"; do
+    if [ "$l" = "$path_pulumi" ]; then ln -s "$l" "$work/"; else ln "$l" "$work/" 2>/dev/null || cp -p "$l" "$work/"; fi
+  done
   # The dynamic-provider host: as in Pulumi's distribution, @pulumi/pulumi's own
   # cmd/dynamic-provider run by node from the project folder, where the engine starts it.
   printf '%s\n' '#!/bin/sh' 'exec node ./node_modules/@pulumi/pulumi/cmd/dynamic-provider "$@"' >"$work/pulumi-resource-pulumi-nodejs"

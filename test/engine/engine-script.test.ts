@@ -52,8 +52,9 @@ test('an older pulumi on PATH is passed over, naming both releases', { timeout: 
   const r = engineScript({ PATH: `${older}:${process.env.PATH}` });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /engine: not using .*\/pulumi \(v3\.200\.0\): @pulumi\/pulumi 3\.248\.0 needs that release or a newer one/);
-  assert.equal(fs.realpathSync(path.join(r.stdout, 'pulumi')), fs.realpathSync(path.join(engineBin(), 'pulumi')), 'the built engine instead');
-  assert.equal(fs.realpathSync(path.join(r.stdout, 'pulumi-language-nodejs')), fs.realpathSync(path.join(engineBin(), 'pulumi-language-nodejs')));
+  assert.equal(r.stdout, engineBin(), 'the built engine instead');
+  // Real files beside the CLI, where it looks for its plugins first (no "using ... from $PATH" warnings).
+  for (const f of ['pulumi', 'pulumi-language-nodejs']) assert.ok(fs.lstatSync(path.join(r.stdout, f)).isFile(), `${f} is a file`);
 });
 
 test('without Pulumi’s sources and without a pulumi on PATH, one line says what to do', { timeout: 20 * 60_000 }, (t) => {
