@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { engineBin, engineProject, hasEngine } from '../helpers/engine.ts';
+import { fixtureLock } from '../helpers/program.ts';
 import { requireSystem } from '../helpers/system.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -41,9 +42,13 @@ test('a newer pulumi on PATH is used as is, and runs the program', { timeout: 20
   assert.ok(!fs.existsSync(path.join(r.stdout, 'pulumi-language-nodejs')), 'that pulumi brings its own language host');
 
   // That engine previews the dev stack: PATH is the folder printed, then the wrapper's own.
-  const p = await engineProject(t, 'newer', { from: 'dev', env: { PATH: `${r.stdout}:${newer}:${process.env.PATH}` } });
+  const lock = await fixtureLock(['x86_64']);
+  const release = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-newer-'));
+  t.after(() => fs.rmSync(release, { recursive: true, force: true }));
+  const config = { 'polyarch:lockFile': lock.file, 'polyarch:cacheDir': lock.cacheDir, 'polyarch:hosts': ['x86_64'], 'polyarch:release': { folder: release } };
+  const p = await engineProject(t, 'newer', { config, env: { PATH: `${r.stdout}:${newer}:${process.env.PATH}` } });
   assert.equal((await p.ok(['version'])).stdout.trim(), 'v3.270.0');
-  await p.ok(['preview']);
+  assert.match((await p.ok(['preview'])).stdout, /\+ \d+ to create/);
 });
 
 test('an older pulumi on PATH is passed over, naming both releases', { timeout: 20 * 60_000 }, (t) => {
