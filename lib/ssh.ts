@@ -26,6 +26,26 @@ export class SshError extends Error {
   override name = 'SshError';
 }
 
+/**
+ * OpenSSH client options (ssh and scp) for one key file: no user config, agent or other key, no
+ * prompt, a bounded connect, and the host key checked against `knownHosts` when one is given.
+ */
+export function sshOptions(keyFile: string, knownHosts: string | undefined): string[] {
+  // -F /dev/null: the user's ~/.ssh/config must not change where or how we connect.
+  return [
+    '-F', '/dev/null',
+    '-i', keyFile,
+    '-o', 'BatchMode=yes',
+    '-o', 'IdentitiesOnly=yes',
+    '-o', 'IdentityAgent=none',
+    '-o', `ConnectTimeout=${CONNECT_TIMEOUT_S}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', `UserKnownHostsFile=${knownHosts ?? '/dev/null'}`,
+    '-o', `StrictHostKeyChecking=${knownHosts ? 'yes' : 'no'}`,
+    '-o', 'LogLevel=ERROR',
+  ];
+}
+
 /** Runs `command` (one SSH exec request) and returns its stdout; bounded by `timeoutMs` overall. */
 export async function sshRun(target: SshTarget, privateKey: string, command: string, o: { timeoutMs?: number } = {}): Promise<string> {
   const where = `build host "${target.name}" (${target.user}@${target.address}:${target.port})`;
@@ -35,21 +55,11 @@ export async function sshRun(target: SshTarget, privateKey: string, command: str
     await fs.writeFile(key, privateKey.endsWith('\n') ? privateKey : `${privateKey}\n`, { mode: 0o600 });
     const known = path.join(dir, 'known_hosts');
     if (target.hostKey) await fs.writeFile(known, `[${target.address}]:${target.port} ${target.hostKey}\n`);
-    // -F /dev/null: the user's ~/.ssh/config must not change where or how we connect.
     const args = [
-      '-F', '/dev/null',
-      '-i', key,
-      '-o', 'BatchMode=yes',
-      '-o', 'IdentitiesOnly=yes',
-      '-o', 'IdentityAgent=none',
-      '-o', `ConnectTimeout=${CONNECT_TIMEOUT_S}`,
+      ...sshOptions(key, target.hostKey ? known : undefined),
       '-o', 'ConnectionAttempts=1',
       '-o', 'ServerAliveInterval=10',
       '-o', 'ServerAliveCountMax=3',
-      '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', `UserKnownHostsFile=${target.hostKey ? known : '/dev/null'}`,
-      '-o', `StrictHostKeyChecking=${target.hostKey ? 'yes' : 'no'}`,
-      '-o', 'LogLevel=ERROR',
       '-p', String(target.port),
       '-l', target.user,
       '--', target.address, command,

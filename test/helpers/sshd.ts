@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { sshOptions } from '../../lib/ssh.ts';
 import { hasCommand, isRoot, type Probe } from './system.ts';
 
 export const SSHD = '/usr/sbin/sshd';
@@ -202,17 +203,7 @@ function clientOptions(c: Connection, dir: string): string[] {
   const known = path.join(dir, 'known_hosts');
   // Like the provider: a given host key is checked, a missing one is not.
   if (c.hostKey) fs.writeFileSync(known, `[${c.host}]:${c.port} ${c.hostKey}\n`);
-  return [
-    '-i', keyFile,
-    '-o', 'BatchMode=yes',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'IdentityAgent=none',
-    '-o', 'ConnectTimeout=10',
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', `UserKnownHostsFile=${c.hostKey ? known : '/dev/null'}`,
-    '-o', `StrictHostKeyChecking=${c.hostKey ? 'yes' : 'no'}`,
-    '-o', 'LogLevel=ERROR',
-  ];
+  return sshOptions(keyFile, c.hostKey ? known : undefined);
 }
 
 function withClient(c: Connection, run: (options: string[]) => RunResult): RunResult {
