@@ -27,7 +27,9 @@ function wrapper(t: TestContext, version: string): string {
 }
 
 function engineScript(env: NodeJS.ProcessEnv) {
-  const r = spawnSync('bash', [SCRIPT], { env: { ...process.env, POLYARCH_BUILD_ENGINE: '', ...env }, encoding: 'utf8', timeout: 20 * 60_000 });
+  // The engine tests' PULUMI_HOME: a build installs its plugins there, never into ~/.pulumi.
+  const home = path.join(ROOT, '.cache/pulumi-home');
+  const r = spawnSync('bash', [SCRIPT], { env: { ...process.env, PULUMI_HOME: home, POLYARCH_BUILD_ENGINE: '', ...env }, encoding: 'utf8', timeout: 20 * 60_000 });
   return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr };
 }
 
