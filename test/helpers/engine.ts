@@ -158,6 +158,10 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    // A command that reads no input may exit before it is written: that EPIPE is no failure.
+    child.stdin!.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
     child.stdin!.end(p.input ?? '');
     const done = new Promise<Run>((resolve, reject) => {
       child.on('error', reject);
