@@ -181,10 +181,12 @@ export function planBuildHost(b: BuildHost, hostEmulators: readonly HostEmulator
     UNREGISTER_BODY,
   ]);
 
+  // The register script writes each binfmt.d file as the entry's line and a newline.
+  const lines = cpus.map((c) => ({ name: `qemu-${c.name}`, line: registerLine(c, { path: folder, flags: b.flags }) }));
   const expected: ExpectedHost = {
-    entries: cpus.map((c) => ({ name: `qemu-${c.name}`, line: registerLine(c, { path: folder, flags: b.flags }) })),
+    entries: lines,
     files: files.map((f) => ({ path: `${folder}/${f.name}`, sha256: f.sha256 })),
-    confs: b.persist ? cpus.map((c) => ({ path: `${PERSIST_DIR}/qemu-${c.name}.conf`, text: `${registerLine(c, { path: folder, flags: b.flags })}\n` })) : [],
+    confs: b.persist ? lines.map((e) => ({ path: `${PERSIST_DIR}/${e.name}.conf`, text: `${e.line}\n` })) : [],
   };
 
   return {
@@ -347,7 +349,7 @@ const END = '@polyarch-end';
 
 /**
  * A POSIX sh script that prints every entry, file digest and binfmt.d file of `expected`,
- * each after a marker line. It only reads (world-readable paths), so it runs as the SSH user.
+ * each after a marker line. It only reads; observeCommand says as which user.
  */
 export function observeScript(expected: ExpectedHost): string {
   const lines = ['LC_ALL=C; export LC_ALL'];
