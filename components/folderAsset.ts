@@ -32,11 +32,11 @@ const LIB = 'lib/assets.ts';
 
 async function place(i: FolderAssetInputs): Promise<FolderAssetOutputs> {
   const assets = await loadProjectModule<typeof Assets>(LIB);
-  const { sweepTemps } = await loadProjectModule<typeof OutDir>('lib/out-dir.ts');
-  const { mkdir } = process.getBuiltinModule('node:fs/promises');
+  const { prepareOutDir, sweepTemps } = await loadProjectModule<typeof OutDir>('lib/out-dir.ts');
   const { resolve, join } = process.getBuiltinModule('node:path');
   const dir = resolve(i.dir);
-  await mkdir(dir, { recursive: true });
+  // The CLI's rules for --out: a symlinked folder or parent, or a file in the way, is refused, not followed.
+  await prepareOutDir(dir);
   // A `pulumi up` killed mid-copy leaves a hidden temp beside the release files; sweep those of
   // gone runs (this host, pid gone, or a day old). This host process's own writes are kept.
   await sweepTemps(dir);
@@ -72,8 +72,11 @@ const provider: pulumi.dynamic.ResourceProvider<FolderAssetInputs, FolderAssetOu
     }
   },
   async delete(_id, props) {
+    const { checkOutDir } = await loadProjectModule<typeof OutDir>('lib/out-dir.ts');
     const { rm } = process.getBuiltinModule('node:fs/promises');
-    await rm(props.path, { force: true });
+    const { resolve } = process.getBuiltinModule('node:path');
+    // A folder replaced by a symlink since: removing through it would delete a file elsewhere.
+    if (await checkOutDir(resolve(props.dir))) await rm(props.path, { force: true });
   },
 };
 

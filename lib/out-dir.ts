@@ -9,24 +9,41 @@ import os from 'node:os';
 import path from 'node:path';
 
 /**
- * Makes sure `dir` is a real folder, creating it when missing. A symlink is refused rather
- * than followed: writes meant for one folder must not land silently somewhere else.
+ * Checks the path to an output folder without creating anything, and says whether the folder
+ * exists. Every component is looked at with lstat, from the root down: a symlink anywhere (the
+ * folder or a parent) is refused rather than followed, and so is a file where a folder must be,
+ * so that writes meant for one folder never land silently somewhere else. The working folder
+ * is a physical path (getcwd), so only links the given path itself names are refused.
  */
-export async function prepareOutDir(dir: string): Promise<void> {
-  const st = await fs.lstat(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return undefined;
-    throw new Error(`${dir}: ${e.message}`);
-  });
-  if (st?.isSymbolicLink()) {
-    const target = await fs.readlink(dir).catch(() => '?');
-    throw new Error(`${dir} is a symlink to ${target}; give the folder itself as the output folder`);
-  }
-  if (st && !st.isDirectory()) throw new Error(`${dir} exists and is not a folder`);
-  if (!st) {
-    await fs.mkdir(dir, { recursive: true }).catch((e: Error) => {
-      throw new Error(`${dir}: cannot create the output folder: ${e.message}`);
+export async function checkOutDir(dir: string): Promise<boolean> {
+  const full = path.resolve(dir);
+  const { root } = path.parse(full);
+  // A relative folder's components are named as relative paths too, as the user gave them.
+  const shown = (p: string) => (path.isAbsolute(dir) ? p : path.relative(process.cwd(), p) || '.');
+  let at = root;
+  for (const part of full.slice(root.length).split(path.sep).filter(Boolean)) {
+    at = path.join(at, part);
+    const st = await fs.lstat(at).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw new Error(`${dir}: ${e.message}`);
     });
+    if (!st) return false;
+    const last = at === full;
+    if (st.isSymbolicLink()) {
+      const target = await fs.readlink(at).catch(() => '?');
+      throw new Error(last ? `${dir} is a symlink to ${target}; give the folder itself as the output folder` : `${dir}: ${shown(at)} is a symlink to ${target}; give a path without symlinks as the output folder`);
+    }
+    if (!st.isDirectory()) throw new Error(last ? `${dir} exists and is not a folder` : `${dir}: ${shown(at)} is not a folder`);
   }
+  return true;
+}
+
+/** Makes sure `dir` is a real folder (see checkOutDir), creating it when missing. */
+export async function prepareOutDir(dir: string): Promise<void> {
+  if (await checkOutDir(dir)) return;
+  await fs.mkdir(dir, { recursive: true }).catch((e: Error) => {
+    throw new Error(`${dir}: cannot create the output folder: ${e.message}`);
+  });
 }
 
 /**

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { makeStage, removeStage, sweepStages, sweepTemps } from '../lib/out-dir.ts';
+import { checkOutDir, makeStage, prepareOutDir, removeStage, sweepStages, sweepTemps } from '../lib/out-dir.ts';
 
 const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
 const OUR_NS = /^pid:\[(\d+)\]$/.exec(fs.readlinkSync('/proc/self/ns/pid'))![1]!;
@@ -76,4 +76,30 @@ test('sweepTemps: a dead pid counts only in our host and pid namespace; elsewher
   const old = new Date(Date.now() - 25 * 3600_000);
   fs.utimesSync(otherNs, old, old);
   assert.deepEqual(await sweepTemps(dir), [otherNs]);
+});
+
+test('output folders: a symlinked folder or parent, or a file on the way, is refused naming it; nothing is created', async (t) => {
+  const dir = tmp(t);
+  const elsewhere = path.join(dir, 'elsewhere');
+  fs.mkdirSync(elsewhere);
+  fs.symlinkSync(elsewhere, path.join(dir, 'link'));
+  fs.writeFileSync(path.join(dir, 'file'), 'x');
+  const refused: [string, string][] = [
+    [path.join(dir, 'link'), `${path.join(dir, 'link')} is a symlink to ${elsewhere}; give the folder itself as the output folder`],
+    [path.join(dir, 'link', 'a', 'b'), `${path.join(dir, 'link', 'a', 'b')}: ${path.join(dir, 'link')} is a symlink to ${elsewhere}; give a path without symlinks as the output folder`],
+    [path.join(dir, 'file'), `${path.join(dir, 'file')} exists and is not a folder`],
+    [path.join(dir, 'file', 'a'), `${path.join(dir, 'file', 'a')}: ${path.join(dir, 'file')} is not a folder`],
+  ];
+  for (const [out, message] of refused) {
+    await assert.rejects(prepareOutDir(out), { message });
+    await assert.rejects(checkOutDir(out), { message });
+  }
+  assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing was created through the link');
+  // A relative folder names its parts as given, relative to the working folder.
+  const rel = path.relative(process.cwd(), path.join(dir, 'link', 'a'));
+  await assert.rejects(prepareOutDir(rel), { message: `${rel}: ${path.relative(process.cwd(), path.join(dir, 'link'))} is a symlink to ${elsewhere}; give a path without symlinks as the output folder` });
+  // A real path is created, and then found.
+  assert.equal(await checkOutDir(path.join(dir, 'real', 'a')), false);
+  await prepareOutDir(path.join(dir, 'real', 'a'));
+  assert.equal(await checkOutDir(path.join(dir, 'real', 'a')), true);
 });

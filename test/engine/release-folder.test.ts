@@ -111,3 +111,39 @@ test('a folder release: up, no-change up, a rebuilt emulator, refresh, drift and
   const state = parseJson<{ deployment: { resources?: unknown[] } }>((await p.ok(['stack', 'export'])).stdout);
   assert.deepEqual(state.deployment.resources ?? [], []);
 });
+
+test('a release folder that is a symlink, has a symlinked parent or is a file: up fails with one line naming it, and nothing is written anywhere', async (t) => {
+  if (!requireSystem(t, isRoot, hasEngine)) return;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-release-links-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  // Stands in for /etc: a folder the links point at, whose listing must not change.
+  const elsewhere = path.join(root, 'elsewhere');
+  fs.mkdirSync(elsewhere);
+  fs.writeFileSync(path.join(elsewhere, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+  fs.symlinkSync(elsewhere, path.join(root, 'linked'));
+  fs.symlinkSync(elsewhere, path.join(root, 'via'));
+  fs.writeFileSync(path.join(root, 'file'), 'a file of the user\n');
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-release-cache-'));
+  t.after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
+  for (const r of Object.values(lock.lock.hosts).flat()) fs.copyFileSync(path.join(lock.cacheDir, `${r!.sha256}.rpm`), path.join(cacheDir, `${r!.sha256}.rpm`));
+  const p = await engineProject(t, 'folder-links', {
+    config: { 'polyarch:lockFile': lock.file, 'polyarch:cacheDir': cacheDir, 'polyarch:hosts': ['x86_64'], 'polyarch:release': { folder: path.join(root, 'linked') } },
+  });
+  const listing = () => execFileSync('find', [root, '-printf', '%p %y %s\\n'], { encoding: 'utf8' }).split('\n').sort().join('\n');
+  const before = listing();
+  const cases: [string, string][] = [
+    [path.join(root, 'linked'), `${path.join(root, 'linked', 'v9.2.4-1')}: ${path.join(root, 'linked')} is a symlink to ${elsewhere}; give a path without symlinks as the output folder`],
+    [path.join(root, 'via', 'release'), `${path.join(root, 'via', 'release', 'v9.2.4-1')}: ${path.join(root, 'via')} is a symlink to ${elsewhere}; give a path without symlinks as the output folder`],
+    [path.join(root, 'file'), `${path.join(root, 'file', 'v9.2.4-1')}: ${path.join(root, 'file')} is not a folder`],
+  ];
+  for (const [folder, message] of cases) {
+    await p.ok(['config', 'set', '--path', 'polyarch:release.folder', folder]);
+    const up = await p.pulumi(['up', '--yes']);
+    assert.notEqual(up.code, 0, `${folder}: up must fail`);
+    const lines = (up.stdout + up.stderr).split('\n').filter((l) => l.includes(message));
+    assert.ok(lines.length > 0, `${folder}: no line says ${JSON.stringify(message)}:\n${up.stdout}${up.stderr}`);
+    // One line: no stack frames of the provider after it.
+    assert.doesNotMatch(up.stdout + up.stderr, /^\s+at .+:\d+:\d+\)?$/m, `${folder}: a stack trace was printed`);
+    assert.equal(listing(), before, `${folder}: something was written`);
+  }
+});
