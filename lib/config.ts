@@ -3,8 +3,9 @@
 // module: callers pass only which secrets are set.
 import { z } from 'zod';
 import { normalizeFlags } from './binfmt.ts';
-import { cpuNames, isHostArch, unknownHostArch, type HostArch } from './cpus.ts';
+import { cpuNames, HOST_ARCHES, isHostArch, unknownHostArch, type HostArch } from './cpus.ts';
 import { DEFAULT_BASE_IMAGE, DEFAULT_IMAGE_SOURCE, LABEL_REVISION, LABEL_SOURCE, PINNED_IMAGE } from './contexts.ts';
+import { UserError } from './user-error.ts';
 
 const unique = <T>(items: readonly T[], key: (t: T) => string, what: string, ctx: z.core.$RefinementCtx) => {
   const seen = new Set<string>();
@@ -94,8 +95,8 @@ export const StackConfigSchema = z
     lockFile: z.string().min(1).default('qemu.lock.json'),
     /** The n in release v<qemu>-<n>. */
     releaseNumber: z.number().int().min(1).max(9999).default(1),
-    hosts: z.array(hostArch).min(1).default(['x86_64' as HostArch]).superRefine((h, ctx) => unique(h, (x) => x, 'host arch', ctx)),
-    targets: z.array(target).min(1).default(['all']).superRefine((t, ctx) => {
+    hosts: z.array(hostArch).min(1, `is empty: list the host arches to publish for (valid: ${HOST_ARCHES.join(', ')})`).default(['x86_64' as HostArch]).superRefine((h, ctx) => unique(h, (x) => x, 'host arch', ctx)),
+    targets: z.array(target).min(1, 'is empty: list the target CPUs to publish, or [all]').default(['all']).superRefine((t, ctx) => {
       unique(t, (x) => x, 'target', ctx);
       if (t.includes('all') && t.length > 1) ctx.addIssue({ code: 'custom', message: '"all" stands alone' });
     }),
@@ -176,7 +177,7 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
       const msg = i.code === 'unrecognized_keys' ? `unknown key(s) ${i.keys.join(', ')} (valid: ${Object.keys(StackConfigSchema.shape).join(', ')}, ${SECRET_KEYS.join(', ')})` : i.message;
       return `${where}: ${msg}`;
     });
-    throw new Error(`invalid stack config: ${[...exposedProblems, ...problems].join('; ')}`);
+    throw new UserError(`invalid stack config: ${[...exposedProblems, ...problems].join('; ')}`);
   }
   return { ...parsed.data!, secrets };
 }

@@ -1,8 +1,9 @@
 // Reads the cpio "newc" archives inside RPM payloads (magic 070701, or 070702 with checksums).
 // Hand-written: the format is 110 bytes of hex fields per entry, smaller than any dependency,
 // and we need strict bounds on every field (fuzzed in test/cpio.test.ts).
+import { UserError } from './user-error.ts';
 
-export class CpioError extends Error {
+export class CpioError extends UserError {
   constructor(label: string, problem: string) {
     super(`${label}: cpio: ${problem}`);
     this.name = 'CpioError';

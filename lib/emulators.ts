@@ -10,6 +10,7 @@ import type { RetryOptions } from './fetch.ts';
 import { extractLocked, type Lock } from './lock.ts';
 import { hashStamped, remember, stampOf } from './known-digests.ts';
 import { makeStage, NoSpaceError, publishStage, removeStage, sweepStages, writeError, writeWhole } from './out-dir.ts';
+import { UserError } from './user-error.ts';
 
 /** One host's extracted emulators, limited to the stack's targets. */
 export interface HostEmulators {
@@ -202,7 +203,7 @@ export interface StackEmulatorConfig {
  */
 export async function prepareStackEmulators(config: StackEmulatorConfig, lock: Lock, progress?: (message: string) => void, fetch?: RetryOptions): Promise<HostEmulators[]> {
   const missing = config.hosts.filter((h) => !lock.hosts[h]);
-  if (missing.length > 0) throw new Error(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}; run polyarch lock with --hosts ${config.hosts.join(',')}`);
+  if (missing.length > 0) throw new UserError(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}; run polyarch lock with --hosts ${config.hosts.join(',')}`);
   const targets = config.targets.includes('all') ? 'all' : config.targets;
   return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: path.join(config.cacheDir, 'emulators'), targets, progress, fetch })));
 }

@@ -12,6 +12,7 @@ import { findCpu } from './cpus.ts';
 import { remember, stampFile } from './known-digests.ts';
 import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { decompressPayload, readRpm, RpmError, type Rpm } from './rpm.ts';
+import { UserError } from './user-error.ts';
 
 const EMULATOR_PATH = /^usr\/bin\/qemu-([a-z0-9_]+)-static$/;
 const CONF_PATH = /^usr\/lib\/binfmt\.d\/qemu-([a-z0-9_]+?)(?:-static)?\.conf$/;
@@ -173,10 +174,10 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
     const label = inputs[i]!.label;
     for (const cpu of h.cpus) {
       const other = seen.get(cpu);
-      if (other?.nevra === h.nevra) throw new Error(`${h.nevra} is given twice (${other.label} and ${label})`);
+      if (other?.nevra === h.nevra) throw new UserError(`${h.nevra} is given twice (${other.label} and ${label})`);
       if (other) {
         const advice = other.arch === h.arch ? "give one build's RPMs" : "extract one host's RPMs at a time";
-        throw new Error(`${emulatorFile(cpu)} is in both ${other.nevra} (${other.label}) and ${h.nevra} (${label}); ${advice}`);
+        throw new UserError(`${emulatorFile(cpu)} is in both ${other.nevra} (${other.label}) and ${h.nevra} (${label}); ${advice}`);
       }
       seen.set(cpu, { nevra: h.nevra, arch: h.arch, label });
     }

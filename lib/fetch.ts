@@ -7,8 +7,9 @@ import path from 'node:path';
 import pRetry, { AbortError } from 'p-retry';
 import { sha256 } from './digest.ts';
 import { sweepTemps, writeError, writeWhole } from './out-dir.ts';
+import { UserError } from './user-error.ts';
 
-export class FetchError extends Error {
+export class FetchError extends UserError {
   /**
    * `status`: the HTTP status, when the server answered. `slow`: the attempt ran out of time
    * (no data for the stall timeout, or not done within the attempt's timeout).
@@ -54,7 +55,7 @@ const MAX_SECONDS = 86_400;
 /** Seconds as given on a command line or in the environment, in ms; `what` names the setting in the error. */
 export function parseSeconds(value: string, what: string): number {
   const n = Number(value.trim());
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > MAX_SECONDS) throw new Error(`${what} must be a number of seconds above 0 and at most ${MAX_SECONDS}, not ${JSON.stringify(value)}`);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > MAX_SECONDS) throw new UserError(`${what} must be a number of seconds above 0 and at most ${MAX_SECONDS}, not ${JSON.stringify(value)}`);
   return Math.round(n * 1000);
 }
 

@@ -10,6 +10,7 @@ import { fetchText, RpmCache, type RetryOptions } from './fetch.ts';
 import { buildDirUrl, DEFAULT_KOJI, RELEASE_RE, selectRpms, VERSION_RE } from './koji.ts';
 import { NoSpaceError, WriteError, writeWhole } from './out-dir.ts';
 import { readRpm } from './rpm.ts';
+import { UserError } from './user-error.ts';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256');
 const cpuName = z.string().regex(/^[a-z0-9_]+$/, 'must be a CPU name');
@@ -84,10 +85,10 @@ export async function readLock(file: string): Promise<Lock> {
   try {
     raw = JSON.parse(await fs.readFile(file, 'utf8'));
   } catch (e) {
-    throw new Error(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new UserError(`${file}: ${e instanceof Error ? e.message : String(e)}`);
   }
   const parsed = LockSchema.safeParse(raw);
-  if (!parsed.success) throw new Error(`${file}: ${formatIssues(parsed.error.issues)}`);
+  if (!parsed.success) throw new UserError(`${file}: ${formatIssues(parsed.error.issues)}`);
   return parsed.data;
 }
 
@@ -161,10 +162,10 @@ export async function createLock(o: LockOptions): Promise<Lock> {
  */
 export async function extractLocked(lock: Lock, host: HostArch, cacheDir: string, outDir: string, opts: RetryOptions = {}): Promise<ManifestEntry[]> {
   const rpms = lock.hosts[host];
-  if (!rpms) throw new Error(`the lockfile pins no RPMs for host ${host} (it has: ${Object.keys(lock.hosts).join(', ')})`);
+  if (!rpms) throw new UserError(`the lockfile pins no RPMs for host ${host} (it has: ${Object.keys(lock.hosts).join(', ')})`);
   // A lock built in code has not been through the schema.
   const dup = duplicatePin(lock.hosts);
-  if (dup) throw new Error(dup.message);
+  if (dup) throw new UserError(dup.message);
   const cache = new RpmCache(cacheDir);
   const limit = pLimit(4);
   const inputs = await Promise.all(

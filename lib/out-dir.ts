@@ -7,6 +7,7 @@ import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { UserError } from './user-error.ts';
 
 /**
  * Checks the path to an output folder without creating anything, and says whether the folder
@@ -106,7 +107,7 @@ export function removeUnfinishedSync(): number {
 }
 
 /** A write that ran out of disk space, named by the folder the user knows and the file. */
-export class NoSpaceError extends Error {
+export class NoSpaceError extends UserError {
   constructor(readonly folder: string, readonly file: string) {
     super(`no space left in ${folder} while writing ${file}`);
     this.name = 'NoSpaceError';
@@ -126,7 +127,7 @@ export function writeError(e: unknown, folder: string, file: string): unknown {
  * A write that failed for another reason (a read-only folder, permissions, a folder in the
  * way), named by the file being written: Node's message names the temp file instead.
  */
-export class WriteError extends Error {
+export class WriteError extends UserError {
   constructor(readonly file: string, readonly reason: string, readonly code: string | undefined) {
     super(`${file}: cannot write (${reason})`);
     this.name = 'WriteError';

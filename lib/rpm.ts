@@ -5,9 +5,10 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { decodeZstdInWorker, zstdBackend } from './zstd-pool.ts';
+import { UserError } from './user-error.ts';
 
 /** One line, naming the package, for anything wrong with an RPM. */
-export class RpmError extends Error {
+export class RpmError extends UserError {
   constructor(label: string, problem: string) {
     super(`${label}: ${problem}`);
     this.name = 'RpmError';
