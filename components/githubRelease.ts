@@ -1,6 +1,8 @@
 // One GitHub release as a Pulumi resource (a dynamic provider over lib/github-release), in
-// place of @pulumi/github's, whose plugin cannot be built here. A new tag (or repository)
-// replaces it; new title or notes update it in place. The token is read at run time from the
+// place of @pulumi/github's, whose plugin cannot be built here. It is made as a draft (or a
+// dead run's draft, or the published release, is adopted): its assets upload to it, and
+// ReleasePublication makes it public once they all have. A new tag (or repository) replaces
+// it; new title or notes update it in place, which GitHub allows even once published. The token is read at run time from the
 // stack's secret config (polyarch:githubToken, or GITHUB_TOKEN), like ReleaseAsset's: never an
 // input, so never in state, and the serialized provider captures no secret.
 import * as pulumi from '@pulumi/pulumi';
@@ -22,6 +24,7 @@ export interface GitHubReleaseInputs {
 
 export interface GitHubReleaseOutputs extends GitHubReleaseInputs {
   releaseId: number;
+  /** The page the release has once published (a draft's own is a temporary `untagged-` one). */
   htmlUrl: string;
 }
 
@@ -50,16 +53,16 @@ const provider: Provider = {
     const gh = await loadProjectModule<typeof GitHub>(LIB);
     const client = gh.githubClient({ token: this.token ?? '', apiUrl: inputs.apiUrl });
     const r = await gh.createRelease(client, inputs, inputs);
-    return { id: String(r.id), outs: { ...inputs, releaseId: r.id, htmlUrl: r.htmlUrl } };
+    return { id: String(r.id), outs: { ...inputs, releaseId: r.id, htmlUrl: gh.releasePage(inputs.apiUrl, `${inputs.owner}/${inputs.repo}`, inputs.tag) } };
   },
 
   async update(id, olds, news) {
     const gh = await loadProjectModule<typeof GitHub>(LIB);
     const client = gh.githubClient({ token: this.token ?? '', apiUrl: news.apiUrl });
-    // A release deleted by hand since the last run is published again (or adopted by tag),
-    // so the release id can change here; read() follows the outputs, not the engine's id.
+    // A release deleted by hand since the last run is made again (or adopted by tag), so the
+    // release id can change here; read() follows the outputs, not the engine's id.
     const r = (await gh.updateRelease(client, { ...news, releaseId: olds.releaseId ?? Number(id) }, news)) ?? (await gh.createRelease(client, news, news));
-    return { outs: { ...news, releaseId: r.id, htmlUrl: r.htmlUrl } };
+    return { outs: { ...news, releaseId: r.id, htmlUrl: gh.releasePage(news.apiUrl, `${news.owner}/${news.repo}`, news.tag) } };
   },
 
   async read(id, props) {
@@ -69,7 +72,7 @@ const provider: Provider = {
     const r = await gh.getRelease(client, { ...props, releaseId: props.releaseId ?? Number(id) });
     // An empty id tells the engine the release is gone.
     if (!r) return { id: '', props: {} as GitHubReleaseOutputs };
-    return { id, props: { ...props, tag: r.tag, name: r.name, body: r.body, releaseId: r.id, htmlUrl: r.htmlUrl } };
+    return { id, props: { ...props, tag: r.tag, name: r.name, body: r.body, releaseId: r.id, htmlUrl: gh.releasePage(props.apiUrl, `${props.owner}/${props.repo}`, r.tag) } };
   },
 
   // Published releases are never deleted: their download URLs are in use. Dropping the
@@ -77,7 +80,7 @@ const provider: Provider = {
   async delete() {},
 };
 
-/** A published GitHub release: created or adopted by tag, its notes kept up to date, never deleted. */
+/** A GitHub release: made as a draft or adopted by tag, its notes kept up to date, never deleted. */
 export class GitHubRelease extends pulumi.dynamic.Resource {
   declare public readonly tag: pulumi.Output<string>;
   declare public readonly releaseId: pulumi.Output<number>;

@@ -1,11 +1,12 @@
 // One GitHub release asset as a Pulumi resource (a dynamic provider over lib/github-release).
-// Diffs are digest-based: new bytes update the asset in place, a new name or release replaces
-// it, the same bytes change nothing. The asset names its release by tag, known at preview: the
-// release's numeric id is not while the release itself updates (the engine makes a dynamic
-// resource's outputs unknown then), and an unknown input would replace every asset. The id is
-// looked up at run time and kept as an output. The token is read at run time from the stack's
-// secret config (polyarch:githubToken, or GITHUB_TOKEN): it is never an input, so never in
-// state, and the serialized provider captures no secret.
+// It uploads to the release's draft; once the release is published (ReleasePublication) its
+// bytes never change, and lib/github-release refuses any write to it. Diffs are digest-based:
+// new bytes update the asset in place (on a draft only), a new name or tag replaces it, the
+// same bytes change nothing. The diff keys on the tag, known at preview, and not on the
+// release's numeric id, which the engine makes unknown whenever the release's notes change;
+// the id is an input only to spare every upload a lookup. The token is read at run time from
+// the stack's secret config (polyarch:githubToken, or GITHUB_TOKEN): it is never an input, so
+// never in state, and the serialized provider captures no secret.
 import * as pulumi from '@pulumi/pulumi';
 import type * as GitHubRelease from '../lib/github-release.ts';
 import { diffKeys, githubToken, loadProjectModule } from './providerRuntime.ts';
@@ -16,8 +17,10 @@ export interface ReleaseAssetInputs {
   apiUrl: string;
   owner: string;
   repo: string;
-  /** The release's tag; the provider finds the release by it. */
+  /** The release's tag: what the diff compares. */
   tag: string;
+  /** The release's id, from GitHubRelease; not compared (see above). Looked up by tag when absent. */
+  releaseId?: number;
   /** Asset name on the release. */
   name: string;
   /** The bytes to publish: a path relative to the project folder, or absolute. */
@@ -29,9 +32,8 @@ export interface ReleaseAssetInputs {
 }
 
 export interface ReleaseAssetOutputs extends ReleaseAssetInputs {
-  /** Id of the release `tag` named at the last create or update; read and delete look it up by tag when absent. */
-  releaseId?: number;
   assetId: number;
+  /** Where the file downloads from once the release is published. */
   downloadUrl: string;
 }
 
@@ -53,23 +55,21 @@ type Client = ReturnType<Lib['githubClient']>;
 
 // Helpers the provider methods capture; like them, they run in the dynamic-provider host.
 
-/** The release holding the asset's tag now; undefined when there is none. */
-async function releaseByTag(gh: Lib, client: Client, p: ReleaseAssetInputs): Promise<GitHubRelease.ReleaseRef | undefined> {
+/** The release the asset belongs to: the id it was given, else the release (published or a draft) holding its tag now. */
+async function release(gh: Lib, client: Client, p: ReleaseAssetInputs): Promise<GitHubRelease.ReleaseRef | undefined> {
+  if (p.releaseId !== undefined) return { owner: p.owner, repo: p.repo, releaseId: p.releaseId };
   const found = await gh.findRelease(client, p, p.tag);
   return found && { owner: p.owner, repo: p.repo, releaseId: found.id };
 }
 
-/** For create and update, which need the release: looked up by tag every time (it may have been published again under a new id). */
+/** For create and update, which need the release. */
 async function requireRelease(gh: Lib, client: Client, p: ReleaseAssetInputs): Promise<GitHubRelease.ReleaseRef> {
-  const r = await releaseByTag(gh, client, p);
-  if (!r) throw new Error(`${p.owner}/${p.repo} has no release ${p.tag}; publish it before its assets (the program's GitHubRelease does)`);
+  const r = await release(gh, client, p);
+  if (!r) throw new Error(`${p.owner}/${p.repo} has no release ${p.tag}; make it before its assets (the program's GitHubRelease does)`);
   return r;
 }
 
-/** For read and delete: the release the outputs recorded, else the one holding the tag now. */
-async function recordedRelease(gh: Lib, client: Client, p: ReleaseAssetOutputs): Promise<GitHubRelease.ReleaseRef | undefined> {
-  return p.releaseId === undefined ? releaseByTag(gh, client, p) : { owner: p.owner, repo: p.repo, releaseId: p.releaseId };
-}
+const downloadUrl = (gh: Lib, p: ReleaseAssetInputs) => `${gh.downloadBase(p.apiUrl, `${p.owner}/${p.repo}`, p.tag)}/${p.name}`;
 
 // Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
 const provider: Provider = {
@@ -86,10 +86,10 @@ const provider: Provider = {
     const { readFile } = process.getBuiltinModule('node:fs/promises');
     const { resolve } = process.getBuiltinModule('node:path');
     const client = gh.githubClient({ token: this.token ?? '', apiUrl: inputs.apiUrl });
-    const release = await requireRelease(gh, client, inputs);
+    const target = await requireRelease(gh, client, inputs);
     const data = await readFile(resolve(inputs.file));
-    const asset = await gh.putAsset(client, release, { name: inputs.name, data, sha256: inputs.sha256, contentType: inputs.contentType });
-    return { id: String(asset.id), outs: { ...inputs, releaseId: release.releaseId, assetId: asset.id, downloadUrl: asset.downloadUrl } };
+    const asset = await gh.putAsset(client, target, { name: inputs.name, data, sha256: inputs.sha256, contentType: inputs.contentType });
+    return { id: String(asset.id), outs: { ...inputs, releaseId: target.releaseId, assetId: asset.id, downloadUrl: downloadUrl(gh, inputs) } };
   },
 
   async update(id, olds, news) {
@@ -97,10 +97,10 @@ const provider: Provider = {
     const { readFile } = process.getBuiltinModule('node:fs/promises');
     const { resolve } = process.getBuiltinModule('node:path');
     const client = gh.githubClient({ token: this.token ?? '', apiUrl: news.apiUrl });
-    const release = await requireRelease(gh, client, news);
+    const target = await requireRelease(gh, client, news);
     const data = await readFile(resolve(news.file));
-    const asset = await gh.replaceAsset(client, release, olds.assetId ?? Number(id), { name: news.name, data, sha256: news.sha256, contentType: news.contentType });
-    return { outs: { ...news, releaseId: release.releaseId, assetId: asset.id, downloadUrl: asset.downloadUrl } };
+    const asset = await gh.replaceAsset(client, target, olds.assetId ?? Number(id), { name: news.name, data, sha256: news.sha256, contentType: news.contentType });
+    return { outs: { ...news, releaseId: target.releaseId, assetId: asset.id, downloadUrl: downloadUrl(gh, news) } };
   },
 
   // The engine keeps the first id across updates, while an update uploads a new asset: read
@@ -109,26 +109,28 @@ const provider: Provider = {
     if (!props) return { id, props };
     const gh = await loadProjectModule<Lib>(LIB);
     const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
-    const release = await recordedRelease(gh, client, props);
-    const asset = release && (await gh.getAsset(client, release, props.assetId ?? Number(id)));
+    const target = await release(gh, client, props);
+    const asset = target && (await gh.getAsset(client, target, props.assetId ?? Number(id)));
     // An empty id tells the engine the asset is gone (so is one whose release is gone).
-    if (!release || !asset) return { id: '', props: {} as ReleaseAssetOutputs };
+    if (!target || !asset) return { id: '', props: {} as ReleaseAssetOutputs };
     return {
       id,
-      props: { ...props, releaseId: release.releaseId, assetId: asset.id, name: asset.name, size: asset.size, sha256: asset.sha256 ?? props.sha256, downloadUrl: asset.downloadUrl },
+      props: { ...props, releaseId: target.releaseId, assetId: asset.id, name: asset.name, size: asset.size, sha256: asset.sha256 ?? props.sha256, downloadUrl: downloadUrl(gh, props) },
     };
   },
 
   async delete(id, props) {
     const gh = await loadProjectModule<Lib>(LIB);
     const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
-    const release = await recordedRelease(gh, client, props);
-    // No release, nothing to delete: GitHub deletes a release's assets with it.
-    if (release) await gh.deleteAsset(client, release, props.assetId ?? Number(id));
+    const target = await release(gh, client, props);
+    // No release, nothing to delete: GitHub deletes a release's assets with it. A published
+    // release's file is refused (a dropped target needs a new tag); a bump's old release is
+    // never asked, as its files go with it (deletedWith) and it is retained.
+    if (target) await gh.deleteAsset(client, target, props.assetId ?? Number(id), props.name);
   },
 };
 
-/** One file on a GitHub release: uploaded, replaced in place when its digest changes, deleted when its resource is (ReleaseAssets retains published ones). */
+/** One file on a GitHub release: uploaded to its draft, replaced in place while a draft, never changed once published. */
 export class ReleaseAsset extends pulumi.dynamic.Resource {
   declare public readonly name: pulumi.Output<string>;
   declare public readonly sha256: pulumi.Output<string>;

@@ -1,15 +1,17 @@
 // The release: a GitHub release `v<qemu>-<n>` whose body lists hosts, targets, usage and
-// checksums, with one ReleaseAsset per file; or, on the dev stack, the same files written
-// into a local folder, one FolderAsset per file. The files themselves are built beforehand
+// checksums, made as a draft, one ReleaseAsset per file, and a ReleasePublication that makes
+// it public once every file is there; or, on the dev stack, the same files written into a
+// local folder, one FolderAsset per file. The files themselves are built beforehand
 // (lib/assets, at program evaluation), so previews show each asset's digest.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { assetMode, releaseNotes, type Asset } from '../lib/assets.ts';
 import type { HostEmulators } from '../lib/emulators.ts';
-import { DEFAULT_API_URL } from '../lib/github-release.ts';
+import { DEFAULT_API_URL, downloadBase, releasePage } from '../lib/github-release.ts';
 import { FolderAsset } from './folderAsset.ts';
 import { GitHubRelease } from './githubRelease.ts';
 import { ReleaseAsset } from './releaseAsset.ts';
+import { ReleasePublication } from './releasePublication.ts';
 
 export interface GitHubReleaseTarget {
   /** `owner/name` of the repository that gets the release. */
@@ -59,21 +61,23 @@ export class ReleaseAssets extends pulumi.ComponentResource {
       // and its assets, and neither that nor `pulumi destroy` may delete the old ones. So the
       // release is retained, and its files go only with it (deletedWith): a file the stack no
       // longer publishes (a target dropped) still leaves the current release.
-      const release = new GitHubRelease(name, { apiUrl, owner, repo, tag: args.tag, name: args.tag, body: releaseNotes({ ...args, repository: args.github.repository }) }, { parent: this, retainOnDelete: true });
-      // Assets name the release by its tag, known at preview, not by its id, an output the
-      // engine makes unknown whenever the notes change: that would replace every asset. The
-      // release still has to exist before its files upload, hence dependsOn.
+      const body = releaseNotes({ ...args, downloadBase: downloadBase(apiUrl, args.github.repository, args.tag) });
+      const release = new GitHubRelease(name, { apiUrl, owner, repo, tag: args.tag, name: args.tag, body }, { parent: this, retainOnDelete: true });
+      // Each asset's diff compares the tag, known at preview; the release's id, which the
+      // engine makes unknown whenever the notes change, is passed along but not compared.
       files = args.assets.map(
         (a) =>
           new ReleaseAsset(
             `${name}-${a.name}`,
-            { apiUrl, owner, repo, tag: args.tag, name: a.name, file: portable(a.file), sha256: a.sha256, size: a.size, contentType: a.contentType },
-            { parent: this, dependsOn: [release], deletedWith: release },
+            { apiUrl, owner, repo, tag: args.tag, releaseId: release.releaseId, name: a.name, file: portable(a.file), sha256: a.sha256, size: a.size, contentType: a.contentType },
+            { parent: this, deletedWith: release },
           ),
       );
-      // Known at preview (the release's own htmlUrl is not): GitHub's web root, or a GHES host's.
-      const web = new URL(apiUrl).hostname === 'api.github.com' ? 'https://github.com' : new URL(apiUrl).origin;
-      this.location = pulumi.output(`${web}/${args.github.repository}/releases/tag/${args.tag}`);
+      // Public only once every file is there: the draft's listing must match these digests.
+      const expected = Object.fromEntries(args.assets.map((a) => [a.name, { sha256: a.sha256, size: a.size }]));
+      new ReleasePublication(`${name}-publish`, { apiUrl, owner, repo, tag: args.tag, releaseId: release.releaseId, files: expected }, { parent: this, dependsOn: files, retainOnDelete: true });
+      // Known at preview (the resources' own URLs are not): GitHub's web root, or a GHES host's.
+      this.location = pulumi.output(releasePage(apiUrl, args.github.repository, args.tag));
     } else {
       const dir = path.join(args.folder!, args.tag);
       files = args.assets.map(

@@ -307,13 +307,13 @@ export interface NotesInput {
   qemu: { version: string; release: string };
   hosts: readonly HostEmulators[];
   assets: readonly Asset[];
-  /** `owner/name` on GitHub, for download URLs in the usage section. */
-  repository?: string;
+  /** Where the release's files download from (`<this>/<asset name>`), for the usage section; a placeholder when unset. */
+  downloadBase?: string;
 }
 
 /** The release body: what it holds (hosts, targets), how to use it, and its checksums. */
 export function releaseNotes(n: NotesInput): string {
-  const base = n.repository ? `https://github.com/${n.repository}/releases/download/${n.tag}` : '<release>';
+  const base = n.downloadBase ?? '<release>';
   const example = n.hosts.find((h) => h.host === UNPREFIXED_HOST)?.emulators[0]?.cpu ?? n.hosts[0]?.emulators[0]?.cpu ?? 'aarch64';
   const sums = n.assets.filter((a) => a.kind !== 'checksums');
   return [

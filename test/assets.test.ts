@@ -12,6 +12,7 @@ import { buildAssets, hostTarballName, releaseNotes, SUMS_FILE, tarballName, wri
 import { prepareEmulators, type HostEmulators } from '../lib/emulators.ts';
 import { gzipMember, reproducibleTarball, tarOne } from '../lib/tarball.ts';
 import { writeLock, type Lock } from '../lib/lock.ts';
+import { DEFAULT_API_URL, downloadBase } from '../lib/github-release.ts';
 import { buildFixtureRpms } from './fixtures/rpms.ts';
 import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 import { fixtureLock } from './helpers/program.ts';
@@ -356,7 +357,10 @@ test('polyarch assets: a symlinked --out is refused with one line naming it and 
 
 test('release notes list hosts, targets, usage and every checksum', async () => {
   const { assets } = cold;
-  const body = releaseNotes({ tag: 'v9.2.4-1', qemu: { version: '9.2.4', release: '1.fc42' }, hosts, assets, repository: 'polyarch/qemu-user-static' });
+  const notes = (apiUrl: string) => releaseNotes({ tag: 'v9.2.4-1', qemu: { version: '9.2.4', release: '1.fc42' }, hosts, assets, downloadBase: downloadBase(apiUrl, 'polyarch/qemu-user-static', 'v9.2.4-1') });
+  const body = notes(DEFAULT_API_URL);
+  // On GitHub Enterprise Server the links follow the server.
+  assert.match(notes('https://ghe.example.com/api/v3'), /curl -fsSLO https:\/\/ghe\.example\.com\/polyarch\/qemu-user-static\/releases\/download\/v9\.2\.4-1\/x86_64_qemu-aarch64-static\.tar\.gz/);
   assert.match(body, /^QEMU 9\.2\.4 user-mode static emulators, from Fedora's qemu-user-static 9\.2\.4-1\.fc42\./);
   assert.match(body, /\| x86_64 \| aarch64, aarch64_be, arm, armeb, ppc64le, riscv64, s390x \|/);
   assert.match(body, /\| aarch64 \| aarch64_be, armeb, i386, ppc64le, riscv64, s390x, x86_64 \|/);

@@ -1,14 +1,15 @@
 // Release assets on GitHub: lib/github-release against a local server that speaks GitHub's
-// REST endpoints (upload included) with realistic failures; then the ReleaseAsset provider
-// exactly as the program serialized it under mocks, run by Pulumi's own dynamic-provider
-// host in a plain node process, through create, diff, update, read and delete.
+// REST endpoints (upload included) and keeps its rules, with realistic failures; then the
+// ReleaseAsset provider exactly as the program serialized it under mocks, run by Pulumi's own
+// dynamic-provider host in a plain node process, through create, diff, update, read and
+// delete. Assets upload to drafts; a published release's files are never written.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { deleteAsset, getAsset, githubClient, listAssets, putAsset, replaceAsset, STAGING_SUFFIX, type AssetContent } from '../lib/github-release.ts';
+import { deleteAsset, getAsset, githubClient, listAssets, putAsset, replaceAsset, type AssetContent } from '../lib/github-release.ts';
 import { startFakeGitHub, type FakeGitHub } from './fixtures/github.ts';
 import { checkGitHubToken, startDynamicHost } from './helpers/dynamic-host.ts';
 import { fixtureLock, loadProgram, type Declared } from './helpers/program.ts';
@@ -27,9 +28,10 @@ after(() => fake.close());
 
 // Backoff and retry-after shrink to milliseconds; everything else is as in production.
 const client = (token = fake.token) => githubClient({ token, apiUrl: fake.url, retryAfterBaseValue: 5 });
+/** A draft release of its own, as GitHubRelease makes it. */
 const release = () => {
   const tag = `v9.2.4-${Math.random()}`;
-  return { owner: fake.owner, repo: fake.repo, tag, releaseId: fake.createRelease(tag) };
+  return { owner: fake.owner, repo: fake.repo, tag, releaseId: fake.createRelease(tag, { draft: true }) };
 };
 const named = (r: { releaseId: number }, name: string) => fake.assets(r.releaseId).filter((a) => a.name === name);
 
@@ -44,13 +46,13 @@ test('upload, read, list across pages, delete (twice is fine)', async () => {
   assert.deepEqual(await getAsset(client(), r, a.id), a);
   for (let i = 0; i < 104; i++) fake.seedAsset(r.releaseId, `extra-${i}`, Buffer.from('x'));
   assert.equal((await listAssets(client(), r)).length, 105);
-  await deleteAsset(client(), r, a.id);
-  await deleteAsset(client(), r, a.id);
+  await deleteAsset(client(), r, a.id, c.name);
+  await deleteAsset(client(), r, a.id, c.name);
   assert.equal(await getAsset(client(), r, a.id), undefined);
   assert.deepEqual(named(r, c.name), []);
 });
 
-test('a same-named asset left by a failed run (uploaded or half-uploaded) is replaced, not duplicated', async () => {
+test('a same-named asset left by a failed run: other bytes (uploaded or half-uploaded) are replaced, the same bytes kept; never two', async () => {
   for (const state of ['uploaded', 'starter'] as const) {
     const r = release();
     fake.seedAsset(r.releaseId, 'SHA256SUMS', Buffer.from('stale'), state);
@@ -59,6 +61,26 @@ test('a same-named asset left by a failed run (uploaded or half-uploaded) is rep
     assert.deepEqual(named(r, 'SHA256SUMS').map((x) => [x.state, x.data.toString()]), [['uploaded', 'fresh']]);
     assert.deepEqual(fake.log.slice(before).map((l) => `${l.method} ${l.status}`), ['GET 200', 'POST 422', 'GET 200', 'DELETE 204', 'POST 201']);
   }
+  // A run cut off after the upload but before recording it: the same bytes are adopted, not sent again.
+  const r = release();
+  const left = fake.seedAsset(r.releaseId, 'SHA256SUMS', Buffer.from('fresh'));
+  const before = fake.log.length;
+  assert.equal((await putAsset(client(), r, content('SHA256SUMS', 'fresh'))).id, left.id);
+  assert.deepEqual(fake.log.slice(before).map((l) => `${l.method} ${l.status}`), ['GET 200', 'POST 422', 'GET 200']);
+});
+
+test('a published release\'s files never change: a new file, new bytes or a delete is refused in one line naming the tag and the way out; the same bytes are adopted', async () => {
+  const r = release();
+  const kept = await putAsset(client(), r, content('qemu-arm-static', 'published bytes'));
+  fake.publish(r.releaseId);
+  const refused = (what: string) => new RegExp(`^Error: polyarch/qemu-user-static release ${r.tag.replace(/\./g, '\\.')} is published, and a published release's files never change, but ${what}; publish the new files under a new tag instead: raise "releaseNumber" in the lockfile \\(the n of v<qemu>-<n>\\) and run again$`);
+  const before = fake.log.length;
+  await assert.rejects(putAsset(client(), r, content('qemu-new-static', 'x')), refused('qemu-new-static would be added'));
+  await assert.rejects(replaceAsset(client(), r, kept.id, content('qemu-arm-static', 'other bytes')), refused('qemu-arm-static would get new bytes \\(sha256 [0-9a-f]{64}\\)'));
+  await assert.rejects(deleteAsset(client(), r, kept.id, 'qemu-arm-static'), refused('qemu-arm-static would be deleted'));
+  assert.equal((await putAsset(client(), r, content('qemu-arm-static', 'published bytes'))).id, kept.id);
+  assert.deepEqual(fake.log.slice(before).filter((l) => l.method !== 'GET'), [], 'nothing was written to the published release');
+  assert.deepEqual(fake.assets(r.releaseId).map((a) => [a.name, a.data.toString()]), [['qemu-arm-static', 'published bytes']]);
 });
 
 test('5xx answers are retried with backoff, then succeed; an interrupted upload is cleaned up', async () => {
@@ -79,7 +101,7 @@ test('5xx that never ends: a clear error after the retries', async () => {
   const r = release();
   fake.fail({ method: 'POST', path: /\/assets$/, status: 503, times: 100 });
   const before = fake.log.length;
-  await assert.rejects(putAsset(client(), r, content('c.tar.gz', 'c')), /^Error: upload c\.tar\.gz to polyarch\/qemu-user-static release \d+: 503 Server Error \(GitHub kept failing after retries\)$/);
+  await assert.rejects(putAsset(client(), r, content('c.tar.gz', 'c')).finally(() => fake.clearFailures()), /^Error: upload c\.tar\.gz to polyarch\/qemu-user-static release \d+ \(v9\.2\.4-[\d.]+, a draft\): 503 Server Error \(GitHub kept failing after retries\)$/);
   assert.equal(fake.log.slice(before).filter((l) => l.method === 'POST').length, 5, 'one try and four retries');
   fake.clearFailures();
 });
@@ -97,8 +119,8 @@ test('401, 403, 404 and 422 are clear one-line errors that never show the token'
   const bad = 'ghp_thisIsNotTheRightToken0123456789';
   const expectations: [() => Promise<unknown>, RegExp][] = [
     [() => putAsset(client(bad), r, content('e', 'e')), /^read polyarch\/qemu-user-static release \d+: 401 Bad credentials \(GitHub rejected the token; check polyarch:githubToken\)$/],
-    [() => deleteAsset(client(bad), r, 1), /^delete asset 1 of .*: 401 Bad credentials/],
-    [() => putAsset(client(), { ...r, releaseId: 1 }, content('e', 'e')), /^read polyarch\/qemu-user-static release 1: 404 Not Found \(not found, or the token cannot see the repository\)$/],
+    [() => deleteAsset(client(bad), r, 1, 'e'), /^read polyarch\/qemu-user-static release \d+: 401 Bad credentials/],
+    [() => putAsset(client(), { ...r, releaseId: 1 }, content('e', 'e')), /^polyarch\/qemu-user-static release 1 is not there \(deleted on GitHub, or the token cannot see the repository\); run `pulumi refresh`, then `pulumi up` makes it again$/],
     [() => listAssets(client(), { ...r, repo: 'elsewhere' }), /^list the assets of polyarch\/elsewhere release \d+: 404 Not Found/],
   ];
   for (const [f, message] of expectations) {
@@ -116,11 +138,9 @@ test('401, 403, 404 and 422 are clear one-line errors that never show the token'
   assert.throws(() => githubClient({ token: '' }), /^Error: no GitHub token: set the secret polyarch:githubToken/);
 });
 
-test('replacing an asset: new bytes under the same name, one asset, no staging leftovers', async () => {
+test('replacing an asset of a draft: new bytes under the same name, one asset', async () => {
   const r = release();
   const first = await putAsset(client(), r, content('qemu-s390x-static', 'v1'));
-  // A staging asset left by an earlier failed replacement is cleaned up too.
-  fake.seedAsset(r.releaseId, `qemu-s390x-static${STAGING_SUFFIX}`, Buffer.from('junk'));
   const second = await replaceAsset(client(), r, first.id, content('qemu-s390x-static', 'v2'));
   assert.notEqual(second.id, first.id);
   assert.deepEqual(fake.assets(r.releaseId).map((a) => [a.name, a.data.toString()]), [['qemu-s390x-static', 'v2']]);
@@ -144,8 +164,8 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
   const declared = assets.find((r) => r.name === 'release-qemu-s390x-static.tar.gz')!;
   assert.equal(typeof declared.wire.__provider, 'string');
   const r = release();
-  // The program's tag, v9.2.4-1, as this test's own release.
-  const news: Record<string, unknown> = { ...declared.wire, tag: r.tag };
+  // This test's own release in place of the program's v9.2.4-1, as GitHubRelease would pass it.
+  const news: Record<string, unknown> = { ...declared.wire, tag: r.tag, releaseId: r.releaseId };
   const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
   fake.seedAsset(r.releaseId, 'qemu-s390x-static.tar.gz', Buffer.from('left by a failed run'));
 
@@ -159,7 +179,8 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
     assert.deepEqual(named(r, 'qemu-s390x-static.tar.gz').map((a) => [String(a.id), sha256(a.data)]), [[created.id, news.sha256]]);
     assert.equal(sha256(bytes), news.sha256);
     assert.equal(created.props.assetId, Number(created.id));
-    assert.equal(created.props.releaseId, r.releaseId, 'the release found by tag, kept as an output');
+    assert.equal(created.props.releaseId, r.releaseId);
+    assert.equal(created.props.downloadUrl, `${fake.url}/${fake.owner}/${fake.repo}/releases/download/${r.tag}/qemu-s390x-static.tar.gz`, 'the URL it has once published, not the draft\'s');
     assert.equal(created.props.__provider, news.__provider);
 
     assert.deepEqual(await host.diff(urn, created.id, created.props, inputs), { changes: 'none', replaces: [] });
@@ -202,7 +223,7 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
 test('after an update in place the engine keeps the first id: read and delete follow the outputs\' assetId', async () => {
   const declared = (await programAssets()).find((r) => r.name === 'release-SHA256SUMS')!;
   const r = release();
-  const news: Record<string, unknown> = { ...declared.wire, tag: r.tag };
+  const news: Record<string, unknown> = { ...declared.wire, tag: r.tag, releaseId: r.releaseId };
   const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
   const host = await startDynamicHost();
   try {
@@ -225,60 +246,56 @@ test('after an update in place the engine keeps the first id: read and delete fo
   }
 });
 
-test('an asset names its release by tag: found at create and update, kept as an output for read and delete; a missing release is an error to create, gone to read, nothing to delete', async () => {
+test('an asset is given its release id; without one the tag finds the draft; a missing release is an error to create, gone to read, nothing to delete', async () => {
   const declared = (await programAssets()).find((r) => r.name === 'release-qemu-arm-static')!;
   const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
   const other = release();
   const r = release();
-  const news: Record<string, unknown> = { ...declared.wire, tag: r.tag };
-  // Outputs without the recorded release id (the struct the host reads cannot hold undefined).
-  const unrecorded = ({ releaseId: _releaseId, ...props }: Record<string, unknown>) => props;
-  const lookups = (since: number) => fake.log.slice(since).filter((l) => l.path.includes('/releases/tags/')).length;
+  // Inputs and outputs without a release id (the struct the host reads cannot hold undefined).
+  const untold = ({ releaseId: _releaseId, ...props }: Record<string, unknown>) => props;
+  const news = untold({ ...declared.wire, tag: r.tag });
+  const lookups = (since: number) => fake.log.slice(since).filter((l) => /\/releases(\/tags\/.*)?$/.test(l.path) && l.method === 'GET').length;
   const host = await startDynamicHost();
   try {
     await host.configure({ 'polyarch:githubToken': fake.token }, ['polyarch:githubToken']);
     const inputs = await host.check(urn, {}, news);
+    // The draft is invisible to GitHub's lookup by tag: found by listing.
+    let since = fake.log.length;
     const created = await host.create(urn, inputs);
-    assert.deepEqual(fake.assets(r.releaseId).map((a) => String(a.id)), [created.id], 'on the release holding the tag');
+    assert.deepEqual(fake.assets(r.releaseId).map((a) => String(a.id)), [created.id], 'on the draft holding the tag');
     assert.deepEqual(fake.assets(other.releaseId), []);
-    assert.deepEqual([created.props.tag, created.props.releaseId], [r.tag, r.releaseId]);
+    assert.deepEqual([created.props.tag, created.props.releaseId, lookups(since)], [r.tag, r.releaseId, 2]);
 
-    // A new tag is a new release (a QEMU bump): replace. New bytes: update in place.
+    // A new tag is a new release (a QEMU bump): replace. New bytes: update in place. The id is
+    // not compared: unknown at preview whenever the release's notes change.
     assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, tag: other.tag }), { changes: 'some', replaces: ['tag'] });
     assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, sha256: 'f'.repeat(64) }), { changes: 'some', replaces: [] });
-    // The id recorded in the outputs is not an input: no change when the inputs lack it.
-    assert.deepEqual(await host.diff(urn, created.id, created.props, inputs), { changes: 'none', replaces: [] });
+    assert.deepEqual(await host.diff(urn, created.id, created.props, { ...inputs, releaseId: other.releaseId }), { changes: 'none', replaces: [] });
 
-    // Read and delete use the recorded release id without a lookup; without one, the tag finds it.
-    let since = fake.log.length;
+    // Read and delete use the recorded release id without a lookup.
+    since = fake.log.length;
     assert.equal((await host.read(urn, created.id, created.props)).id, created.id);
     assert.equal(lookups(since), 0, 'no lookup by tag when the outputs hold the release id');
-    const legacy = unrecorded(created.props);
-    since = fake.log.length;
-    const found = await host.read(urn, created.id, legacy);
-    assert.deepEqual([found.id, found.props.releaseId, lookups(since)], [created.id, r.releaseId, 1]);
-    await host.delete(urn, created.id, legacy);
+    await host.delete(urn, created.id, untold(created.props));
     assert.deepEqual(fake.assets(r.releaseId), []);
 
     // No release with the tag: create and update fail with one line naming repository and tag.
     const missing = { ...inputs, tag: 'v0.0.0-none' };
-    const noRelease = /^Error: polyarch\/qemu-user-static has no release v0\.0\.0-none; publish it before its assets \(the program's GitHubRelease does\)$/;
+    const noRelease = /^Error: polyarch\/qemu-user-static has no release v0\.0\.0-none; make it before its assets \(the program's GitHubRelease does\)$/;
     await assert.rejects(host.create(urn, missing), noRelease);
     await assert.rejects(host.update(urn, created.id, created.props, missing), noRelease);
     assert.deepEqual(fake.assets(other.releaseId), [], 'nothing uploaded anywhere else');
 
-    // Deleted by hand and published again under the same tag: an update finds the new release.
-    const again = await host.create(urn, inputs);
-    fake.deleteRelease(r.releaseId);
-    const republished = fake.createRelease(r.tag);
-    const updated = await host.update(urn, again.id, again.props, inputs);
-    assert.equal(updated.releaseId, republished);
-    assert.deepEqual(fake.assets(republished).map((a) => a.id), [updated.assetId]);
+    // Once published, the provider's delete (a dropped target) is refused: the file stays.
+    const again = await host.create(urn, { ...inputs, releaseId: r.releaseId });
+    fake.publish(r.releaseId);
+    await assert.rejects(host.delete(urn, again.id, again.props), /release .* is published, and a published release's files never change, but qemu-arm-static would be deleted; publish the new files under a new tag/);
+    assert.deepEqual(fake.assets(r.releaseId).map((a) => String(a.id)), [again.id]);
 
     // The release deleted by hand: the asset reads as gone, recorded release id or not, and
     // deleting it is nothing to do.
-    fake.deleteRelease(republished);
-    for (const props of [updated, unrecorded(updated)]) {
+    fake.deleteRelease(r.releaseId);
+    for (const props of [again.props, untold(again.props)]) {
       assert.equal((await host.read(urn, again.id, props)).id, '', 'an asset whose release is gone reads as gone');
       await host.delete(urn, again.id, props);
     }

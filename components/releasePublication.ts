@@ -1,0 +1,109 @@
+// The last step of a GitHub release: make the draft public once it holds every file, as a
+// Pulumi resource (a dynamic provider over lib/github-release's publishRelease). It depends
+// on every ReleaseAsset, so the engine runs it only after all of them uploaded; a run that
+// stops earlier leaves a draft, which nobody downloads and the next run adopts. Its input is
+// the whole listing (name -> sha256 and size): the release is published only when GitHub's
+// listing matches it. Once published, the listing can never change: a diff that would change
+// it fails at preview, naming the tag and the way out (a new tag).
+import * as pulumi from '@pulumi/pulumi';
+import type * as GitHub from '../lib/github-release.ts';
+import { diffKeys, githubToken, loadProjectModule } from './providerRuntime.ts';
+
+/** The publication's inputs, as the provider receives them. */
+export interface ReleasePublicationInputs {
+  /** GitHub REST API root. */
+  apiUrl: string;
+  owner: string;
+  repo: string;
+  /** The release's tag. */
+  tag: string;
+  /** The release's id, from GitHubRelease (not compared: unknown at preview whenever the notes change). */
+  releaseId: number;
+  /** Every file the release must hold before it is published: name -> sha256 and size. */
+  files: GitHub.ExpectedFiles;
+}
+
+export interface ReleasePublicationOutputs extends ReleasePublicationInputs {
+  /** The published release's page. */
+  htmlUrl: string;
+}
+
+export type ReleasePublicationArgs = { [K in keyof ReleasePublicationInputs]: pulumi.Input<ReleasePublicationInputs[K]> };
+
+const LIB = 'lib/github-release.ts';
+const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'tag'] as const;
+const UPDATE_KEYS = ['files'] as const;
+
+interface Provider extends pulumi.dynamic.ResourceProvider<ReleasePublicationInputs, ReleasePublicationOutputs> {
+  /** Set by configure; lives only in the provider host's memory. */
+  token?: string;
+}
+
+type Lib = typeof GitHub;
+
+/** The names whose entry differs between two listings, for the refusal's message. */
+function changedFiles(olds: GitHub.ExpectedFiles, news: GitHub.ExpectedFiles): string[] {
+  const names = [...new Set([...Object.keys(olds), ...Object.keys(news)])].sort();
+  return names.filter((n) => JSON.stringify(olds[n]) !== JSON.stringify(news[n]));
+}
+
+// Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
+const provider: Provider = {
+  async configure(req) {
+    this.token = githubToken(req.config);
+  },
+
+  async diff(_id, olds, news) {
+    const d = diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
+    // Same tag, other files: allowed while the release is a draft; refused here, at preview,
+    // once it is published. (The old id: the new one is unknown while the notes change.)
+    if (d.changes && d.replaces.length === 0 && olds.releaseId !== undefined) {
+      const gh = await loadProjectModule<Lib>(LIB);
+      const client = gh.githubClient({ token: this.token ?? '', apiUrl: olds.apiUrl });
+      const r = await gh.getRelease(client, { owner: olds.owner, repo: olds.repo, releaseId: olds.releaseId });
+      if (r && !r.draft) {
+        const changed = changedFiles(olds.files ?? {}, news.files ?? {});
+        const shown = changed.slice(0, 3).join(', ') + (changed.length > 3 ? ` and ${changed.length - 3} more` : '');
+        throw gh.publishedError(olds, olds.tag, `this update would change ${shown}`);
+      }
+    }
+    return d;
+  },
+
+  async create(inputs) {
+    const gh = await loadProjectModule<Lib>(LIB);
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: inputs.apiUrl });
+    const r = await gh.publishRelease(client, inputs, inputs.files);
+    return { id: String(r.id), outs: { ...inputs, htmlUrl: gh.releasePage(inputs.apiUrl, `${inputs.owner}/${inputs.repo}`, inputs.tag) } };
+  },
+
+  async update(_id, _olds, news) {
+    const gh = await loadProjectModule<Lib>(LIB);
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: news.apiUrl });
+    await gh.publishRelease(client, news, news.files);
+    return { outs: { ...news, htmlUrl: gh.releasePage(news.apiUrl, `${news.owner}/${news.repo}`, news.tag) } };
+  },
+
+  // A release that is gone, or a draft again, is not published: an empty id tells the engine,
+  // and the next up publishes it again once its files are there.
+  async read(id, props) {
+    if (!props) return { id, props };
+    const gh = await loadProjectModule<Lib>(LIB);
+    const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
+    const r = await gh.getRelease(client, props);
+    if (!r || r.draft) return { id: '', props: {} as ReleasePublicationOutputs };
+    return { id, props };
+  },
+
+  // A published release stays published: its download URLs are in use.
+  async delete() {},
+};
+
+/** Makes a GitHub release public once GitHub holds exactly its files; never unpublishes it. */
+export class ReleasePublication extends pulumi.dynamic.Resource {
+  declare public readonly htmlUrl: pulumi.Output<string>;
+
+  constructor(name: string, args: ReleasePublicationArgs, opts?: pulumi.CustomResourceOptions) {
+    super(provider, name, { ...args, htmlUrl: undefined }, opts, 'polyarch', 'ReleasePublication');
+  }
+}
