@@ -100,6 +100,7 @@ describe('pull requests: tests, then one preview comment per stack', () => {
     assert.equal(p.with?.diff, true);
     assert.equal(p.with?.['comment-on-pr'], true);
     assert.equal(p.with?.['edit-pr-comment'], true, 'a new push edits the stack’s comment instead of adding one');
+    assert.equal(p.with?.['always-include-summary'], true, 'a comment cut at 64,000 characters keeps its summary');
     assert.match(String(p.with?.['stack-name']), /\$\{\{ matrix\.stack \}\}$/);
     assert.equal(p.env?.PULUMI_ACCESS_TOKEN, '${{ secrets.PULUMI_ACCESS_TOKEN }}');
     assert.deepEqual(job.needs, 'test');
@@ -115,6 +116,11 @@ describe('main: pulumi up for every stack', () => {
     assert.equal(job.strategy?.['max-parallel'], 1);
     assert.deepEqual([...job.strategy!.matrix.stack!].sort(), publishingStacks);
     assert.equal(pulumiStep(job)?.with?.command, 'up');
+  });
+  test('grants only what it uses: contents: write for the release, to the up job alone', () => {
+    assert.deepEqual(w.permissions, { contents: 'read' });
+    assert.deepEqual(w.jobs.up!.permissions, { contents: 'write' });
+    assert.deepEqual(w.jobs.test!.permissions, { contents: 'read' });
   });
 });
 
