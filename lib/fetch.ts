@@ -44,6 +44,8 @@ export interface RetryOptions {
   onProgress?: (p: FetchProgress) => void;
   /** Told of a failed attempt that is about to be retried. */
   onRetry?: (error: FetchError) => void;
+  /** Stops the download, retries and backoff included (a sibling download failed: nobody waits for this one). */
+  signal?: AbortSignal;
 }
 
 export const STALL_TIMEOUT_ENV = 'POLYARCH_STALL_TIMEOUT';
@@ -108,6 +110,8 @@ export async function withResponse<T>(url: string, consume: (res: Response) => P
         why ??= 'stall';
         ac.abort();
       }, stallTimeout);
+      const stop = () => ac.abort();
+      opts.signal?.addEventListener('abort', stop, { once: true });
       // Whatever went wrong, a cut attempt is reported as what cut it.
       const failure = (e: unknown) => {
         if (why === 'stall') {
@@ -165,6 +169,7 @@ export async function withResponse<T>(url: string, consume: (res: Response) => P
       } finally {
         clearTimeout(deadline);
         clearTimeout(stall);
+        opts.signal?.removeEventListener('abort', stop);
         // Frees the connection when `consume` stopped early; a finished body is not affected.
         ac.abort();
       }
@@ -174,8 +179,10 @@ export async function withResponse<T>(url: string, consume: (res: Response) => P
       minTimeout: opts.minTimeout ?? DEFAULT_RETRY.minTimeout,
       factor: 2,
       randomize: true,
+      signal: opts.signal,
       // A slow attempt costs the whole timeout: one more try for a passing hiccup, not four.
       shouldRetry: ({ error }) => {
+        if (opts.signal?.aborted) return false;
         if (error instanceof FetchError && error.slow && ++slowAttempts > 1) return false;
         if (error instanceof FetchError) opts.onRetry?.(error);
         return true;

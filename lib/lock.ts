@@ -168,8 +168,20 @@ export async function extractLocked(lock: Lock, host: HostArch, cacheDir: string
   if (dup) throw new UserError(dup.message);
   const cache = new RpmCache(cacheDir);
   const limit = pLimit(4);
+  // The first RPM that cannot be had fails the host: the other downloads stop with it, else the
+  // program (and the error it reports) waits for each of them to use up its retries.
+  const failed = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, failed.signal]) : failed.signal;
   const inputs = await Promise.all(
-    rpms.map((r) => limit(async () => ({ buf: (await cache.get(r.url, { sha256: r.sha256, size: r.size }, opts)).buf, label: r.url, expect: r.emulators }))),
-  );
+    rpms.map((r) =>
+      limit(async () => {
+        signal.throwIfAborted();
+        return { buf: (await cache.get(r.url, { sha256: r.sha256, size: r.size }, { ...opts, signal })).buf, label: r.url, expect: r.emulators };
+      }),
+    ),
+  ).catch((e: unknown) => {
+    failed.abort(e);
+    throw e;
+  });
   return extractToDir(inputs, outDir);
 }
