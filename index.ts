@@ -7,18 +7,19 @@ import { BinfmtHost } from './components/binfmtHost.ts';
 import { LocalRegistry } from './components/localRegistry.ts';
 import { QemuImages } from './components/qemuImages.ts';
 import { ReleaseAssets } from './components/releaseAssets.ts';
-import { loadStackConfig, readStackLock, secretConfig } from './components/stackConfig.ts';
+import { evaluate, loadStackConfig, readStackLock, secretConfig } from './components/stackConfig.ts';
 import { buildAssets } from './lib/assets.ts';
 import { writeRegisterScript } from './lib/build-host.ts';
 import { imageLabels, writeContexts } from './lib/contexts.ts';
 import { prepareStackEmulators } from './lib/emulators.ts';
 import { imageTarget, planForStack } from './lib/image-plan.ts';
 
-const config = loadStackConfig();
-const lock = await readStackLock(config.lockFile);
+// evaluate(): a problem the user fixes stops the program with one line, no stack trace.
+const config = await evaluate(loadStackConfig);
+const lock = await evaluate(() => readStackLock(config.lockFile));
 // A cold host takes minutes (fetch, extract, compress) before the first resource: say so.
 const progress = (message: string) => void pulumi.log.info(message);
-const hostEmulators = await prepareStackEmulators(config, lock, progress);
+const hostEmulators = await evaluate(() => prepareStackEmulators(config, lock, progress));
 const cache = (what: string) => path.join(config.cacheDir, what);
 
 /** The release this stack publishes, e.g. v9.2.4-1. */
@@ -30,7 +31,7 @@ export const emulators = Object.fromEntries(hostEmulators.map((h) => [h.host, h.
 // Release assets: a GitHub release, or a local folder (dev), or none (stacks that only push images).
 let releaseAssets: ReleaseAssets | undefined;
 if (config.release) {
-  const { assets } = await buildAssets(hostEmulators, { cacheDir: cache('assets'), progress });
+  const { assets } = await evaluate(() => buildAssets(hostEmulators, { cacheDir: cache('assets'), progress }));
   const { repository, apiUrl, folder } = config.release;
   releaseAssets = new ReleaseAssets('release', {
     tag: release,
@@ -49,7 +50,7 @@ let images: QemuImages | undefined;
 const imageRegistry = imageTarget(config);
 if (imageRegistry) {
   const plan = planForStack(config, lock.qemu, hostEmulators, imageRegistry);
-  const contexts = await writeContexts(plan, hostEmulators, { outDir: cache('contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) });
+  const contexts = await evaluate(() => writeContexts(plan, hostEmulators, { outDir: cache('contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) }));
   const registry = config.localRegistry && new LocalRegistry('registry', config.localRegistry);
   const password = config.secrets.registryPassword ? secretConfig('registryPassword') : undefined;
   images = new QemuImages('images', { plan, contexts, username: imageRegistry.username, password, builder: config.builder }, { dependsOn: registry ? [registry.container] : [] });
@@ -59,7 +60,7 @@ export const imageTags = images?.tags ?? [];
 export const imageRefs = images && pulumi.all([images.refs, images.indexRefs]).apply(([i, x]) => ({ ...i, ...x }));
 
 // Build hosts: emulators and the register script over SSH, entries registered.
-const registerScript = await writeRegisterScript(cache('scripts'));
+const registerScript = await evaluate(() => writeRegisterScript(cache('scripts')));
 const binfmtHosts = config.buildHosts.map((b) => new BinfmtHost(b.name, { buildHost: b, hostEmulators, registerScript, privateKey: secretConfig('sshPrivateKey'), uploadDir: cache('uploads') }));
 /** Per build host: the binfmt entries registered and the folder holding their emulators. */
 export const buildHosts = Object.fromEntries(binfmtHosts.map((h) => [h.hostName, { entries: h.entries, folder: h.folder }]));

@@ -5,6 +5,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { parseStackConfig, type SECRET_KEYS, type StackConfig } from '../lib/config.ts';
 import { HOST_ARCHES } from '../lib/cpus.ts';
 import { readLock, type Lock } from '../lib/lock.ts';
+import { UserError } from '../lib/user-error.ts';
 
 const NAMESPACE = 'polyarch:';
 // Present in the SDK's runtime but missing from its type declarations.
@@ -44,4 +45,21 @@ export async function readStackLock(file: string): Promise<Lock> {
     );
   }
   return readLock(file);
+}
+
+/**
+ * `work` done at program evaluation. A UserError from lib/ (stack config, lockfile, koji, disk)
+ * stops the program as a pulumi.RunError, which the engine prints as its message alone: one
+ * line, no stack trace. Any other error is a bug and keeps its trace.
+ */
+export async function evaluate<T>(work: () => T | Promise<T>): Promise<T> {
+  // An error made while the module's first synchronous run is on the stack has the SDK's frames
+  // in it, and the SDK maps them through source maps when it logs the error: 25 s and more
+  // before the line shows. After this await the stack holds only the program's own frames.
+  await Promise.resolve();
+  try {
+    return await work();
+  } catch (e) {
+    throw e instanceof UserError ? new pulumi.RunError(e.message.replace(/\s*\n\s*/g, ' ')) : e;
+  }
 }
