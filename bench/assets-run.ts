@@ -1,7 +1,7 @@
 // One `polyarch assets --lock` run as the CLI does it (lib/ calls, without the CLI's start-up),
 // for bench/assets.bench.ts, in a process of its own so its peak RSS is its own. Prints JSON:
 // elapsed ms (after imports), CPU ms of all its threads, peak RSS in MB, the compressor and zstd decoder it used, and what
-// writeAssets linked, copied or kept.
+// writeAssets copied (by the kernel, or read and hashed) or kept.
 //   node --import tsx bench/assets-run.ts LOCK CACHE OUT HOSTS
 import fs from 'node:fs';
 import path from 'node:path';

@@ -3,7 +3,6 @@
 // x86_64 host (the names existing download URLs point at), plus `SHA256SUMS` over every file.
 // Tarballs are built once per emulator digest and kept in a cache keyed by that digest and the
 // tarball recipe, so a second run with the same lockfile compresses nothing.
-import type { BigIntStats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -14,7 +13,7 @@ import { emulatorFile } from './extract.ts';
 import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
 import { sha256 } from './digest.ts';
-import { digestOf, remember, stampFile, stampOf } from './known-digests.ts';
+import { digestOf, hashStamped, remember, stampFile, stampOf } from './known-digests.ts';
 
 /** The host whose assets also go by unprefixed names. */
 export const UNPREFIXED_HOST: HostArch = 'x86_64';
@@ -79,18 +78,19 @@ interface CachedTarball {
   sha256: string;
 }
 
-/** The cache entry for one tarball, trusted when its metadata and size agree. */
+/**
+ * The cache entry for one tarball, trusted only while it is the very file the run that made it
+ * wrote and hashed: its stamp (which holds the ctime, so a same-size write with its mtime put
+ * back still shows) must be the one recorded. Anything else is a miss, and the tarball is made
+ * again from the emulator, whose digest is in its key.
+ */
 async function cachedTarball(dir: string, key: string): Promise<CachedTarball | undefined> {
   const file = path.join(dir, `${key}.tar.gz`);
-  type Meta = { size: number; sha256: string; emulatorSha256?: string; stamp?: string; source?: string };
+  type Meta = { size: number; sha256: string; stamp?: unknown };
   const meta = await fs.readFile(path.join(dir, `${key}.json`), 'utf8').then((t) => JSON.parse(t) as Meta, () => undefined);
-  if (!meta || typeof meta.size !== 'number' || !/^[0-9a-f]{64}$/.test(meta.sha256)) return undefined;
-  const st = await fs.stat(file).catch(() => undefined);
-  if (st?.size !== meta.size) return undefined;
-  // The stamps the run that made it recorded: the tarball and the emulator it was made from,
-  // as they were when hashed. Files that still carry them need not be hashed to be published.
-  if (typeof meta.stamp === 'string') remember(meta.stamp, meta.sha256);
-  if (typeof meta.source === 'string' && typeof meta.emulatorSha256 === 'string') remember(meta.source, meta.emulatorSha256);
+  if (!meta || typeof meta.size !== 'number' || !/^[0-9a-f]{64}$/.test(meta.sha256) || typeof meta.stamp !== 'string') return undefined;
+  if ((await stampFile(file)) !== meta.stamp) return undefined;
+  remember(meta.stamp, meta.sha256);
   return { file, size: meta.size, sha256: meta.sha256 };
 }
 
@@ -108,7 +108,7 @@ async function readStamped(file: string): Promise<{ data: Buffer; stamp: string 
 async function compressTarball(dir: string, job: TarballJob): Promise<CachedTarball> {
   const { data, stamp: source } = await readStamped(job.source);
   // The key names the emulator's digest: bytes that do not match it must never enter the cache.
-  // An emulator this process extracted (or one a cached tarball vouches for) is not hashed again.
+  // An emulator this process extracted or found as extracted (by its stamp) is not hashed again.
   const got = digestOf(source) === job.sha256 && data.length === job.size ? job.sha256 : sha256(data);
   if (data.length !== job.size || got !== job.sha256) throw new Error(`${job.source}: sha256 ${got} (${data.length} bytes), the manifest says ${job.sha256} (${job.size} bytes); remove the folder to extract again`);
   remember(source, got);
@@ -118,7 +118,7 @@ async function compressTarball(dir: string, job: TarballJob): Promise<CachedTarb
   const stamp = await stampFile(out.file);
   remember(stamp, out.sha256);
   // Metadata last: its presence means the tarball beside it is complete.
-  await writeWhole(path.join(dir, `${job.key}.json`), `${JSON.stringify({ entry: job.entry, emulatorSha256: job.sha256, recipe: TARBALL_RECIPE, size: out.size, sha256: out.sha256, stamp, source })}\n`);
+  await writeWhole(path.join(dir, `${job.key}.json`), `${JSON.stringify({ entry: job.entry, emulatorSha256: job.sha256, recipe: TARBALL_RECIPE, size: out.size, sha256: out.sha256, stamp })}\n`);
   return out;
 }
 
@@ -199,8 +199,14 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
   const sums = sha256sums(assets);
   const sumsDigest = sha256(sums);
   const sumsFile = path.join(sumsDir, `${sumsDigest}.txt`);
-  const st = await fs.stat(sumsFile).catch(() => undefined);
-  if (st?.size !== Buffer.byteLength(sums)) await writeWhole(sumsFile, sums);
+  // Compared byte for byte (it is small): a same-size change is replaced, and the stamp of the
+  // bytes as compared lets writeAssets copy them without hashing.
+  const cached = await readStamped(sumsFile).catch(() => undefined);
+  if (cached?.data.toString('utf8') === sums) remember(cached.stamp, sumsDigest);
+  else {
+    await writeWhole(sumsFile, sums);
+    remember(await stampFile(sumsFile), sumsDigest);
+  }
   assets.push({ name: SUMS_FILE, kind: 'checksums', contentType: CONTENT_TYPE.checksums, file: sumsFile, size: Buffer.byteLength(sums), sha256: sumsDigest });
   const secs = ((performance.now() - start) / 1000).toFixed(1);
   const by = compressed === 0 ? '' : deflateBackend().kind === 'native' ? ` by native libdeflate ${LIBDEFLATE_RELEASE}` : ` by WebAssembly libdeflate ${LIBDEFLATE_RELEASE} (${deflateBackend().reason})`;
@@ -226,42 +232,48 @@ export const assetMode = (a: Pick<Asset, 'kind'>) => (a.kind === 'emulator' ? 0o
 /** Staging folders of writeAssets inside the output folder. */
 export const ASSETS_STAGE_PREFIX = '.polyarch-assets-';
 
-/** Whether `file` is, by its stamp, the asset's bytes with the asset's mode. */
-async function holds(file: string, a: Asset): Promise<BigIntStats | undefined> {
-  const st = await fs.lstat(file, { bigint: true }).catch(() => undefined);
-  return st?.isFile() && Number(st.mode & 0o777n) === assetMode(a) && digestOf(stampOf(st)) === a.sha256 ? st : undefined;
+/** Whether `file` is a regular file with the asset's mode and bytes (hashed unless its stamp is known). */
+async function holds(file: string, a: Asset): Promise<boolean> {
+  const st = await fs.lstat(file).catch(() => undefined);
+  if (!st?.isFile() || (st.mode & 0o777) !== assetMode(a) || st.size !== a.size) return false;
+  return (await hashStamped(file)).sha256 === a.sha256;
 }
 
 /**
- * Puts asset `a` at `dest`. A file whose stamp says it holds the asset's bytes (this process
- * or the run that cached it hashed them, and nothing has written to it since) is hard-linked:
- * no bytes copied or hashed again. Cache files are only ever replaced by rename, never written
- * in place, and any write through the link would change the stamp, so the cache is never
- * trusted for bytes it no longer holds. Otherwise (another file system, a stamp that changed)
- * the bytes are copied and checked as before.
+ * Puts asset `a` at `dest`, a new file in this run's stage, as a copy of its own: an output
+ * never shares an inode with a cache file, so a later write to the one (a `cp` onto a release
+ * file) cannot reach the other, nor the other outputs made from it. A source whose stamp says
+ * it holds the asset's bytes (hashed by this process, or recorded by the run that cached it) is
+ * copied by the kernel (copy_file_range, or a reflink where the file system has them) without
+ * being read or hashed here; its stamp is taken again after the copy, since any write meanwhile
+ * changes it. Any other source is read, hashed and written (copyVerified).
  */
-async function publish(a: Asset, dest: string, folder: string): Promise<'linked' | 'copied'> {
-  const st = await holds(a.file, a);
-  if (st && (await fs.link(a.file, dest).then(() => true, () => false))) {
-    const d = await fs.lstat(dest, { bigint: true });
-    if (stampOf(d) === stampOf(st)) return 'linked';
+async function publish(a: Asset, dest: string, folder: string): Promise<'copied' | 'hashed'> {
+  const before = await stampFile(a.file);
+  if (digestOf(before) === a.sha256) {
+    await fs.copyFile(a.file, dest, fs.constants.COPYFILE_FICLONE).catch((e: unknown) => {
+      throw outputError(e, folder, a.name);
+    });
+    await fs.chmod(dest, assetMode(a));
+    if ((await stampFile(a.file)) === before) return 'copied';
     await fs.rm(dest, { force: true });
   }
   await copyVerified(a.file, a.sha256, dest, assetMode(a), folder);
-  return 'copied';
+  return 'hashed';
 }
 
 /**
  * Writes every asset into `outDir`, all or nothing: files are staged in a folder inside
- * `outDir` and moved into place only when every one was linked or copied and checked. A file
- * the folder already holds (by its stamp) is left alone. Stale staging folders that killed
- * runs left there are removed first. Returns how many files were linked, copied and kept.
+ * `outDir` and moved into place only when every one was copied and checked. A file the folder
+ * already holds (same mode and bytes) is left alone. Stale staging folders that killed runs
+ * left there are removed first. Returns how many files were copied by the kernel from a source
+ * known by its stamp, read and hashed to be copied, and kept.
  */
-export async function writeAssets(assets: readonly Asset[], outDir: string): Promise<{ linked: number; copied: number; kept: number }> {
+export async function writeAssets(assets: readonly Asset[], outDir: string): Promise<{ copied: number; hashed: number; kept: number }> {
   await prepareOutDir(outDir);
   await sweepStages(outDir, ASSETS_STAGE_PREFIX);
   const stage = await makeStage(outDir, ASSETS_STAGE_PREFIX);
-  const counts = { linked: 0, copied: 0, kept: 0 };
+  const counts = { copied: 0, hashed: 0, kept: 0 };
   const staged: string[] = [];
   let failure: { cause: unknown } | undefined;
   try {

@@ -33,6 +33,7 @@ import { runsNatively, targetsFor, type Cpu } from './cpus.ts';
 import type { StackConfig } from './config.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
+import { hashStamped } from './known-digests.ts';
 import { makeStage, publishStage, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
@@ -422,14 +423,22 @@ export function withRepair(command: string, repairs: number): string {
 }
 
 /**
- * The local copy of the plan's upload folder, `<dir>/<upload>`: hard links to the emulators and
- * the script (copies across file systems), made in a stage and renamed into place whole.
+ * The local copy of the plan's upload folder, `<dir>/<upload>`: copies of the emulators and the
+ * script, each checked against the plan's digest, made in a stage and renamed into place whole.
  */
 export async function stageUpload(plan: BuildHostPlan, dir: string): Promise<string> {
   const target = path.join(dir, plan.upload);
+  // A folder of the right names is not enough: it is in the cache too, and a byte changed there
+  // would go to every host. Each file must hash to the plan's digest (known stamps skip the hash).
   const complete = async () => {
     const names = await fs.readdir(target).catch(() => undefined);
-    return names && names.length === plan.files.length && plan.files.every((f) => names.includes(f.name)) ? target : undefined;
+    if (!names || names.length !== plan.files.length) return undefined;
+    for (const f of plan.files) {
+      const file = path.join(target, f.name);
+      const st = await fs.lstat(file).catch(() => undefined);
+      if (!st?.isFile() || (await hashStamped(file)).sha256 !== f.sha256) return undefined;
+    }
+    return target;
   };
   if (await complete()) return target;
   await fs.mkdir(dir, { recursive: true }).catch((e: unknown) => {
@@ -438,12 +447,14 @@ export async function stageUpload(plan: BuildHostPlan, dir: string): Promise<str
   await sweepStages(dir, '.stage-');
   const stage = await makeStage(dir, '.stage-');
   try {
+    // Copies, not hard links into the emulator cache: a write to one must not reach the other
+    // (and a link would change the extraction's stamp). Each copy is checked against the plan,
+    // which has its digests from the extraction: what goes to a host is what the RPMs hold.
     for (const f of plan.files) {
       const to = path.join(stage, f.name);
-      await fs.link(f.local, to).catch(async (e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EXDEV' && e.code !== 'EPERM') throw e;
-        await fs.copyFile(f.local, to);
-      });
+      await fs.copyFile(f.local, to, fs.constants.COPYFILE_FICLONE);
+      const got = (await hashStamped(to)).sha256;
+      if (got !== f.sha256) throw new Error(`${f.local}: sha256 ${got}, expected ${f.sha256} (changed since it was extracted); run again`);
     }
     return await publishStage(stage, target, target, complete, 'upload folder');
   } finally {

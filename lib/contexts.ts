@@ -17,7 +17,7 @@ import { platformArch, type ImagePlan, type PlannedImage } from './image-plan.ts
 import { makeStage, prepareOutDir, publishStage, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
-import { hashStamped } from './known-digests.ts';
+import { hashStamped, stampFile } from './known-digests.ts';
 
 /** busybox 1.36.1 (the multi-platform index), the default base of `:latest` and `:register`. */
 export const DEFAULT_BASE_IMAGE = 'docker.io/library/busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662';
@@ -65,7 +65,7 @@ export interface BuildContext {
   digest: string;
 }
 
-/** One file of a context: written from `data` or linked/copied from `from`. */
+/** One file of a context: written from `data` or copied from `from`. */
 interface ContextFile {
   path: string;
   mode: 0o644 | 0o755;
@@ -164,14 +164,18 @@ async function isComplete(dir: string, files: readonly ContextFile[]): Promise<b
     const file = path.join(dir, f.path);
     const st = await fs.stat(file).catch(() => undefined);
     if (!st?.isFile() || st.size !== f.size || (st.mode & 0o777) !== f.mode) return false;
-    // An emulator is a hard link to the extraction, which a write through another link (an
-    // assets output) changes at the same size: trusted by its stamp, else hashed.
+    // An emulator is a copy, hashed unless this process knows it by its stamp: its digest comes
+    // from the extraction, so bytes that hash to it are the ones the pinned RPM holds.
     if (f.from !== undefined && (await hashStamped(file)).sha256 !== f.sha256) return false;
   }
   return true;
 }
 
-/** Emulators are hard-linked from the extraction folder when the mode already fits, else copied. */
+/**
+ * Emulators are copied from the extraction folder, never hard-linked: a context (a `contexts
+ * --out` folder, or one the builder reads) must not share an inode with the cache, where a
+ * write to either would reach the other and change the extraction's stamp.
+ */
 async function place(f: ContextFile, dest: string): Promise<void> {
   if (f.data !== undefined) {
     await fs.writeFile(dest, f.data);
@@ -180,12 +184,10 @@ async function place(f: ContextFile, dest: string): Promise<void> {
     // Same size is not the same bytes: trusted by the stamp it was hashed with, else hashed now.
     const got = await hashStamped(src);
     if (got.sha256 !== f.sha256 || got.size !== f.size) throw new Error(`${src} changed since extraction: sha256 ${got.sha256} (${got.size} bytes), extracted as ${f.sha256} (${f.size} bytes); remove the folder and run again`);
-    const st = await fs.stat(src);
-    const linked = (st.mode & 0o777) === f.mode && (await fs.link(src, dest).then(() => true, () => false));
-    if (!linked) await fs.copyFile(src, dest);
-    // What landed must be what was checked (a write may come between the check and the link or copy).
-    const placed = await hashStamped(dest);
-    if (placed.sha256 !== f.sha256) throw new Error(`${src}: changed while it was copied into a build context; run again`);
+    // A kernel copy (a reflink where the file system has them); any write to the source
+    // meanwhile changes its stamp, so an unchanged stamp means the checked bytes were copied.
+    await fs.copyFile(src, dest, fs.constants.COPYFILE_FICLONE);
+    if ((await stampFile(src)) !== got.stamp) throw new Error(`${src}: changed while it was copied into a build context; run again`);
   }
   await fs.chmod(dest, f.mode);
 }

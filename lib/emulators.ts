@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { targetsFor, type HostArch } from './cpus.ts';
-import type { ManifestEntry } from './extract.ts';
+import { emulatorFile, type ManifestEntry } from './extract.ts';
 import type { RetryOptions } from './fetch.ts';
 import { extractLocked, type Lock } from './lock.ts';
 import { hashStamped, remember, stampOf } from './known-digests.ts';
@@ -59,7 +59,7 @@ async function readStamps(dir: string): Promise<Record<string, unknown>> {
     const stamps = JSON.parse(text) as unknown;
     return stamps && typeof stamps === 'object' ? (stamps as Record<string, unknown>) : {};
   } catch {
-    return {}; // damaged stamps cost a hash of every file, nothing more
+    return {}; // damaged stamps cost a fresh extraction, nothing more
   }
 }
 
@@ -76,13 +76,14 @@ export async function cachedManifest(dir: string, say?: (message: string) => voi
   } catch {
     return undefined; // a damaged manifest means a fresh extraction, not a failed program
   }
-  if (!Array.isArray(manifest)) return undefined;
-  // A size check alone would trust a same-size write, e.g. a `cp` onto an `assets --out` file
-  // hard-linked to this one. A file is trusted by the stamp it had when hashed, which any write
-  // changes; a file whose stamp changed (or an older cache without stamps) is hashed again.
+  // Entries name their files as extraction does, so a damaged one reaches no other path.
+  const sound = (m: ManifestEntry) => typeof m === 'object' && m !== null && /^[a-z0-9_]+$/.test(m.cpu) && m.file === emulatorFile(m.cpu) && Number.isSafeInteger(m.size) && /^[0-9a-f]{64}$/.test(m.sha256);
+  if (!Array.isArray(manifest) || !manifest.every(sound)) return undefined;
+  // A file is trusted only by the stamp it had when extraction hashed it, which any write
+  // changes (a same-size one with its mtime put back too: the stamp holds the ctime). A file
+  // whose stamp changed is not hashed and accepted: the manifest's digest is worth no more than
+  // the cache it sits in, so its bytes come again from the RPMs the lockfile pins.
   const stamps = await readStamps(dir);
-  const now: Record<string, string> = {};
-  let hashed = false;
   for (const m of manifest) {
     const file = path.join(dir, m.file);
     const st = await fs.lstat(file, { bigint: true }).catch(() => undefined);
@@ -92,25 +93,12 @@ export async function cachedManifest(dir: string, say?: (message: string) => voi
     }
     // A recorded stamp names the very inode that was hashed, so it needs no type check.
     const stamp = stampOf(st);
-    if (stamps[m.file] === stamp) {
-      remember(stamp, m.sha256);
-      now[m.file] = stamp;
-      continue;
-    }
-    if (!st.isFile()) {
-      say?.(`${file}: not a regular file; extracting again`);
+    if (stamps[m.file] !== stamp) {
+      say?.(`${file}: not the file extracted (its stamp changed: written, linked or replaced since); extracting again from the pinned RPMs`);
       return undefined;
     }
-    const got = await hashStamped(file);
-    if (got.sha256 !== m.sha256) {
-      say?.(`${file}: sha256 ${got.sha256}, extracted as ${m.sha256} (written in place, e.g. through a hard link from an assets output folder); extracting again`);
-      return undefined;
-    }
-    now[m.file] = got.stamp;
-    hashed = true;
+    remember(stamp, m.sha256);
   }
-  // The next run need not hash them again; a cache it cannot write to is still sound, just slower.
-  if (hashed) await writeWhole(path.join(dir, STAMPS), JSON.stringify(now)).catch(() => {});
   return manifest;
 }
 

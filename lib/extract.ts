@@ -9,7 +9,7 @@ import pLimit from 'p-limit';
 import { reconcileConf } from './binfmt.ts';
 import { readCpio } from './cpio.ts';
 import { findCpu } from './cpus.ts';
-import { remember, stampFile } from './known-digests.ts';
+import { remember, rememberMoved, stampFile } from './known-digests.ts';
 import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { decompressPayload, readRpm, RpmError, type Rpm } from './rpm.ts';
 import { UserError } from './user-error.ts';
@@ -196,6 +196,8 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
     return file;
   };
   const manifest: ManifestEntry[] = [];
+  /** Each emulator's stamp in the stage, carried over its move into place. */
+  const stamps = new Map<string, string | undefined>();
   let failure: { cause: unknown } | undefined;
   try {
     await fs.mkdir(path.join(stage, 'binfmt.d'));
@@ -211,7 +213,9 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
             for (const e of emulators) {
               if (failure) return;
               const file = await write(emulatorFile(e.cpu), e.data, 0o755);
-              remember(await stampFile(file), e.sha256);
+              const stamp = await stampFile(file);
+              remember(stamp, e.sha256);
+              stamps.set(emulatorFile(e.cpu), stamp);
               if (e.conf !== undefined) await write(confFile(e.cpu), e.conf, 0o644);
               manifest.push({ cpu: e.cpu, file: emulatorFile(e.cpu), size: e.data.length, sha256: e.sha256, ...(e.conf !== undefined && { conf: confFile(e.cpu) }), rpm: nevra, ...(e.confDifferences && { confDifferences: e.confDifferences }) });
             }
@@ -227,6 +231,7 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
     const move = (name: string) => fs.rename(path.join(stage, name), path.join(outDir, name)).catch((e: unknown) => { throw outputError(e, outDir, name); });
     for (const m of manifest) {
       await move(m.file);
+      rememberMoved(stamps.get(m.file), await stampFile(path.join(outDir, m.file)));
       if (m.conf) await move(m.conf);
     }
   } finally {

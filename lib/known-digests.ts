@@ -1,8 +1,12 @@
 // Digests already computed for files on disk, so the bytes are not read and hashed again: a
-// file is known by its stamp (device, inode, size and mtime to the nanosecond), which any
-// write to it changes, in place or by replacing it; a rename or a hard link keeps it. Stamps
-// come from files this process wrote after hashing their bytes, and from cache metadata a
-// run recorded the same way. A file whose stamp differs is simply unknown: hashed as before.
+// file is known by its stamp (device, inode, size, mtime and ctime to the nanosecond), which any
+// write to it changes, in place or by replacing it. The ctime is what makes a stamp hold against
+// a same-size write whose mtime was put back (`touch -d`): no file call sets it, the kernel does
+// on every write, chmod, link or rename. So a stamp is taken after a file's last rename and
+// chmod, and a cached file is never hard-linked (that would change its stamp, and share its
+// bytes with whoever holds the link). Stamps come from files this process wrote after hashing
+// their bytes, and from cache metadata a run recorded the same way. A file whose stamp differs
+// is simply unknown.
 import fs from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { sha256 } from './digest.ts';
@@ -11,7 +15,20 @@ export type Stamp = string;
 
 const known = new Map<Stamp, string>();
 
-export const stampOf = (st: BigIntStats): Stamp => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+export const stampOf = (st: BigIntStats): Stamp => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+
+/** The stamp without its ctime: what a rename leaves as it was. */
+const unmoved = (stamp: Stamp) => stamp.slice(0, stamp.lastIndexOf(':'));
+
+/**
+ * Carries what is known of a file over its rename (which sets its ctime): `after` is known as
+ * `before` was when device, inode, size and mtime are unchanged. For files of a private staging
+ * folder, moved right after they were written and stamped.
+ */
+export function rememberMoved(before: Stamp | undefined, after: Stamp | undefined): void {
+  const digest = digestOf(before);
+  if (digest !== undefined && after !== undefined && unmoved(before!) === unmoved(after)) remember(after, digest);
+}
 
 /** The stamp of `file` now, or undefined when it is not a regular file. */
 export async function stampFile(file: string): Promise<Stamp | undefined> {

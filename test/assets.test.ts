@@ -16,6 +16,7 @@ import { DEFAULT_API_URL, downloadBase } from '../lib/github-release.ts';
 import { buildFixtureRpms } from './fixtures/rpms.ts';
 import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 import { fixtureLock } from './helpers/program.ts';
+import { flipByte } from './helpers/tamper.ts';
 import { hasCommand, requireSystem } from './helpers/system.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -250,32 +251,6 @@ test('writeAssets: one bad copy among many stops every writer before cleanup, re
   }
 });
 
-test('polyarch assets: a poisoned cache entry fails with its digest error, not the cleanup\'s, and leaves no staging folder', () => {
-  const work = tmp('poison');
-  const cache = path.join(work, 'cache');
-  const first = polyarch(['assets', '--out', path.join(work, 'first'), '--host', 'x86_64', '--cache', cache, ...x86Rpms]);
-  assert.equal(first.status, 0, first.stderr);
-  // Same size, other bytes: the cache's size check passes and only the copy's digest check sees
-  // it. The first tarball by name, so most copies are still to come when it fails.
-  const want = (JSON.parse(first.stdout) as Asset[]).find((a) => a.name === tarballName('aarch64'))!.sha256;
-  const tarballs = path.join(cache, 'assets', 'tarballs');
-  const victim = fs.readdirSync(tarballs).map((f) => path.join(tarballs, f)).find((f) => f.endsWith('.tar.gz') && sha256(fs.readFileSync(f)) === want)!;
-  const bytes = fs.readFileSync(victim);
-  bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
-  fs.writeFileSync(victim, bytes);
-  for (let i = 0; i < 3; i++) {
-    const out = path.join(work, `out-${i}`);
-    fs.mkdirSync(out);
-    fs.writeFileSync(path.join(out, 'sentinel'), 'keep');
-    const r = polyarch(['assets', '--out', out, '--host', 'x86_64', '--cache', cache, ...x86Rpms]);
-    assert.equal(r.status, 1);
-    assert.match(r.stderr, new RegExp(`^error: ${victim}: sha256 is [0-9a-f]{64}, expected ${want} \\(`));
-    assert.doesNotMatch(r.stderr, /ENOTEMPTY/);
-    assert.equal(r.stderr.split('\n').length, 2, r.stderr);
-    assert.deepEqual(fs.readdirSync(out), ['sentinel'], 'no asset and no staging folder');
-  }
-});
-
 test('polyarch assets: staging folders of killed runs are removed, those of live runs kept', async () => {
   const work = tmp('stale');
   const out = path.join(work, 'out');
@@ -371,35 +346,40 @@ test('release notes list hosts, targets, usage and every checksum', async () => 
   for (const a of assets.filter((x) => x.name !== SUMS_FILE)) assert.ok(body.includes(`${a.sha256}  ${a.name}\n`), a.name);
 });
 
-test('writeAssets: cached files are hard-linked, a folder that holds them is left alone, and a write through a link is caught', async () => {
-  const cacheDir = tmp('links-cache');
+test('writeAssets: outputs are files of their own, a folder that holds them is left alone, and a cache file changed after the build is refused', async () => {
+  const cacheDir = tmp('copies-cache');
   const { assets } = await buildAssets(hosts, { cacheDir });
-  const out = tmp('links-out');
-  const first = await writeAssets(assets, out);
-  // Every tarball and raw emulator is a link to the file this process hashed; SHA256SUMS is copied.
-  assert.deepEqual(first, { linked: assets.length - 1, copied: 1, kept: 0 });
+  const out = tmp('copies-out');
+  // Every source is known by its stamp (this process hashed it): the kernel copies, nothing is hashed.
+  assert.deepEqual(await writeAssets(assets, out), { copied: assets.length, hashed: 0, kept: 0 });
+  // No output shares an inode with the cache, or with another output.
+  const inodes = new Set(assets.map((a) => fs.statSync(a.file).ino));
+  for (const a of assets) assert.ok(!inodes.has(fs.statSync(path.join(out, a.name)).ino), `${a.name} is a hard link`);
   const tarball = assets.find((a) => a.name === tarballName('arm'))!;
-  assert.equal(fs.statSync(path.join(out, tarball.name)).ino, fs.statSync(tarball.file).ino);
-  assert.equal(fs.statSync(path.join(out, tarball.name)).ino, fs.statSync(path.join(out, hostTarballName('x86_64', 'arm'))).ino);
+  assert.notEqual(fs.statSync(path.join(out, tarball.name)).ino, fs.statSync(path.join(out, hostTarballName('x86_64', 'arm'))).ino);
   assert.equal(fs.statSync(path.join(out, 'qemu-arm-static')).mode & 0o777, 0o755);
   assert.equal(fs.statSync(path.join(out, tarball.name)).mode & 0o777, 0o644);
   execFileSync('sha256sum', ['--quiet', '-c', SUMS_FILE], { cwd: out });
 
-  // Again into the same folder: nothing is linked or copied but SHA256SUMS.
-  assert.deepEqual(await writeAssets(assets, out), { linked: 0, copied: 1, kept: assets.length - 1 });
+  // Again into the same folder: every file is there already (hashed to be sure), nothing is written.
+  assert.deepEqual(await writeAssets(assets, out), { copied: 0, hashed: 0, kept: assets.length });
 
-  // An in-place write through the output's link reaches the cache file (root ignores 0444, so
-  // no mode would stop it); its stamp changes, so the next run hashes instead of trusting it.
-  const bytes = fs.readFileSync(path.join(out, tarball.name));
-  bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
-  fs.writeFileSync(path.join(out, tarball.name), bytes);
-  const again = tmp('links-again');
-  await assert.rejects(writeAssets(assets, again), /the file changed since the assets were built/);
+  // An in-place write to an output reaches no cache file: the next run puts that one file back.
+  flipByte(path.join(out, tarball.name));
+  assert.equal(sha256(fs.readFileSync(tarball.file)), tarball.sha256);
+  assert.deepEqual(await writeAssets(assets, out), { copied: 1, hashed: 0, kept: assets.length - 1 });
+  execFileSync('sha256sum', ['--quiet', '-c', SUMS_FILE], { cwd: out });
+
+  // A cache file changed between build and write (same size, mtime put back) is refused, and
+  // nothing is left in the folder: its stamp changed, so its bytes were hashed.
+  flipByte(tarball.file);
+  const again = tmp('copies-again');
+  await assert.rejects(writeAssets(assets, again), { message: `${tarball.file}: sha256 is ${sha256(fs.readFileSync(tarball.file))}, expected ${tarball.sha256} (the file changed since the assets were built; remove it and run again)` });
   assert.deepEqual(fs.readdirSync(again), []);
-  // A fresh build finds the entry's bytes wrong only by size or digest; remove it and all is right again.
-  fs.rmSync(tarball.file);
+  // The next build finds it by its stamp and makes it again from its emulator.
   const rebuilt = await buildAssets(hosts, { cacheDir });
   assert.equal(rebuilt.compressed, 1);
+  assert.deepEqual(rebuilt.assets, assets);
   await writeAssets(rebuilt.assets, again);
   execFileSync('sha256sum', ['--quiet', '-c', SUMS_FILE], { cwd: again });
 });

@@ -13,6 +13,7 @@ import { prepareStackEmulators, type HostEmulators } from '../lib/emulators.ts';
 import { generateRegisterScript } from '../lib/register-script.ts';
 import { canMountTmpfs, fillUp, hasCommand, isRoot, requireSystem, withTmpfs } from './helpers/system.ts';
 import { fixtureLock } from './helpers/program.ts';
+import { flipByte } from './helpers/tamper.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest('hex');
 const SCRIPT = { path: '/cache/scripts/register-0123456789abcdef', sha256: digest('script') };
@@ -320,19 +321,35 @@ test('withRepair: the update string changes with each repair, and runs the same'
   assert.match(withRepair(p.update, 3), /^# polyarch repair 3\n/);
 });
 
-test('stageUpload: the upload folder holds exactly the plan\'s files, linked; a second call reuses it', async (t) => {
+test('stageUpload: the upload folder holds checked copies of exactly the plan\'s files, never links into the cache; a second call reuses it, a changed byte is replaced', async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-upload-'));
   t.after(() => fs.rmSync(root, { recursive: true, force: true }));
   const src = path.join(root, 'src');
   fs.mkdirSync(src);
-  const hosts = [{ ...emulators('x86_64', ['aarch64', 'arm']), dir: src }];
-  for (const e of hosts[0]!.emulators) fs.writeFileSync(path.join(src, e.file), e.cpu);
+  const cpus = ['aarch64', 'arm'];
+  const host = { ...emulators('x86_64', cpus), dir: src };
+  // Real digests: each copy is checked against the plan.
+  host.emulators = host.emulators.map((e) => ({ ...e, sha256: digest(e.cpu) }));
+  for (const e of host.emulators) fs.writeFileSync(path.join(src, e.file), e.cpu);
   fs.writeFileSync(path.join(src, 'register'), '#!/bin/sh\n');
-  const p = planBuildHost(buildHost(), hosts, { path: path.join(src, 'register'), sha256: digest('#!/bin/sh\n') });
+  const p = planBuildHost(buildHost(), [host], { path: path.join(src, 'register'), sha256: digest('#!/bin/sh\n') });
   const dir = await stageUpload(p, path.join(root, 'uploads'));
   assert.equal(dir, path.join(root, 'uploads', p.upload));
   assert.deepEqual(fs.readdirSync(dir).sort(), ['qemu-aarch64-static', 'qemu-arm-static', 'register']);
-  assert.equal(fs.statSync(path.join(dir, 'qemu-arm-static')).ino, fs.statSync(path.join(src, 'qemu-arm-static')).ino, 'a hard link, not a copy');
+  assert.notEqual(fs.statSync(path.join(dir, 'qemu-arm-static')).ino, fs.statSync(path.join(src, 'qemu-arm-static')).ino, 'a copy, not a hard link');
+  assert.equal(fs.readFileSync(path.join(dir, 'qemu-arm-static'), 'utf8'), 'arm');
   assert.deepEqual(fs.readdirSync(path.join(root, 'uploads')), [p.upload], 'no stage left behind');
   assert.equal(await stageUpload(p, path.join(root, 'uploads')), dir);
+
+  // A byte changed in the staged folder (same size, mtime put back) is replaced from the source.
+  const staged = path.join(dir, 'qemu-arm-static');
+  flipByte(staged, 2);
+  assert.equal(await stageUpload(p, path.join(root, 'uploads')), dir);
+  assert.equal(fs.readFileSync(staged, 'utf8'), 'arm');
+
+  // A source that no longer holds the plan's bytes is refused, naming it; nothing is staged.
+  fs.rmSync(path.join(root, 'uploads'), { recursive: true });
+  flipByte(path.join(src, 'qemu-arm-static'), 2);
+  await assert.rejects(stageUpload(p, path.join(root, 'uploads')), { message: `${path.join(src, 'qemu-arm-static')}: sha256 ${createHash('sha256').update(Buffer.from('ar\x92', 'latin1')).digest('hex')}, expected ${digest('arm')} (changed since it was extracted); run again` });
+  assert.deepEqual(fs.readdirSync(path.join(root, 'uploads')), []);
 });

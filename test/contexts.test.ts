@@ -13,6 +13,7 @@ import { findCpu, HOST_ARCHES, type HostArch } from '../lib/cpus.ts';
 import type { HostEmulators } from '../lib/emulators.ts';
 import type { ManifestEntry } from '../lib/extract.ts';
 import { stampOf } from '../lib/known-digests.ts';
+import { flipByte } from './helpers/tamper.ts';
 import { planImages, type ImagePlan } from '../lib/image-plan.ts';
 import { QEMU_BINFMT } from './fixtures/qemu-binfmt.ts';
 import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
@@ -204,7 +205,7 @@ test('the base image and labels are part of the content; the base must be pinned
   await assert.rejects(writeContexts(planFor(own), own, o), /host x86_64: the :latest image would register nothing/);
 });
 
-test('a damaged context folder is rewritten whole; emulators are linked only when their mode fits', async (t) => {
+test('a damaged context folder is rewritten whole; emulators are copies, never links into the cache', async (t) => {
   const { root, hosts, o } = setup(t);
   const a = await writeContexts(planFor(hosts), hosts, o);
   const f = path.join(a['x86_64-arm']!.dir, 'qemu-arm-static');
@@ -213,15 +214,21 @@ test('a damaged context folder is rewritten whole; emulators are linked only whe
   const b = await writeContexts(planFor(hosts), hosts, o);
   assert.equal(b['x86_64-arm']!.dir, a['x86_64-arm']!.dir);
   assert.equal(fs.readFileSync(f, 'utf8'), 'stand-in qemu-arm-static for x86_64\n');
+  // A copy: a write to the context cannot reach the extraction, nor the other way round.
+  assert.notEqual(fs.statSync(f).ino, fs.statSync(path.join(hosts[0]!.dir, 'qemu-arm-static')).ino);
+  assert.equal(mode(f), 0o755);
 
-  // Hard links share the extraction folder's inode (no copies of 10 MB binaries)...
-  assert.equal(fs.statSync(f).ino, fs.statSync(path.join(hosts[0]!.dir, 'qemu-arm-static')).ino);
-  // ...but a source that is not 0755 is copied, and the context still gets 0755.
+  // A byte flipped in a context (same size, mtime put back) is found, and the folder rewritten.
+  flipByte(f);
+  const c = await writeContexts(planFor(hosts), hosts, o);
+  assert.equal(c['x86_64-arm']!.dir, a['x86_64-arm']!.dir);
+  assert.equal(fs.readFileSync(f, 'utf8'), 'stand-in qemu-arm-static for x86_64\n');
+
+  // A source that is not 0755 is copied, and the context still gets 0755.
   const loose = fakeHost(path.join(root, 'loose'), 'x86_64', { arm: undefined }, 0o644);
-  const c = await writeContexts(planFor([loose]), [loose], { ...o, outDir: path.join(root, 'c2') });
-  const g = path.join(c['x86_64-arm']!.dir, 'qemu-arm-static');
+  const d = await writeContexts(planFor([loose]), [loose], { ...o, outDir: path.join(root, 'c2') });
+  const g = path.join(d['x86_64-arm']!.dir, 'qemu-arm-static');
   assert.equal(mode(g), 0o755);
-  assert.notEqual(fs.statSync(g).ino, fs.statSync(path.join(loose.dir, 'qemu-arm-static')).ino);
   assert.equal(mode(path.join(loose.dir, 'qemu-arm-static')), 0o644);
 
   // An emulator that changed after extraction is refused, and leaves nothing behind.

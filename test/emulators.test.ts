@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { before, test } from 'node:test';
 import { buildAssets, writeAssets } from '../lib/assets.ts';
@@ -13,6 +13,7 @@ import { extractionKey, extractOnce, prepareEmulators, prepareStackEmulators } f
 import { planImages } from '../lib/image-plan.ts';
 import type { Lock } from '../lib/lock.ts';
 import { fixtureLock } from './helpers/program.ts';
+import { flipByte } from './helpers/tamper.ts';
 
 let lock: Lock;
 let cacheDir = '';
@@ -57,56 +58,62 @@ test('progress: a cold host says what it fetches and how long extraction took; a
   assert.deepEqual(said, [`x86_64: ${extracted[1]} emulators already extracted`]);
 });
 
-test('an assets output written in place through its hard link (same size) reaches no build context: the next run names the cache file and extracts again', async (t) => {
+test('an assets output is a copy a write cannot reach the cache through; a byte flipped in the emulator cache (same size and mtime) is extracted again from the pinned RPMs', async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-emu-'));
   t.after(() => fs.rmSync(root, { recursive: true, force: true }));
   const o = { cacheDir, emulatorsDir: path.join(root, 'emulators'), targets: 'all' as const };
   const host = await prepareEmulators(lock, 'x86_64', o);
   const plan = planImages({ server: 'localhost:5000', repository: 'polyarch/qemu-user-static', push: true, version: '9.2.4-1', hosts: [{ host: 'x86_64', targets: host.emulators.map((e) => e.cpu) }] });
-  const co = { outDir: path.join(root, 'contexts'), baseImage: DEFAULT_BASE_IMAGE, labels: imageLabels({ imageSource: 'https://example.org/polyarch' }, { version: '9.2.4', release: '1.fc42' }, '9.2.4-1') };
-  const first = await writeContexts(plan, [host], co);
+  const co = (name: string) => ({ outDir: path.join(root, name), baseImage: DEFAULT_BASE_IMAGE, labels: imageLabels({ imageSource: 'https://example.org/polyarch' }, { version: '9.2.4', release: '1.fc42' }, '9.2.4-1') });
+  const first = await writeContexts(plan, [host], co('contexts'));
 
   const { assets } = await buildAssets([host], { cacheDir: path.join(root, 'assets') });
   const out = path.join(root, 'out');
   await writeAssets(assets, out);
   const cached = path.join(host.dir, 'qemu-aarch64-static');
-  const linked = path.join(out, 'qemu-aarch64-static');
-  assert.equal(fs.statSync(linked).ino, fs.statSync(cached).ino, 'the output is a hard link to the cache');
+  const output = path.join(out, 'qemu-aarch64-static');
+  assert.notEqual(fs.statSync(output).ino, fs.statSync(cached).ino, 'the output is a file of its own');
   const original = fs.readFileSync(cached);
-  // Past the file system's coarse clock, so the write moves the mtime as a later `cp` would.
-  await new Promise((r) => setTimeout(r, 50));
-  const tampered = Buffer.alloc(original.length, 0x41);
-  fs.writeFileSync(linked, tampered);
-  assert.ok(fs.readFileSync(cached).equals(tampered), 'the write went through the link into the cache');
   const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  // A `cp` onto the output writes in place: it stays there.
+  fs.writeFileSync(output, Buffer.alloc(original.length, 0x41));
+  assert.ok(fs.readFileSync(cached).equals(original), 'the write did not reach the cache');
 
-  // Contexts from the emulators as prepared before the write: refused, one line naming the cache file.
-  await assert.rejects(writeContexts(plan, [host], co), (e: Error) => {
+  // Now the cache itself, as a same-size write with the mtime put back would leave it.
+  flipByte(cached);
+  const tampered = fs.readFileSync(cached);
+  // The contexts written before are copies, untouched; a new one from the emulators as prepared
+  // before the flip is refused, one line naming the cache file.
+  assert.deepEqual(await writeContexts(plan, [host], co('contexts')), first);
+  await assert.rejects(writeContexts(plan, [host], co('contexts-2')), (e: Error) => {
     assert.equal(e.message, `${cached} changed since extraction: sha256 ${hex(tampered)} (${original.length} bytes), extracted as ${hex(original)} (${original.length} bytes); remove the folder and run again`);
     return true;
   });
 
-  // The next run, a new process (only what the cache recorded): prepare, then contexts.
+  // The next run, a new process (only what the cache recorded): prepare, contexts, assets.
   const lib = path.resolve(import.meta.dirname, '../lib');
   const next = `
     const { prepareEmulators } = await import(${JSON.stringify(path.join(lib, 'emulators.ts'))});
     const { writeContexts } = await import(${JSON.stringify(path.join(lib, 'contexts.ts'))});
-    const [lock, o, plan, co] = JSON.parse(process.argv[1]);
+    const { buildAssets, writeAssets } = await import(${JSON.stringify(path.join(lib, 'assets.ts'))});
+    const [lock, o, plan, co, assetsCache, out] = JSON.parse(process.argv[1]);
     const said = [];
     const host = await prepareEmulators(lock, 'x86_64', { ...o, progress: (m) => said.push(m) });
-    process.stdout.write(JSON.stringify({ said, contexts: await writeContexts(plan, [host], co) }));
+    const contexts = await writeContexts(plan, [host], co);
+    await writeAssets((await buildAssets([host], { cacheDir: assetsCache })).assets, out);
+    process.stdout.write(JSON.stringify({ said, contexts }));
   `;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', next, JSON.stringify([lock, o, plan, co])], { encoding: 'utf8' });
+  const again = path.join(root, 'out-again');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', next, JSON.stringify([lock, o, plan, co('contexts-3'), path.join(root, 'assets'), again])], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const { said, contexts } = JSON.parse(r.stdout) as { said: string[]; contexts: Record<string, { dir: string }> };
-  assert.equal(said[0], `${cached}: sha256 ${hex(tampered)}, extracted as ${hex(original)} (written in place, e.g. through a hard link from an assets output folder); extracting again`);
+  assert.equal(said[0], `${cached}: not the file extracted (its stamp changed: written, linked or replaced since); extracting again from the pinned RPMs`);
   assert.match(said[1]!, /^x86_64: fetching and extracting /);
   assert.ok(fs.readFileSync(cached).equals(original), 'extracted again');
-  // The same contexts as before the write, holding the extracted bytes, not the written ones.
-  assert.deepEqual(contexts, first);
   assert.ok(fs.readFileSync(path.join(contexts['x86_64-aarch64']!.dir, 'qemu-aarch64-static')).equals(original));
   assert.ok(fs.readFileSync(path.join(contexts.emulators!.dir, 'emulators/amd64/qemu-aarch64-static')).equals(original));
-  assert.ok(fs.readFileSync(linked).equals(tampered), 'the user’s own file is left as they wrote it');
+  assert.ok(fs.readFileSync(path.join(again, 'qemu-aarch64-static')).equals(original));
+  execFileSync('sha256sum', ['--quiet', '--strict', '-c', 'SHA256SUMS'], { cwd: again });
 });
 
 test('an extraction that cannot be moved into the cache (a file in the way) names the cache folder, never its stage', async (t) => {
