@@ -13,6 +13,7 @@ import { writeRegisterScript } from './lib/build-host.ts';
 import { imageLabels, writeContexts } from './lib/contexts.ts';
 import { prepareStackEmulators } from './lib/emulators.ts';
 import { imageTarget, planForStack } from './lib/image-plan.ts';
+import { releaseTag } from './lib/lock.ts';
 
 // evaluate(): a problem the user fixes stops the program with one line, no stack trace.
 const config = await evaluate(loadStackConfig);
@@ -23,7 +24,7 @@ const hostEmulators = await evaluate(() => prepareStackEmulators(config, lock, p
 const cache = (what: string) => path.join(config.cacheDir, what);
 
 /** The release this stack publishes, e.g. v9.2.4-1. */
-export const release = `v${lock.qemu.version}-${config.releaseNumber}`;
+export const release = releaseTag(lock);
 export const qemu = lock.qemu;
 /** Per host arch: the emulators published (qemu-<name>-static). */
 export const emulators = Object.fromEntries(hostEmulators.map((h) => [h.host, h.emulators.map((e) => e.cpu)]));
@@ -49,7 +50,7 @@ export const releaseDigests = releaseAssets?.digests;
 let images: QemuImages | undefined;
 const imageRegistry = imageTarget(config);
 if (imageRegistry) {
-  const plan = planForStack(config, lock.qemu, hostEmulators, imageRegistry);
+  const plan = planForStack(lock, hostEmulators, imageRegistry);
   const contexts = await evaluate(() => writeContexts(plan, hostEmulators, { outDir: cache('contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) }));
   const registry = config.localRegistry && new LocalRegistry('registry', config.localRegistry);
   const password = config.secrets.registryPassword ? secretConfig('registryPassword') : undefined;

@@ -11,7 +11,7 @@ import { imageCommands } from './commands/images.ts';
 import { extractToDir } from '../lib/extract.ts';
 import { fetchText, readRpmSource, RpmCache } from '../lib/fetch.ts';
 import { DEFAULT_KOJI, newestBuild } from '../lib/koji.ts';
-import { checkLockWritable, createLock, extractLocked, readLock, writeLock } from '../lib/lock.ts';
+import { checkLockWritable, createLock, extractLocked, readLock, readPreviousLock, releaseTag, writeLock } from '../lib/lock.ts';
 import { removeUnfinishedSync } from '../lib/out-dir.ts';
 
 // Node's default for these is to die at once, leaving staging folders for the next run to sweep.
@@ -41,7 +41,7 @@ addFetchOptions(program
   .option('--latest', "pin koji's newest finished Fedora build that has RPMs for every host (instead of --qemu/--release)")
   .option('--hosts <list>', `comma-separated host arches (${HOST_ARCHES.join(', ')})`, 'x86_64')
   .option('--koji <url>', 'koji package root')
-  .option('--out <file>', 'lockfile to write', 'qemu.lock.json')
+  .option('--out <file>', 'lockfile to write; the one it replaces numbers the release (same pins: same n; other pins of the same QEMU: n+1)', 'qemu.lock.json')
   .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE))
   .action(async (o: { qemu?: string; release?: string; latest?: boolean; hosts: string; koji?: string; out: string; cache: string } & FetchFlags) => {
     const fetching = fetchOptions(o);
@@ -50,10 +50,11 @@ addFetchOptions(program
     if (o.latest && (o.qemu || o.release)) throw new Error('give either --latest or --qemu and --release, not both');
     if (!o.latest && !(o.qemu && o.release)) throw new Error('give --qemu and --release, or --latest');
     await checkLockWritable(o.out);
+    const previous = await readPreviousLock(o.out);
     const build = o.latest ? await newestBuild(koji, hosts, (url) => fetchText(url, fetching)) : { version: o.qemu!, release: o.release! };
-    const lock = await createLock({ ...build, hosts, koji, cacheDir: o.cache, ...fetching });
+    const lock = await createLock({ ...build, hosts, koji, cacheDir: o.cache, previous, ...fetching });
     await writeLock(o.out, lock);
-    json({ lockfile: o.out, qemu: lock.qemu, hosts: Object.fromEntries(Object.entries(lock.hosts).map(([h, rpms]) => [h, rpms.length])) });
+    json({ lockfile: o.out, qemu: lock.qemu, tag: releaseTag(lock), hosts: Object.fromEntries(Object.entries(lock.hosts).map(([h, rpms]) => [h, rpms.length])) });
   });
 
 addFetchOptions(program

@@ -93,8 +93,6 @@ const Release = z
 export const StackConfigSchema = z
   .strictObject({
     lockFile: z.string().min(1).default('qemu.lock.json'),
-    /** The n in release v<qemu>-<n>. */
-    releaseNumber: z.number().int().min(1).max(9999).default(1),
     hosts: z.array(hostArch).min(1, `is empty: list the host arches to publish for (valid: ${HOST_ARCHES.join(', ')})`).default(['x86_64' as HostArch]).superRefine((h, ctx) => unique(h, (x) => x, 'host arch', ctx)),
     targets: z.array(target).min(1, 'is empty: list the target CPUs to publish, or [all]').default(['all']).superRefine((t, ctx) => {
       unique(t, (x) => x, 'target', ctx);
@@ -147,6 +145,9 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
   const plain = Object.fromEntries(
     Object.entries(raw).filter(([k]) => !(SECRET_KEYS as readonly string[]).includes(k)).map(([k, v]) => [k, decode(v)]),
   );
+  // The release number moved to the lockfile, so that every stack publishes one version.
+  const moved = 'releaseNumber' in plain ? ['polyarch:releaseNumber: the n of v<qemu>-<n> is now "releaseNumber" in the lockfile, the same for every stack; remove it from this stack\'s config'] : [];
+  delete plain.releaseNumber;
   const secrets = { registryPassword: secretsSet.has('registryPassword'), sshPrivateKey: secretsSet.has('sshPrivateKey'), githubToken: secretsSet.has('githubToken') };
   const parsed = StackConfigSchema.superRefine((c, ctx) => {
     if (c.registry?.push && (!c.registry.username || !secrets.registryPassword)) {
@@ -171,13 +172,13 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
     }
   }).safeParse(plain);
   const exposedProblems = exposed.map((k) => `polyarch:${k}: must be set with \`pulumi config set --secret\`, not as plain text`);
-  if (!parsed.success || exposedProblems.length > 0) {
+  if (!parsed.success || exposedProblems.length > 0 || moved.length > 0) {
     const problems = (parsed.error?.issues ?? []).map((i) => {
       const where = i.path.length ? `polyarch:${i.path.map(String).join('.')}` : 'polyarch';
       const msg = i.code === 'unrecognized_keys' ? `unknown key(s) ${i.keys.join(', ')} (valid: ${Object.keys(StackConfigSchema.shape).join(', ')}, ${SECRET_KEYS.join(', ')})` : i.message;
       return `${where}: ${msg}`;
     });
-    throw new UserError(`invalid stack config: ${[...exposedProblems, ...problems].join('; ')}`);
+    throw new UserError(`invalid stack config: ${[...exposedProblems, ...moved, ...problems].join('; ')}`);
   }
   return { ...parsed.data!, secrets };
 }

@@ -15,6 +15,7 @@
 //
 // <version> is `<qemu>-<n>` (the release name without its `v`).
 import { findCpu, type HostArch } from './cpus.ts';
+import { releaseVersion, type Lock } from './lock.ts';
 
 /** Where a stack's images go when its config names no registry. */
 export const DEFAULT_REPOSITORY = 'polyarch/qemu-user-static';
@@ -166,14 +167,13 @@ export function planImages(input: PlanInput): ImagePlan {
 }
 
 /**
- * The plan for a stack: its release number, the QEMU version of its lockfile, and the
- * emulators each host publishes (HostEmulators from lib/emulators.ts).
+ * The plan for a stack: the version its lockfile publishes (`<qemu>-<n>`) and the emulators
+ * each host publishes (HostEmulators from lib/emulators.ts).
  */
 export function planForStack(
-  c: { releaseNumber: number },
-  qemu: { version: string },
+  lock: Pick<Lock, 'qemu' | 'releaseNumber'>,
   hosts: readonly { host: HostArch; emulators: readonly { cpu: string }[] }[],
   target: ImageTarget,
 ): ImagePlan {
-  return planImages({ ...target, version: `${qemu.version}-${c.releaseNumber}`, hosts: hosts.map((h) => ({ host: h.host, targets: h.emulators.map((e) => e.cpu) })) });
+  return planImages({ ...target, version: releaseVersion(lock), hosts: hosts.map((h) => ({ host: h.host, targets: h.emulators.map((e) => e.cpu) })) });
 }

@@ -1,5 +1,6 @@
 // qemu.lock.json: the exact Fedora RPMs (url, size, sha256, emulators) of one QEMU build,
-// per host arch. A pull request that bumps QEMU changes this file and nothing else.
+// per host arch, and the release number n of the tag v<qemu>-<n> they publish under. A pull
+// request that bumps QEMU changes this file and nothing else.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -62,6 +63,13 @@ export const LockSchema = z.strictObject({
     version: z.string().regex(VERSION_RE, 'malformed QEMU version (expected like 9.2.4)'),
     release: z.string().regex(RELEASE_RE, 'malformed Fedora release (expected like 1.fc42)'),
   }),
+  /**
+   * The n of release v<qemu>-<n> (and of the images' <qemu>-<n> tags): 1 for a new QEMU
+   * version, raised by `polyarch lock` when the same version is pinned again with other RPMs
+   * (a Fedora rebuild), because a published release's files never change. Raised by hand
+   * for any other change to published files. Absent in lockfiles written before it: 1.
+   */
+  releaseNumber: z.number().int().min(1).max(9999).default(1),
   koji: z.url({ protocol: /^https?$/ }),
   hosts: z
     .partialRecord(z.enum(HOST_ARCHES), z.array(LockedRpm).min(1))
@@ -73,6 +81,26 @@ export const LockSchema = z.strictObject({
 });
 
 export type Lock = z.infer<typeof LockSchema>;
+
+/** The version a lockfile publishes, `<qemu>-<n>` (e.g. 9.2.4-1): the images' version tags. */
+export const releaseVersion = (lock: Pick<Lock, 'qemu' | 'releaseNumber'>) => `${lock.qemu.version}-${lock.releaseNumber}`;
+
+/** The GitHub release tag a lockfile publishes, `v<qemu>-<n>` (e.g. v9.2.4-1). */
+export const releaseTag = (lock: Pick<Lock, 'qemu' | 'releaseNumber'>) => `v${releaseVersion(lock)}`;
+
+/** What a release's files derive from: the Fedora build and every pinned RPM digest, per host. */
+const pinned = (l: Pick<Lock, 'qemu' | 'hosts'>) =>
+  JSON.stringify([l.qemu, Object.entries(l.hosts).sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, rpms]) => [h, rpms.map((r) => r.sha256).sort()])]);
+
+/**
+ * The release number for newly pinned RPMs, given the lockfile they replace: the same number
+ * for the same pins (a re-run, or only the koji mirror changed), the next one for other pins
+ * of the same QEMU version, 1 for a new version.
+ */
+export function nextReleaseNumber(previous: Lock | undefined, next: Pick<Lock, 'qemu' | 'hosts'>): number {
+  if (!previous || previous.qemu.version !== next.qemu.version) return 1;
+  return pinned(previous) === pinned(next) ? previous.releaseNumber : previous.releaseNumber + 1;
+}
 export type LockedRpm = z.infer<typeof LockedRpm>;
 
 /** Zod issues as one line: `path: problem; path: problem`. */
@@ -90,6 +118,16 @@ export async function readLock(file: string): Promise<Lock> {
   const parsed = LockSchema.safeParse(raw);
   if (!parsed.success) throw new UserError(`${file}: ${formatIssues(parsed.error.issues)}`);
   return parsed.data;
+}
+
+/** The lockfile at `file` that a new one will replace, or undefined when there is none yet. */
+export async function readPreviousLock(file: string): Promise<Lock | undefined> {
+  try {
+    await fs.access(file);
+  } catch {
+    return undefined;
+  }
+  return readLock(file);
 }
 
 /** A write error about `file`: the code and reason, without the temp file's path Node appends. */
@@ -120,6 +158,8 @@ export interface LockOptions extends RetryOptions {
   cacheDir: string;
   /** Parallel downloads. */
   concurrency?: number;
+  /** The lockfile this one replaces, which numbers the release (nextReleaseNumber). */
+  previous?: Lock;
 }
 
 /**
@@ -153,7 +193,8 @@ export async function createLock(o: LockOptions): Promise<Lock> {
       ),
     );
   }
-  return { qemu: { version: o.version, release: o.release }, koji, hosts };
+  const qemu = { version: o.version, release: o.release };
+  return { qemu, releaseNumber: nextReleaseNumber(o.previous, { qemu, hosts }), koji, hosts };
 }
 
 /**

@@ -123,7 +123,6 @@ test('stack files: Pulumi.yaml defaults, then Pulumi.<stack>.yaml; secure values
     'Pulumi.ghcr.yaml': [
       'config:',
       '  polyarch:hosts: [x86_64, aarch64]',
-      '  polyarch:releaseNumber: 2',
       '  polyarch:registry:',
       '    server: ghcr.io',
       '    repository: polyarch/qemu-user-static',
@@ -144,7 +143,6 @@ test('stack files: Pulumi.yaml defaults, then Pulumi.<stack>.yaml; secure values
 
   const ghcr = readStackConfig(dir, 'ghcr');
   assert.deepEqual(ghcr.hosts, ['x86_64', 'aarch64']);
-  assert.equal(ghcr.releaseNumber, 2);
   assert.deepEqual(ghcr.registry, { server: 'ghcr.io', repository: 'polyarch/qemu-user-static', username: 'bot', push: true });
   assert.equal(ghcr.secrets.registryPassword, true);
 

@@ -314,6 +314,26 @@ describe('polyarch CLI', () => {
     assert.deepEqual(fs.readdirSync(ro), []);
   });
 
+  test('lock numbers the release from the lockfile it replaces: the same pins keep n, other pins of the same QEMU raise it, a new QEMU starts at 1', async () => {
+    const dir = tmp();
+    const lockFile = path.join(dir, 'qemu.lock.json');
+    const lockAs = async (build: { version: string; release: string }, hosts: string) =>
+      JSON.parse((await cli(['lock', '--qemu', build.version, '--release', build.release, '--hosts', hosts, '--koji', koji.url, '--out', lockFile, '--cache', path.join(dir, 'c')])).stdout).tag;
+    assert.equal(await lockAs(SPLIT_BUILD, 'x86_64'), 'v9.2.4-1');
+    assert.equal((await readLock(lockFile)).releaseNumber, 1);
+    assert.equal(await lockAs(SPLIT_BUILD, 'x86_64'), 'v9.2.4-1', 'a re-run changes nothing');
+    // Other RPMs for the same QEMU (here a host added; a Fedora rebuild alike): the published v9.2.4-1 stays as it is.
+    assert.equal(await lockAs(SPLIT_BUILD, 'x86_64,aarch64'), 'v9.2.4-2');
+    assert.equal(await lockAs(SINGLE_BUILD, 'x86_64'), `v${SINGLE_BUILD.version}-1`);
+    // A lockfile that cannot be read is not silently numbered from 1: named, and left as it is.
+    fs.writeFileSync(lockFile, '{"qemu": ');
+    await assert.rejects(lockAs(SPLIT_BUILD, 'x86_64'), (e: { stderr: string }) => {
+      assert.match(e.stderr, new RegExp(`^error: ${lockFile.replace(/[.]/g, '\\.')}: .*JSON.*\n$`));
+      return true;
+    });
+    assert.equal(fs.readFileSync(lockFile, 'utf8'), '{"qemu": ');
+  });
+
   test('lock --latest pins the newest build that every host has', async () => {
     const lockFile = path.join(tmp(), 'qemu.lock.json');
     const { stdout } = await cli(['lock', '--latest', '--hosts', 'x86_64,aarch64', '--koji', koji.url, '--out', lockFile, '--cache', path.join(tmp(), 'c')]);

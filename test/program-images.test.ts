@@ -135,8 +135,10 @@ test('an unchanged stack keeps every context; a changed target list changes only
   ]);
 });
 
-test('a new release number changes every tag set and context but no resource name of an image', async () => {
-  const { resources } = await loadProgram(stack({ 'polyarch:releaseNumber': '2' }), { 'polyarch:registryPassword': PASSWORD });
+test('a new release number (the lockfile\'s) changes every tag set and context but no resource name of an image', async () => {
+  const renumbered = path.join(path.dirname(lockFile), 'renumbered.lock.json');
+  fs.writeFileSync(renumbered, JSON.stringify({ ...JSON.parse(fs.readFileSync(lockFile, 'utf8')), releaseNumber: 2 }));
+  const { resources } = await loadProgram(stack({ 'polyarch:lockFile': renumbered }), { 'polyarch:registryPassword': PASSWORD });
   const r = byName(resources, IMAGE).get('images-x86_64-s390x')!;
   assert.deepEqual(r.inputs.tags, [`${REPO}:x86_64-s390x`, `${REPO}:x86_64-s390x-9.2.4-2`]);
   assert.ok(byName(resources, INDEX).has('images-s390x-9.2.4-2'));

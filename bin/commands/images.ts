@@ -34,7 +34,7 @@ async function stackImages(stack: string | undefined, fetching: RetryOptions): P
   const hosts = await prepareStackEmulators(config, lock, undefined, fetching);
   // A stack without a registry publishes no images; show where they would go by default.
   const target = imageTarget(config) ?? { server: DEFAULT_SERVER, repository: DEFAULT_REPOSITORY, push: false };
-  return { config, lock, hosts, plan: planForStack(config, lock.qemu, hosts, target) };
+  return { config, lock, hosts, plan: planForStack(lock, hosts, target) };
 }
 
 const STACK_HELP = 'stack whose Pulumi.<name>.yaml to read over the Pulumi.yaml defaults';
