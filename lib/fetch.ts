@@ -195,8 +195,9 @@ export async function withResponse<T>(url: string, consume: (res: Response) => P
  * A `fetch` for clients that bring their own retries (Octokit, with plugin-retry): one
  * attempt, bounded like withResponse's. The body is read here, under the stall timer, and handed
  * back whole: a client that swallows body errors (Octokit's JSON parsing does) can then never
- * take a body cut short for a complete one. A request with a body (an upload) starts the stall
- * timer only once the answer begins, since sending cannot be observed; the total bounds it.
+ * take a body cut short for a complete one. An upload is bounded the same way: the stall timer
+ * runs while it is sent, restarted by each part the connection takes, and then while the answer
+ * is awaited, so a server that takes the bytes and never answers fails like one that never sends.
  * Timers are unref'd: they never keep a finished process alive.
  */
 export function timedFetch(opts: Pick<RetryOptions, 'timeout' | 'stallTimeout'> = {}): typeof fetch {
@@ -212,19 +213,50 @@ export function timedFetch(opts: Pick<RetryOptions, 'timeout' | 'stallTimeout'> 
     };
     let received = 0;
     let answered = false;
+    const upload = bodyBytes(init?.body);
+    let sent = 0;
     const deadline = setTimeout(cutWith(`not done after ${formatSeconds(timeout)}; set --fetch-timeout or ${FETCH_TIMEOUT_ENV} to wait longer`), timeout).unref();
-    const stallMessage = () => `no data for ${formatSeconds(stallTimeout)} (${answered ? `stalled after ${formatBytes(received)}` : 'no response'}); set --stall-timeout or ${STALL_TIMEOUT_ENV} to wait longer`;
+    const waited = () => {
+      if (answered) return `stalled after ${formatBytes(received)}`;
+      if (!upload || upload.byteLength <= UPLOAD_PART) return 'no response';
+      return sent < upload.byteLength ? `upload stalled after ${formatBytes(sent)} of ${formatBytes(upload.byteLength)}` : `no response to the ${formatBytes(upload.byteLength)} sent`;
+    };
+    const stallMessage = () => `no data for ${formatSeconds(stallTimeout)} (${waited()}); set --stall-timeout or ${STALL_TIMEOUT_ENV} to wait longer`;
     let stall: NodeJS.Timeout | undefined;
+    let over = false;
     const arm = () => {
+      if (over) return;
       if (stall) stall.refresh();
       else stall = setTimeout(() => cutWith(stallMessage())(), stallTimeout).unref();
     };
-    if (!init?.body) arm();
+    arm();
+    // A large upload goes in parts, each one the connection takes restarting the stall timer: a
+    // slow link is never taken for a dead one. A small body goes as it is (sent at once, and sent
+    // again should a redirect ask for it).
+    let request = init;
+    if (upload && upload.byteLength > UPLOAD_PART) {
+      const headers = new Headers(init?.headers);
+      if (!headers.has('content-length')) headers.set('content-length', String(upload.byteLength));
+      const parts = new ReadableStream<Uint8Array>(
+        {
+          pull(controller) {
+            if (sent > 0) arm();
+            const part = upload.subarray(sent, sent + UPLOAD_PART);
+            sent += part.byteLength;
+            controller.enqueue(part);
+            if (sent === upload.byteLength) controller.close();
+          },
+        },
+        // No part is read ahead of the connection's demand.
+        { highWaterMark: 0 },
+      );
+      request = { ...init, headers, body: parts, duplex: 'half' } as RequestInit;
+    }
     const outer = init?.signal;
     const onOuter = () => ac.abort(outer?.reason);
     outer?.addEventListener('abort', onOuter, { once: true });
     try {
-      const res = await fetch(input, { ...init, signal: ac.signal });
+      const res = await fetch(input, { ...request, signal: ac.signal });
       answered = true;
       arm();
       const parts: Uint8Array[] = [];
@@ -243,11 +275,23 @@ export function timedFetch(opts: Pick<RetryOptions, 'timeout' | 'stallTimeout'> 
     } catch (e) {
       throw cut ?? e;
     } finally {
+      over = true;
       clearTimeout(deadline);
       clearTimeout(stall);
       outer?.removeEventListener('abort', onOuter);
     }
   };
+}
+
+/** Uploads larger than this are sent in parts of this size (timedFetch). */
+const UPLOAD_PART = 64 * 1024;
+
+/** A request body as bytes, when it is bytes or text (what Octokit sends); streams and forms are not. */
+function bodyBytes(body: RequestInit['body']): Uint8Array | undefined {
+  if (typeof body === 'string') return Buffer.from(body);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  return undefined;
 }
 
 /** Reads a body into memory, refusing more than `max` bytes. */
