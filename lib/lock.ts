@@ -143,8 +143,8 @@ export async function checkLockWritable(file: string): Promise<void> {
   });
 }
 
-/** Writes the lockfile whole or not at all (temp file, then rename). */
-export async function writeLock(file: string, lock: Lock): Promise<void> {
+/** Writes the lockfile whole or not at all (temp file, then rename). A missing releaseNumber reads back as 1. */
+export async function writeLock(file: string, lock: z.input<typeof LockSchema>): Promise<void> {
   await writeWhole(file, `${JSON.stringify(lock, null, 2)}\n`).catch((e: unknown) => {
     throw e instanceof NoSpaceError ? e : cannotWrite(file, e);
   });

@@ -12,6 +12,7 @@ import type { Lock } from '../../lib/lock.ts';
 import { changes, engineProject, hasEngine, parseJson, urnName, type EngineProject, type Step } from '../helpers/engine.ts';
 import { fixtureLock } from '../helpers/program.ts';
 import { hasCommand, isRoot, requireSystem } from '../helpers/system.ts';
+import { flipByte } from '../helpers/tamper.ts';
 
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:FolderAsset';
 
@@ -146,4 +147,55 @@ test('a release folder that is a symlink, has a symlinked parent or is a file: u
     assert.doesNotMatch(up.stdout + up.stderr, /^\s+at .+:\d+:\d+\)?$/m, `${folder}: a stack trace was printed`);
     assert.equal(listing(), before, `${folder}: something was written`);
   }
+});
+
+test('a byte flipped in each cache (RPM, emulator, tarball; same size and mtime) never reaches the release folder, on the real engine', async (t) => {
+  if (!requireSystem(t, isRoot, hasEngine, hasCommand('sha256sum'), hasCommand('touch'))) return;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-release-flip-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const cacheDir = path.join(root, 'cache');
+  fs.mkdirSync(cacheDir);
+  for (const r of Object.values(lock.lock.hosts).flat()) fs.copyFileSync(path.join(lock.cacheDir, `${r!.sha256}.rpm`), path.join(cacheDir, `${r!.sha256}.rpm`));
+  const p = await engineProject(t, 'folder-flip', {
+    config: { 'polyarch:lockFile': lock.file, 'polyarch:cacheDir': cacheDir, 'polyarch:hosts': ['x86_64'], 'polyarch:release': { folder: path.join(root, 'first') } },
+  });
+  await p.ok(['up', '--yes']);
+  const first = path.join(root, 'first', 'v9.2.4-1');
+  checkFolder(first);
+  const pinned = Object.fromEntries(fs.readdirSync(first).map((f) => [f, sha256(fs.readFileSync(path.join(first, f)))]));
+
+  // One file of each cache, flipped where it lies: no release file may be a link to any of them.
+  const [extraction] = fs.readdirSync(path.join(cacheDir, 'emulators')).filter((n) => !n.startsWith('.'));
+  const emulator = path.join(cacheDir, 'emulators', extraction!, 'qemu-aarch64-static');
+  const tarballs = path.join(cacheDir, 'assets', 'tarballs');
+  const tarball = fs.readdirSync(tarballs).map((f) => path.join(tarballs, f)).find((f) => f.endsWith('.tar.gz') && sha256(fs.readFileSync(f)) === pinned['qemu-arm-static.tar.gz'])!;
+  const rpm = path.join(cacheDir, `${lock.lock.hosts.x86_64!.find((r) => r.emulators.includes('aarch64'))!.sha256}.rpm`);
+  const inodes = new Set([emulator, tarball, rpm].map((f) => fs.statSync(f).ino));
+  for (const f of fs.readdirSync(first)) assert.ok(!inodes.has(fs.statSync(path.join(first, f)).ino), `${f} shares an inode with the cache`);
+  flipByte(emulator);
+  flipByte(tarball);
+  // The published folder is untouched, and a no-change up finds nothing to do: evaluation made
+  // the flipped entries again, the emulators from the pinned RPMs (it says so).
+  const published = () => Object.fromEntries(fs.readdirSync(first).map((f) => [f, sha256(fs.readFileSync(path.join(first, f)))]));
+  assert.deepEqual(published(), pinned);
+  const same = await p.ok(['up', '--yes', '--expect-no-changes']);
+  assert.match(same.stdout, /qemu-aarch64-static: not the file extracted \(its stamp changed/);
+
+  // A new folder gets every file again, from the caches as evaluation left them: the pinned bytes.
+  await p.ok(['config', 'set', '--path', 'polyarch:release.folder', path.join(root, 'second')]);
+  await p.ok(['up', '--yes']);
+  const second = path.join(root, 'second', 'v9.2.4-1');
+  checkFolder(second);
+  assert.deepEqual(Object.fromEntries(fs.readdirSync(second).map((f) => [f, sha256(fs.readFileSync(path.join(second, f)))])), pinned);
+
+  // The RPM itself, with the extraction flipped again so it must be read: its digest is checked,
+  // the pinned URL (koji is gone here) cannot give it again, and the up is refused naming it.
+  flipByte(rpm);
+  flipByte(emulator);
+  const refused = await p.pulumi(['up', '--yes']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stdout + refused.stderr, /error: http:\/\/127\.0\.0\.1:\d+\/packages\/qemu\/9\.2\.4\/1\.fc42\/x86_64\/qemu-user-static-aarch64-9\.2\.4-1\.fc42\.x86_64\.rpm: /);
+  // The release moved to the second folder; it is as it was.
+  checkFolder(second);
+  assert.deepEqual(Object.fromEntries(fs.readdirSync(second).map((f) => [f, sha256(fs.readFileSync(path.join(second, f)))])), pinned);
 });
