@@ -20,6 +20,8 @@ export interface GitHubReleaseInputs {
   name: string;
   /** The release notes (Markdown). */
   body: string;
+  /** Every file the release holds, name -> sha256 and size: once published, they never change. */
+  files: GitHub.ExpectedFiles;
 }
 
 export interface GitHubReleaseOutputs extends GitHubReleaseInputs {
@@ -32,7 +34,15 @@ export type GitHubReleaseArgs = { [K in keyof GitHubReleaseInputs]: pulumi.Input
 
 const LIB = 'lib/github-release.ts';
 const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'tag'] as const;
-const UPDATE_KEYS = ['name', 'body'] as const;
+const UPDATE_KEYS = ['name', 'body', 'files'] as const;
+
+type Lib = typeof GitHub;
+
+/** The names whose entry differs between two listings, for the refusal's message. */
+function changedFiles(olds: GitHub.ExpectedFiles, news: GitHub.ExpectedFiles): string[] {
+  const names = [...new Set([...Object.keys(olds), ...Object.keys(news)])].sort();
+  return names.filter((n) => JSON.stringify(olds[n]) !== JSON.stringify(news[n]));
+}
 
 interface Provider extends pulumi.dynamic.ResourceProvider<GitHubReleaseInputs, GitHubReleaseOutputs> {
   /** Set by configure; lives only in the provider host's memory. */
@@ -46,7 +56,17 @@ const provider: Provider = {
   },
 
   async diff(_id, olds, news) {
-    return diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
+    const d = diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
+    // Same tag, other files: fine while the release is a draft; once it is published, refused
+    // here, at preview, before anything (its notes included) is written.
+    const changed = d.replaces.length === 0 ? changedFiles(olds.files ?? {}, news.files ?? {}) : [];
+    if (changed.length > 0 && olds.releaseId !== undefined) {
+      const gh = await loadProjectModule<Lib>(LIB);
+      const client = gh.githubClient({ token: this.token ?? '', apiUrl: olds.apiUrl });
+      const r = await gh.getRelease(client, { owner: olds.owner, repo: olds.repo, releaseId: olds.releaseId });
+      if (r && !r.draft) throw gh.publishedError(olds, olds.tag, `this update would change ${changed.slice(0, 3).join(', ')}${changed.length > 3 ? ` and ${changed.length - 3} more` : ''}`);
+    }
+    return d;
   },
 
   async create(inputs) {

@@ -62,7 +62,10 @@ export class ReleaseAssets extends pulumi.ComponentResource {
       // release is retained, and its files go only with it (deletedWith): a file the stack no
       // longer publishes (a target dropped) still leaves the current release.
       const body = releaseNotes({ ...args, downloadBase: downloadBase(apiUrl, args.github.repository, args.tag) });
-      const release = new GitHubRelease(name, { apiUrl, owner, repo, tag: args.tag, name: args.tag, body }, { parent: this, retainOnDelete: true });
+      // Every file by name: the draft's listing must match it before it is published, and it
+      // never changes after.
+      const expected = Object.fromEntries(args.assets.map((a) => [a.name, { sha256: a.sha256, size: a.size }]));
+      const release = new GitHubRelease(name, { apiUrl, owner, repo, tag: args.tag, name: args.tag, body, files: expected }, { parent: this, retainOnDelete: true });
       // Each asset's diff compares the tag, known at preview; the release's id, which the
       // engine makes unknown whenever the notes change, is passed along but not compared.
       files = args.assets.map(
@@ -73,8 +76,7 @@ export class ReleaseAssets extends pulumi.ComponentResource {
             { parent: this, deletedWith: release },
           ),
       );
-      // Public only once every file is there: the draft's listing must match these digests.
-      const expected = Object.fromEntries(args.assets.map((a) => [a.name, { sha256: a.sha256, size: a.size }]));
+      // Public only once every file is there.
       new ReleasePublication(`${name}-publish`, { apiUrl, owner, repo, tag: args.tag, releaseId: release.releaseId, files: expected }, { parent: this, dependsOn: files, retainOnDelete: true });
       // Known at preview (the resources' own URLs are not): GitHub's web root, or a GHES host's.
       this.location = pulumi.output(releasePage(apiUrl, args.github.repository, args.tag));

@@ -3,8 +3,8 @@
 // on every ReleaseAsset, so the engine runs it only after all of them uploaded; a run that
 // stops earlier leaves a draft, which nobody downloads and the next run adopts. Its input is
 // the whole listing (name -> sha256 and size): the release is published only when GitHub's
-// listing matches it. Once published, the listing can never change: a diff that would change
-// it fails at preview, naming the tag and the way out (a new tag).
+// listing matches it. (That a published release's listing never changes is GitHubRelease's
+// diff to say, at preview: it comes first.)
 import * as pulumi from '@pulumi/pulumi';
 import type * as GitHub from '../lib/github-release.ts';
 import { diffKeys, githubToken, loadProjectModule } from './providerRuntime.ts';
@@ -41,12 +41,6 @@ interface Provider extends pulumi.dynamic.ResourceProvider<ReleasePublicationInp
 
 type Lib = typeof GitHub;
 
-/** The names whose entry differs between two listings, for the refusal's message. */
-function changedFiles(olds: GitHub.ExpectedFiles, news: GitHub.ExpectedFiles): string[] {
-  const names = [...new Set([...Object.keys(olds), ...Object.keys(news)])].sort();
-  return names.filter((n) => JSON.stringify(olds[n]) !== JSON.stringify(news[n]));
-}
-
 // Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
 const provider: Provider = {
   async configure(req) {
@@ -54,20 +48,7 @@ const provider: Provider = {
   },
 
   async diff(_id, olds, news) {
-    const d = diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
-    // Same tag, other files: allowed while the release is a draft; refused here, at preview,
-    // once it is published. (The old id: the new one is unknown while the notes change.)
-    if (d.changes && d.replaces.length === 0 && olds.releaseId !== undefined) {
-      const gh = await loadProjectModule<Lib>(LIB);
-      const client = gh.githubClient({ token: this.token ?? '', apiUrl: olds.apiUrl });
-      const r = await gh.getRelease(client, { owner: olds.owner, repo: olds.repo, releaseId: olds.releaseId });
-      if (r && !r.draft) {
-        const changed = changedFiles(olds.files ?? {}, news.files ?? {});
-        const shown = changed.slice(0, 3).join(', ') + (changed.length > 3 ? ` and ${changed.length - 3} more` : '');
-        throw gh.publishedError(olds, olds.tag, `this update would change ${shown}`);
-      }
-    }
-    return d;
+    return diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
   },
 
   async create(inputs) {

@@ -271,6 +271,20 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
     assert.equal(adopted.id, String(handMade));
     assert.deepEqual(withTag(adoptTag).map((r) => r.body), [inputs.body]);
 
+    // Other files under the same tag: an update while a draft; refused at the diff (so at
+    // preview, before the notes or anything else is written) once published.
+    const files = inputs.files as Record<string, { sha256: string; size: number }>;
+    const rebuilt = { ...adopted.props, files: { ...files, 'qemu-riscv64-static': { sha256: 'e'.repeat(64), size: 1 } } };
+    const draftTag = freshTag();
+    const draft = await host.create(urn, { ...inputs, tag: draftTag });
+    assert.deepEqual(await host.diff(urn, draft.id, draft.props, { ...rebuilt, tag: draftTag }), { changes: 'some', replaces: [] });
+    fake.publish(Number(draft.id));
+    await assert.rejects(
+      host.diff(urn, draft.id, draft.props, { ...rebuilt, tag: draftTag }),
+      new RegExp(`^Error: polyarch/qemu-user-static release ${draftTag.replace(/\./g, '\\.')} is published, and a published release's files never change, but this update would change qemu-riscv64-static; publish the new files under a new tag instead`),
+    );
+    assert.deepEqual(await host.diff(urn, draft.id, draft.props, { ...rebuilt, tag: 'v9.9.9-1' }), { changes: 'some', replaces: ['tag'] }, 'a new tag is the way out');
+
     for (const props of [created.props, updated, read.props, again, adopted.props]) assert.ok(!JSON.stringify(props).includes(fake.token), 'no token in state');
     assert.ok(!host.stderr().includes(fake.token));
   } finally {

@@ -17,6 +17,7 @@ import { deletedWith, retainedOnDelete } from './helpers/resource-options.ts';
 const TOKEN = 'ghp_programTestToken0123456789abcdef';
 const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
+const PUBLICATION = 'pulumi-nodejs:dynamic/polyarch:ReleasePublication';
 const FOLDER_ASSET = 'pulumi-nodejs:dynamic/polyarch:FolderAsset';
 const X86_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'];
 const ARM_TARGETS = ['aarch64_be', 'armeb', 'i386', 'ppc64le', 'riscv64', 's390x', 'x86_64'];
@@ -76,9 +77,8 @@ test('GitHub release: the release and one asset per file with names and digests,
     assert.equal(a.name, `release-${a.inputs.name}`);
     assert.equal(a.parent, 'urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets::release');
     assert.deepEqual([a.inputs.owner, a.inputs.repo, a.inputs.apiUrl], ['polyarch', 'qemu-user-static', 'https://api.github.com']);
-    // The release by its tag (known at preview), not its id (an output); created after it.
+    // The release by its tag (known at preview); its id comes from the release, which it waits for.
     assert.equal(a.inputs.tag, 'v9.2.4-1');
-    assert.ok(!('releaseId' in a.inputs), `${a.name}: no release id input`);
     assert.ok(a.dependencies.includes(releaseUrn), `${a.name} waits for the release`);
     assert.ok(!path.isAbsolute(String(a.inputs.file)), `${a.name}: a project-relative path, not a machine's`);
     assert.equal(typeof a.inputs.__provider, 'string');
@@ -88,6 +88,17 @@ test('GitHub release: the release and one asset per file with names and digests,
     if (a.inputs.name !== 'SHA256SUMS') assert.ok(body.includes(`${a.inputs.sha256}  ${a.inputs.name}`), `${a.name} in the body`);
   }
   checkFiles(assets);
+  // The release knows every file (once published they never change), and one publication makes
+  // it public after every file uploaded, checking the same listing; it is never undone.
+  const listing = Object.fromEntries(assets.map((a) => [a.inputs.name, { sha256: a.inputs.sha256, size: a.inputs.size }]));
+  assert.deepEqual(release.inputs.files, listing);
+  const publications = resources.filter((r) => r.type === PUBLICATION);
+  assert.deepEqual(publications.map((p) => p.name), ['release-publish']);
+  const publication = publications[0]!;
+  assert.deepEqual(publication.inputs.files, listing);
+  assert.deepEqual([publication.inputs.tag, publication.inputs.owner, publication.inputs.repo], ['v9.2.4-1', 'polyarch', 'qemu-user-static']);
+  for (const a of assets) assert.ok(publication.dependencies.includes(`urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets$${ASSET}::${a.name}`), `published after ${a.name}`);
+  assert.ok(retainedOnDelete(publication));
   const byName = new Map(assets.map((a) => [a.inputs.name, a]));
   for (const t of X86_TARGETS) assert.equal(byName.get(`qemu-${t}-static.tar.gz`)!.inputs.sha256, byName.get(`x86_64_qemu-${t}-static.tar.gz`)!.inputs.sha256);
 
