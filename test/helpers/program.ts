@@ -101,15 +101,16 @@ async function resolveOutputs(mod: Record<string, unknown>): Promise<Record<stri
 export async function fixtureLock(
   hosts: readonly FixtureHost[] = ['x86_64', 'aarch64'],
   build: { version: string; release: string } = SPLIT_BUILD,
-  o: { alter?: string } = {},
+  o: { alter?: string; previous?: Lock } = {},
 ): Promise<{ file: string; lock: Lock; cacheDir: string }> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-koji-'));
-  for (const host of hosts) kojiTree(buildFixtureRpms({ host, layout: 'split', compression: 'zstd', build, ...o }), build, host, root);
+  for (const host of hosts) kojiTree(buildFixtureRpms({ host, layout: 'split', compression: 'zstd', build, alter: o.alter }), build, host, root);
   const koji = await startKoji(root);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-prog-'));
   const cacheDir = path.join(FIXTURE_ROOT, 'program-rpms');
   try {
-    const lock = await createLock({ ...build, hosts: [...hosts], koji: koji.url, cacheDir });
+    // `previous` numbers the release as `polyarch lock` does when it replaces that lockfile.
+    const lock = await createLock({ ...build, hosts: [...hosts], koji: koji.url, cacheDir, previous: o.previous });
     const file = path.join(dir, 'qemu.lock.json');
     await writeLock(file, lock);
     return { file, lock, cacheDir };
