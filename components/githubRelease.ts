@@ -59,7 +59,8 @@ const provider: Provider = {
     const d = diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
     // Same tag, other files: fine while the release is a draft; once it is published, refused
     // here, at preview, before anything (its notes included) is written.
-    const changed = d.replaces.length === 0 ? changedFiles(olds.files ?? {}, news.files ?? {}) : [];
+    // (State from before the listing was recorded has none to compare: the asset writes' own refusal stands then.)
+    const changed = d.replaces.length === 0 && olds.files !== undefined ? changedFiles(olds.files, news.files ?? {}) : [];
     if (changed.length > 0 && olds.releaseId !== undefined) {
       const gh = await loadProjectModule<Lib>(LIB);
       const client = gh.githubClient({ token: this.token ?? '', apiUrl: olds.apiUrl });
