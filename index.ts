@@ -50,7 +50,7 @@ export const releaseDigests = releaseAssets?.digests;
 let images: QemuImages | undefined;
 const imageRegistry = imageTarget(config);
 if (imageRegistry) {
-  const plan = planForStack(lock, hostEmulators, imageRegistry);
+  const plan = await evaluate(() => planForStack(lock, hostEmulators, imageRegistry));
   const contexts = await evaluate(() => writeContexts(plan, hostEmulators, { outDir: cache('contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) }));
   const registry = config.localRegistry && new LocalRegistry('registry', config.localRegistry);
   const password = config.secrets.registryPassword ? secretConfig('registryPassword') : undefined;
@@ -62,6 +62,6 @@ export const imageRefs = images && pulumi.all([images.refs, images.indexRefs]).a
 
 // Build hosts: emulators and the register script over SSH, entries registered.
 const registerScript = await evaluate(() => writeRegisterScript(cache('scripts')));
-const binfmtHosts = config.buildHosts.map((b) => new BinfmtHost(b.name, { buildHost: b, hostEmulators, registerScript, privateKey: secretConfig('sshPrivateKey'), uploadDir: cache('uploads') }));
+const binfmtHosts = await evaluate(() => config.buildHosts.map((b) => new BinfmtHost(b.name, { buildHost: b, hostEmulators, registerScript, privateKey: secretConfig('sshPrivateKey'), uploadDir: cache('uploads') })));
 /** Per build host: the binfmt entries registered and the folder holding their emulators. */
 export const buildHosts = Object.fromEntries(binfmtHosts.map((h) => [h.hostName, { entries: h.entries, folder: h.folder }]));

@@ -37,6 +37,7 @@ import { hashStamped } from './known-digests.ts';
 import { makeStage, publishStage, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
+import { UserError } from './user-error.ts';
 
 export type BuildHost = StackConfig['buildHosts'][number];
 
@@ -129,10 +130,10 @@ function hostTargets(b: BuildHost, emulators: HostEmulators): Cpu[] {
   if (!b.targets || b.targets.includes('all')) return targetsFor(b.arch, 'all', { ignoreFamily: b.ignoreFamily }).filter((c) => published.has(c.emulator));
   const cpus = targetsFor(b.arch, b.targets);
   const native = cpus.filter((c) => runsNatively(b.arch, c, b.ignoreFamily));
-  if (native.length > 0) throw new Error(`build host "${b.name}" (${b.arch}) runs ${native.map((c) => c.name).join(', ')} natively; leave them out of its targets`);
+  if (native.length > 0) throw new UserError(`build host "${b.name}" (${b.arch}) runs ${native.map((c) => c.name).join(', ')} natively; leave them out of its targets`);
   const missing = cpus.filter((c) => !published.has(c.emulator));
   if (missing.length > 0) {
-    throw new Error(`build host "${b.name}" targets ${missing.map((c) => c.name).join(', ')}, but the stack publishes no such emulator for ${b.arch} (published: ${[...published].join(', ') || 'none'})`);
+    throw new UserError(`build host "${b.name}" targets ${missing.map((c) => c.name).join(', ')}, but the stack publishes no such emulator for ${b.arch} (published: ${[...published].join(', ') || 'none'})`);
   }
   return cpus;
 }
@@ -140,9 +141,9 @@ function hostTargets(b: BuildHost, emulators: HostEmulators): Cpu[] {
 /** Plans one build host from its config, every host's extracted emulators and the register script. */
 export function planBuildHost(b: BuildHost, hostEmulators: readonly HostEmulators[], script: RegisterScriptFile): BuildHostPlan {
   const emulators = hostEmulators.find((h) => h.host === b.arch);
-  if (!emulators) throw new Error(`build host "${b.name}" is ${b.arch}, but no emulators were extracted for ${b.arch} (add it to hosts)`);
+  if (!emulators) throw new UserError(`build host "${b.name}" is ${b.arch}, but no emulators were extracted for ${b.arch} (add it to hosts)`);
   const cpus = hostTargets(b, emulators);
-  if (cpus.length === 0) throw new Error(`build host "${b.name}" has no targets to register`);
+  if (cpus.length === 0) throw new UserError(`build host "${b.name}" has no targets to register`);
 
   const wanted = new Set(cpus.map((c) => c.emulator));
   const contents = available(b, emulators)

@@ -16,6 +16,7 @@
 // <version> is `<qemu>-<n>` (the release name without its `v`).
 import { findCpu, type HostArch } from './cpus.ts';
 import { releaseVersion, type Lock } from './lock.ts';
+import { UserError } from './user-error.ts';
 
 /** Where a stack's images go when its config names no registry. */
 export const DEFAULT_REPOSITORY = 'polyarch/qemu-user-static';
@@ -125,7 +126,7 @@ export function planImages(input: PlanInput): ImagePlan {
   for (const h of input.hosts) {
     if (seenHosts.has(h.host)) throw new Error(`host ${h.host} is listed twice`);
     seenHosts.add(h.host);
-    if (h.targets.length === 0) throw new Error(`host ${h.host} publishes no emulators (check polyarch:targets and the lockfile)`);
+    if (h.targets.length === 0) throw new UserError(`host ${h.host} publishes no emulators (check polyarch:targets and the lockfile)`);
     for (const t of h.targets) if (!findCpu(t)) throw new Error(`host ${h.host}: unknown target "${t}"`);
   }
   const repository = `${input.server}/${input.repository}`;

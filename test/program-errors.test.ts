@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as pulumi from '@pulumi/pulumi';
 import { evaluate } from '../components/stackConfig.ts';
-import { evaluationErrors, type EvaluationError } from './helpers/evaluation-errors.ts';
+import { evaluationErrors, SECRETS, type EvaluationError } from './helpers/evaluation-errors.ts';
 import { loadProgram } from './helpers/program.ts';
 
 let cases: EvaluationError[] = [];
@@ -18,10 +18,10 @@ before(async () => {
 const asText = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 
 test('every failure a user fixes at evaluation is a one-line RunError naming what to fix', async () => {
-  assert.ok(cases.length >= 9);
+  assert.ok(cases.length >= 10);
   for (const c of cases) {
     const config = Object.fromEntries(Object.entries(c.config).map(([k, v]) => [k, asText(v)]));
-    const error = await loadProgram(config).then(
+    const error = await loadProgram(config, SECRETS).then(
       () => assert.fail(`${c.name}: the program ran`),
       (e: unknown) => e as Error,
     );

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import YAML from 'yaml';
 import { engineProject, hasEngine, type EngineProject } from '../helpers/engine.ts';
-import { evaluationErrors, type EvaluationError } from '../helpers/evaluation-errors.ts';
+import { evaluationErrors, SECRETS, type EvaluationError } from '../helpers/evaluation-errors.ts';
 import { isRoot, requireSystem } from '../helpers/system.ts';
 
 let cases: EvaluationError[] = [];
@@ -18,11 +18,12 @@ before(async () => {
   cases = await evaluationErrors();
 });
 
-/** The stack's config replaced by `config`; the rest of its file (the passphrase's salt) kept. */
+/** The stack's plain config replaced by `config`; its secrets and the passphrase's salt kept. */
 function useConfig(p: EngineProject, config: Record<string, unknown>): void {
   const file = path.join(p.dir, `Pulumi.${p.stack}.yaml`);
-  const stack = YAML.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  fs.writeFileSync(file, YAML.stringify({ ...stack, config }));
+  const stack = YAML.parse(fs.readFileSync(file, 'utf8')) as { config: Record<string, unknown> };
+  const secrets = Object.fromEntries(Object.entries(stack.config).filter(([k]) => k in SECRETS));
+  fs.writeFileSync(file, YAML.stringify({ ...stack, config: { ...config, ...secrets } }));
 }
 
 /** Runs `pulumi <args>` to its end; `after` is how long the output took to hold a line matching `line`. */
@@ -53,7 +54,7 @@ function assertOneLine(c: EvaluationError, r: { output: string; code: number }):
 
 test('every failure a user fixes at evaluation: one line, no trace, in seconds, on the real engine', { timeout: 15 * 60_000 }, async (t) => {
   if (!requireSystem(t, isRoot, hasEngine)) return;
-  const p = await engineProject(t, 'evaluation-errors');
+  const p = await engineProject(t, 'evaluation-errors', { secrets: SECRETS });
 
   // `up`, the command the issue timed, on a bad config: the line within seconds.
   const [bad] = cases;

@@ -28,6 +28,9 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** Secret config every case runs with (set with --secret): build hosts need a key to get that far. */
+export const SECRETS = { 'polyarch:sshPrivateKey': 'not-a-key-evaluation-fails-first' };
+
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The cases, with the lockfiles and caches they need made in a temp folder. */
@@ -69,6 +72,11 @@ export async function evaluationErrors(): Promise<EvaluationError[]> {
       name: 'a lockfile without a host the stack publishes',
       config: { ...good, 'polyarch:hosts': ['x86_64', 's390x'] },
       message: new RegExp(`^${escape(lockFile)} pins no RPMs for host\\(s\\) s390x; run polyarch lock with --hosts x86_64,s390x$`),
+    },
+    {
+      name: 'a build host targeting a CPU it runs natively',
+      config: { ...good, 'polyarch:buildHosts': [{ name: 'builder-1', address: '127.0.0.1', user: 'root', targets: ['x86_64'] }] },
+      message: /^build host "builder-1" \(x86_64\) runs x86_64 natively; leave them out of its targets$/,
     },
     {
       name: 'koji unreachable with a cold cache',
