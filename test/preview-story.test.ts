@@ -3,8 +3,8 @@
 // emulator bytes under 9.2.4-1.fc42 and 9.2.5-1.fc42, so anything that changes between the
 // two programs changed because of the version, and nothing else may. The new version is a new
 // release: every GitHub file is published again on it, and the old release keeps its files.
-// A rebuilt emulator under the same version only updates the release's notes, whose outputs
-// the engine then makes unknown: only the files whose bytes changed may change.
+// A rebuilt emulator under the same tag changes only the files whose bytes changed, and only
+// while the release is a draft: once it is published, the release's diff refuses at preview.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -15,6 +15,7 @@ import { parse } from 'yaml';
 import { unknownValue } from '@pulumi/pulumi/runtime/rpc.js';
 import { DIFFED_KEYS } from '../components/releaseAsset.ts';
 import { SPLIT_BUILD } from './fixtures/rpms.ts';
+import { startFakeGitHub } from './fixtures/github.ts';
 import { startDynamicHost } from './helpers/dynamic-host.ts';
 import { fixtureLock, loadProgram, plainText, type Declared } from './helpers/program.ts';
 import { imageMocks } from './helpers/registry.ts';
@@ -26,6 +27,7 @@ const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
 const IMAGE = 'docker-build:index:Image';
 const INDEX = 'docker-build:index:Index';
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
+const PUBLICATION = 'pulumi-nodejs:dynamic/polyarch:ReleasePublication';
 const DOCKERHUB = 'docker.io/polyarch/qemu-user-static';
 // Of the fixture's emulators (all targets, two hosts): the targets both hosts publish get an
 // Index per tag; the others (host, target) are :T and :T-<version> on their one image.
@@ -162,8 +164,10 @@ describe('a pull request that only bumps QEMU', () => {
 
   test('changes exactly the release (its files move to the new one), the versioned tags and the version labels', () => {
     const changed = pairs().filter(([a, b]) => JSON.stringify(stable(diffed(a))) !== JSON.stringify(stable(diffed(b))));
-    assert.deepEqual([...new Set(changed.map(([a]) => a.type))].sort(), [ASSET, IMAGE, INDEX, RELEASE].sort());
-    for (const [a, b] of changed.filter(([x]) => x.type !== ASSET)) assert.equal(unversioned(b.inputs), unversioned(a.inputs), `${a.name}: changed by more than the version`);
+    assert.deepEqual([...new Set(changed.map(([a]) => a.type))].sort(), [ASSET, IMAGE, INDEX, PUBLICATION, RELEASE].sort());
+    // (The publication names the new release by its id, which GitHub gives the new release.)
+    const sameRelease = (r: Declared) => (r.type === PUBLICATION ? { ...r.inputs, releaseId: undefined } : r.inputs);
+    for (const [a, b] of changed.filter(([x]) => x.type !== ASSET)) assert.equal(unversioned(sameRelease(b)), unversioned(sameRelease(a)), `${a.name}: changed by more than the version`);
     // Every file, same bytes, on the new release (by its tag).
     for (const [a, b] of changed.filter(([x]) => x.type === ASSET)) {
       assert.deepEqual([a.inputs.tag, b.inputs.tag], ['v9.2.4-1', 'v9.2.5-1'], a.name);
@@ -189,7 +193,7 @@ describe('a pull request that only bumps QEMU', () => {
   });
 
   test("the new tag replaces the release and its files, and the old ones are kept (the providers' own diff)", async () => {
-    const published = [...pairs()].filter(([a]) => a.type === RELEASE || a.type === ASSET);
+    const published = [...pairs()].filter(([a]) => a.type === RELEASE || a.type === ASSET || a.type === PUBLICATION);
     for (const [a, b] of published) {
       assert.ok(retainedBefore.has(`${a.type} ${a.name}`), `${a.name}: kept on delete before the bump`);
       assert.ok(keptAfter(b), `${b.name}: kept on delete after the bump`);
@@ -201,9 +205,9 @@ describe('a pull request that only bumps QEMU', () => {
       for (const [a, b] of published) {
         const urn = `urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets$${a.type}::${a.name}`;
         const [id, outs] =
-          a.type === RELEASE
-            ? [String(releaseId(a.inputs.tag)), { releaseId: releaseId(a.inputs.tag), htmlUrl: 'https://github.com/polyarch/qemu-user-static/releases/tag/v9.2.4-1' }]
-            : ['1', { assetId: 1, releaseId: releaseId(a.inputs.tag) }];
+          a.type === ASSET
+            ? ['1', { assetId: 1, releaseId: releaseId(a.inputs.tag) }]
+            : [String(releaseId(a.inputs.tag)), { releaseId: releaseId(a.inputs.tag), htmlUrl: 'https://github.com/polyarch/qemu-user-static/releases/tag/v9.2.4-1' }];
         assert.deepEqual(await host.diff(urn, id, { ...a.wire, ...outs }, b.wire), { changes: 'some', replaces: ['tag'] }, a.name);
       }
     } finally {
@@ -225,7 +229,7 @@ describe('a pull request that only bumps QEMU', () => {
   });
 });
 
-describe('a rebuilt emulator under the same QEMU build: only the release notes change', () => {
+describe('a rebuilt emulator under the same tag: its files update while the release is a draft; once published, the preview stops', () => {
   // Fixture riscv64 differs by trailing bytes: its four files and SHA256SUMS change, and with it
   // the notes, which list the checksums.
   const rebuiltFiles = ['SHA256SUMS', 'qemu-riscv64-static', 'qemu-riscv64-static.tar.gz', 'x86_64_qemu-riscv64-static.tar.gz', 'aarch64_qemu-riscv64-static.tar.gz'].sort();
@@ -240,7 +244,7 @@ describe('a rebuilt emulator under the same QEMU build: only the release notes c
       releaseUpdating = false;
     }
   });
-  const github = (rs: Declared[]) => rs.filter((r) => r.type === RELEASE || r.type === ASSET);
+  const github = (rs: Declared[]) => rs.filter((r) => r.type === RELEASE || r.type === ASSET || r.type === PUBLICATION);
   const pairs = () => {
     const after = new Map(github(after_).map((r) => [`${r.type} ${r.name}`, r]));
     return github(before_).map((r) => [r, after.get(`${r.type} ${r.name}`)!] as const);
@@ -255,22 +259,32 @@ describe('a rebuilt emulator under the same QEMU build: only the release notes c
     }
   });
 
-  test("the release updates in place; only the files whose bytes changed update, and none replaces (the providers' own diff)", async () => {
+  test("the providers' own diff, asking GitHub: on a draft, only the changed files, the release and its publication update, none replaces; published, the release's diff refuses in one line", async () => {
     const changed = pairs().filter(([a, b]) => a.type === ASSET && b.inputs.sha256 !== a.inputs.sha256);
     assert.deepEqual(changed.map(([a]) => String(a.inputs.name)).sort(), rebuiltFiles);
-    // What the engine asks each provider at preview: the state the last up left vs the new inputs.
+    const gh = await startFakeGitHub();
     const host = await startDynamicHost();
     try {
-      await host.configure({});
-      for (const [a, b] of pairs()) {
+      await host.configure({ 'polyarch:githubToken': gh.token }, ['polyarch:githubToken']);
+      const id = gh.createRelease('v9.2.4-1', { draft: true });
+      // What the engine asks each provider at preview: the state the last up left vs the new
+      // inputs, on the loopback GitHub instead of api.github.com.
+      const diff = (a: Declared, b: Declared) => {
         const urn = `urn:pulumi:dev::qemu-user-static::polyarch:index:ReleaseAssets$${a.type}::${a.name}`;
-        const id = String(releaseId('v9.2.4-1'));
-        const outs = a.type === RELEASE ? { releaseId: Number(id), htmlUrl: 'https://github.com/polyarch/qemu-user-static/releases/tag/v9.2.4-1' } : { assetId: 1, releaseId: Number(id) };
-        const expected = a.type === RELEASE || rebuiltFiles.includes(String(a.inputs.name)) ? 'some' : 'none';
-        assert.deepEqual(await host.diff(urn, a.type === RELEASE ? id : '1', { ...a.wire, ...outs }, b.wire), { changes: expected, replaces: [] }, a.name);
+        const outs = a.type === ASSET ? { assetId: 1, releaseId: id } : { releaseId: id, htmlUrl: `${gh.url}/polyarch/qemu-user-static/releases/tag/v9.2.4-1` };
+        return host.diff(urn, a.type === ASSET ? '1' : String(id), { ...a.wire, ...outs, apiUrl: gh.url }, { ...b.wire, apiUrl: gh.url });
+      };
+      for (const [a, b] of pairs()) {
+        const expected = a.type !== ASSET || rebuiltFiles.includes(String(a.inputs.name)) ? 'some' : 'none';
+        assert.deepEqual(await diff(a, b), { changes: expected, replaces: [] }, a.name);
       }
+      gh.publish(id);
+      const [release] = pairs().filter(([a]) => a.type === RELEASE);
+      await assert.rejects(diff(...release!), /^Error: polyarch\/qemu-user-static release v9\.2\.4-1 is published, and a published release's files never change, but this update would change SHA256SUMS, aarch64_qemu-riscv64-static\.tar\.gz, qemu-riscv64-static and 2 more; publish the new files under a new tag instead: raise "releaseNumber" in the lockfile \(the n of v<qemu>-<n>\) and run again$/);
+      assert.ok(gh.log.every((l) => l.method === 'GET'), 'a diff only reads');
     } finally {
       await host.close();
+      await gh.close();
     }
   });
 });
