@@ -18,6 +18,7 @@ import { makeStage, prepareOutDir, publishStage, removeStage, sweepStages, write
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
 import { hashStamped, stampFile } from './known-digests.ts';
+import { UserError } from './user-error.ts';
 
 /** busybox 1.36.1 (the multi-platform index), the default base of `:latest` and `:register`. */
 export const DEFAULT_BASE_IMAGE = 'docker.io/library/busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662';
@@ -137,7 +138,7 @@ async function contextFiles(image: PlannedImage, hosts: readonly HostEmulators[]
     const h = hostOf(hosts, host);
     const arch = platformArch(image.platforms[i] as string);
     const cpus = await shippedCpus(h);
-    if (cpus.length === 0) throw new Error(`host ${host}: the :latest image would register nothing (it ships only emulators of the host's own family)`);
+    if (cpus.length === 0) throw new UserError(`host ${host}: the :latest image would register nothing (it ships only emulators of the host's own family)`);
     files.push(text(`register/${arch}`, 0o755, generateRegisterScript({ cpus })));
     for (const m of h.emulators) files.push(emulatorFile(`emulators/${arch}/qemu-${m.cpu}-static`, h.dir, m));
   }

@@ -79,6 +79,11 @@ export async function evaluationErrors(): Promise<EvaluationError[]> {
       message: /^build host "builder-1" \(x86_64\) runs x86_64 natively; leave them out of its targets$/,
     },
     {
+      name: 'images of a host whose targets are all its own family',
+      config: { ...good, 'polyarch:targets': ['x86_64'], 'polyarch:registry': { server: 'ghcr.io', repository: 'polyarch/qemu-user-static' } },
+      message: /^host x86_64: the :latest image would register nothing \(it ships only emulators of the host's own family\)$/,
+    },
+    {
       name: 'koji unreachable with a cold cache',
       config: { ...good, 'polyarch:lockFile': unreachable, 'polyarch:cacheDir': path.join(dir, 'cold-cache') },
       message: new RegExp(`^(${rpmUrls.map(escape).join('|')}): connect ECONNREFUSED`),
