@@ -7,7 +7,7 @@
 // input, so never in state, and the serialized provider captures no secret.
 import * as pulumi from '@pulumi/pulumi';
 import type * as GitHub from '../lib/github-release.ts';
-import { diffKeys, githubToken, loadProjectModule } from './providerRuntime.ts';
+import { configureGitHub, diffKeys, gitHub, type GitHubProvider } from './providerRuntime.ts';
 
 /** The release's inputs, as the provider receives them. */
 export interface GitHubReleaseInputs {
@@ -32,11 +32,8 @@ export interface GitHubReleaseOutputs extends GitHubReleaseInputs {
 
 export type GitHubReleaseArgs = { [K in keyof GitHubReleaseInputs]: pulumi.Input<GitHubReleaseInputs[K]> };
 
-const LIB = 'lib/github-release.ts';
 const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'tag'] as const;
 const UPDATE_KEYS = ['name', 'body', 'files'] as const;
-
-type Lib = typeof GitHub;
 
 /** The names whose entry differs between two listings, for the refusal's message. */
 function changedFiles(olds: GitHub.ExpectedFiles, news: GitHub.ExpectedFiles): string[] {
@@ -44,16 +41,9 @@ function changedFiles(olds: GitHub.ExpectedFiles, news: GitHub.ExpectedFiles): s
   return names.filter((n) => JSON.stringify(olds[n]) !== JSON.stringify(news[n]));
 }
 
-interface Provider extends pulumi.dynamic.ResourceProvider<GitHubReleaseInputs, GitHubReleaseOutputs> {
-  /** Set by configure; lives only in the provider host's memory. */
-  token?: string;
-}
-
 // Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
-const provider: Provider = {
-  async configure(req) {
-    this.token = githubToken(req.config);
-  },
+const provider: GitHubProvider<GitHubReleaseInputs, GitHubReleaseOutputs> = {
+  configure: configureGitHub,
 
   async diff(_id, olds, news) {
     const d = diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
@@ -62,8 +52,7 @@ const provider: Provider = {
     // (State from before the listing was recorded has none to compare: the asset writes' own refusal stands then.)
     const changed = d.replaces.length === 0 && olds.files !== undefined ? changedFiles(olds.files, news.files ?? {}) : [];
     if (changed.length > 0 && olds.releaseId !== undefined) {
-      const gh = await loadProjectModule<Lib>(LIB);
-      const client = gh.githubClient({ token: this.token ?? '', apiUrl: olds.apiUrl });
+      const { gh, client } = await gitHub(this.token, olds.apiUrl);
       const r = await gh.getRelease(client, { owner: olds.owner, repo: olds.repo, releaseId: olds.releaseId });
       if (r && !r.draft) throw gh.publishedError(olds, olds.tag, `this update would change ${changed.slice(0, 3).join(', ')}${changed.length > 3 ? ` and ${changed.length - 3} more` : ''}`);
     }
@@ -71,15 +60,13 @@ const provider: Provider = {
   },
 
   async create(inputs) {
-    const gh = await loadProjectModule<typeof GitHub>(LIB);
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: inputs.apiUrl });
+    const { gh, client } = await gitHub(this.token, inputs.apiUrl);
     const r = await gh.createRelease(client, inputs, inputs);
     return { id: String(r.id), outs: { ...inputs, releaseId: r.id, htmlUrl: gh.releasePage(inputs.apiUrl, `${inputs.owner}/${inputs.repo}`, inputs.tag) } };
   },
 
   async update(id, olds, news) {
-    const gh = await loadProjectModule<typeof GitHub>(LIB);
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: news.apiUrl });
+    const { gh, client } = await gitHub(this.token, news.apiUrl);
     // A release deleted by hand since the last run is made again (or adopted by tag), so the
     // release id can change here; read() follows the outputs, not the engine's id.
     const r = (await gh.updateRelease(client, { ...news, releaseId: olds.releaseId ?? Number(id) }, news)) ?? (await gh.createRelease(client, news, news));
@@ -88,8 +75,7 @@ const provider: Provider = {
 
   async read(id, props) {
     if (!props) return { id, props };
-    const gh = await loadProjectModule<typeof GitHub>(LIB);
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
+    const { gh, client } = await gitHub(this.token, props.apiUrl);
     const r = await gh.getRelease(client, { ...props, releaseId: props.releaseId ?? Number(id) });
     // An empty id tells the engine the release is gone.
     if (!r) return { id: '', props: {} as GitHubReleaseOutputs };

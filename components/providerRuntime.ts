@@ -3,6 +3,8 @@
 // plain `node` process (no tsx loader), whose working folder is the project. So provider
 // methods capture nothing but plain values and functions from this file, and load the
 // project's modules here, at run time: compiled (dist/, when fresh) or through tsx's scoped loader.
+import type * as pulumi from '@pulumi/pulumi';
+import type * as GitHubLib from '../lib/github-release.ts';
 
 /**
  * Imports a module of this project (path relative to the project folder, e.g.
@@ -45,4 +47,20 @@ export const TOKEN_CONFIG_KEY = 'polyarch:githubToken';
  */
 export function githubToken(config: { get(key: string): string | undefined }): string | undefined {
   return config.get(TOKEN_CONFIG_KEY) || process.env.GITHUB_TOKEN;
+}
+
+/** A provider over GitHub: it holds the token it was configured with, in the provider host's memory only. */
+export interface GitHubProvider<I, O> extends pulumi.dynamic.ResourceProvider<I, O> {
+  token?: string;
+}
+
+/** What every GitHub provider's `configure` does: take the token from the stack's secret config (or GITHUB_TOKEN). */
+export async function configureGitHub(this: { token?: string }, req: pulumi.dynamic.ConfigureRequest): Promise<void> {
+  this.token = githubToken(req.config);
+}
+
+/** lib/github-release and a client holding the provider's token, for one provider call. */
+export async function gitHub(token: string | undefined, apiUrl: string): Promise<{ gh: typeof GitHubLib; client: GitHubLib.GitHub }> {
+  const gh = await loadProjectModule<typeof GitHubLib>('lib/github-release.ts');
+  return { gh, client: gh.githubClient({ token: token ?? '', apiUrl }) };
 }

@@ -9,7 +9,7 @@
 // never in state, and the serialized provider captures no secret.
 import * as pulumi from '@pulumi/pulumi';
 import type * as GitHubRelease from '../lib/github-release.ts';
-import { diffKeys, githubToken, loadProjectModule } from './providerRuntime.ts';
+import { configureGitHub, diffKeys, gitHub, type GitHubProvider } from './providerRuntime.ts';
 
 /** The asset's inputs, as the provider receives them. */
 export interface ReleaseAssetInputs {
@@ -39,16 +39,10 @@ export interface ReleaseAssetOutputs extends ReleaseAssetInputs {
 
 export type ReleaseAssetArgs = { [K in keyof ReleaseAssetInputs]: pulumi.Input<ReleaseAssetInputs[K]> };
 
-const LIB = 'lib/github-release.ts';
 const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'tag', 'name'] as const;
 const UPDATE_KEYS = ['sha256', 'contentType'] as const;
 /** The inputs the diff compares: where the bytes sit locally (`file`) is not among them. */
 export const DIFFED_KEYS: readonly string[] = [...REPLACE_KEYS, ...UPDATE_KEYS];
-
-interface Provider extends pulumi.dynamic.ResourceProvider<ReleaseAssetInputs, ReleaseAssetOutputs> {
-  /** Set by configure; lives only in the provider host's memory. */
-  token?: string;
-}
 
 type Lib = typeof GitHubRelease;
 type Client = ReturnType<Lib['githubClient']>;
@@ -71,35 +65,32 @@ async function requireRelease(gh: Lib, client: Client, p: ReleaseAssetInputs): P
 
 const downloadUrl = (gh: Lib, p: ReleaseAssetInputs) => `${gh.downloadBase(p.apiUrl, `${p.owner}/${p.repo}`, p.tag)}/${p.name}`;
 
+/** The bytes to publish, read from the asset's file (relative to the project folder, the host's working folder). */
+async function content(p: ReleaseAssetInputs): Promise<GitHubRelease.AssetContent> {
+  const { readFile } = process.getBuiltinModule('node:fs/promises');
+  const { resolve } = process.getBuiltinModule('node:path');
+  return { name: p.name, data: await readFile(resolve(p.file)), sha256: p.sha256, contentType: p.contentType };
+}
+
 // Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
-const provider: Provider = {
-  async configure(req) {
-    this.token = githubToken(req.config);
-  },
+const provider: GitHubProvider<ReleaseAssetInputs, ReleaseAssetOutputs> = {
+  configure: configureGitHub,
 
   async diff(_id, olds, news) {
     return diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
   },
 
   async create(inputs) {
-    const gh = await loadProjectModule<Lib>(LIB);
-    const { readFile } = process.getBuiltinModule('node:fs/promises');
-    const { resolve } = process.getBuiltinModule('node:path');
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: inputs.apiUrl });
+    const { gh, client } = await gitHub(this.token, inputs.apiUrl);
     const target = await requireRelease(gh, client, inputs);
-    const data = await readFile(resolve(inputs.file));
-    const asset = await gh.putAsset(client, target, { name: inputs.name, data, sha256: inputs.sha256, contentType: inputs.contentType });
+    const asset = await gh.putAsset(client, target, await content(inputs));
     return { id: String(asset.id), outs: { ...inputs, releaseId: target.releaseId, assetId: asset.id, downloadUrl: downloadUrl(gh, inputs) } };
   },
 
   async update(id, olds, news) {
-    const gh = await loadProjectModule<Lib>(LIB);
-    const { readFile } = process.getBuiltinModule('node:fs/promises');
-    const { resolve } = process.getBuiltinModule('node:path');
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: news.apiUrl });
+    const { gh, client } = await gitHub(this.token, news.apiUrl);
     const target = await requireRelease(gh, client, news);
-    const data = await readFile(resolve(news.file));
-    const asset = await gh.replaceAsset(client, target, olds.assetId ?? Number(id), { name: news.name, data, sha256: news.sha256, contentType: news.contentType });
+    const asset = await gh.replaceAsset(client, target, olds.assetId ?? Number(id), await content(news));
     return { outs: { ...news, releaseId: target.releaseId, assetId: asset.id, downloadUrl: downloadUrl(gh, news) } };
   },
 
@@ -107,8 +98,7 @@ const provider: Provider = {
   // and delete follow the outputs' assetId.
   async read(id, props) {
     if (!props) return { id, props };
-    const gh = await loadProjectModule<Lib>(LIB);
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
+    const { gh, client } = await gitHub(this.token, props.apiUrl);
     const target = await release(gh, client, props);
     const asset = target && (await gh.getAsset(client, target, props.assetId ?? Number(id)));
     // An empty id tells the engine the asset is gone (so is one whose release is gone).
@@ -120,8 +110,7 @@ const provider: Provider = {
   },
 
   async delete(id, props) {
-    const gh = await loadProjectModule<Lib>(LIB);
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
+    const { gh, client } = await gitHub(this.token, props.apiUrl);
     const target = await release(gh, client, props);
     // No release, nothing to delete: GitHub deletes a release's assets with it. A published
     // release's file is refused (a dropped target needs a new tag); a bump's old release is

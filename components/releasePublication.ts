@@ -7,7 +7,7 @@
 // diff to say, at preview: it comes first.)
 import * as pulumi from '@pulumi/pulumi';
 import type * as GitHub from '../lib/github-release.ts';
-import { diffKeys, githubToken, loadProjectModule } from './providerRuntime.ts';
+import { configureGitHub, diffKeys, gitHub, type GitHubProvider } from './providerRuntime.ts';
 
 /** The publication's inputs, as the provider receives them. */
 export interface ReleasePublicationInputs {
@@ -30,37 +30,25 @@ export interface ReleasePublicationOutputs extends ReleasePublicationInputs {
 
 export type ReleasePublicationArgs = { [K in keyof ReleasePublicationInputs]: pulumi.Input<ReleasePublicationInputs[K]> };
 
-const LIB = 'lib/github-release.ts';
 const REPLACE_KEYS = ['apiUrl', 'owner', 'repo', 'tag'] as const;
 const UPDATE_KEYS = ['files'] as const;
 
-interface Provider extends pulumi.dynamic.ResourceProvider<ReleasePublicationInputs, ReleasePublicationOutputs> {
-  /** Set by configure; lives only in the provider host's memory. */
-  token?: string;
-}
-
-type Lib = typeof GitHub;
-
 // Method bodies run in the dynamic-provider host; see components/providerRuntime.ts.
-const provider: Provider = {
-  async configure(req) {
-    this.token = githubToken(req.config);
-  },
+const provider: GitHubProvider<ReleasePublicationInputs, ReleasePublicationOutputs> = {
+  configure: configureGitHub,
 
   async diff(_id, olds, news) {
     return diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
   },
 
   async create(inputs) {
-    const gh = await loadProjectModule<Lib>(LIB);
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: inputs.apiUrl });
+    const { gh, client } = await gitHub(this.token, inputs.apiUrl);
     const r = await gh.publishRelease(client, inputs, inputs.files);
     return { id: String(r.id), outs: { ...inputs, htmlUrl: gh.releasePage(inputs.apiUrl, `${inputs.owner}/${inputs.repo}`, inputs.tag) } };
   },
 
   async update(_id, _olds, news) {
-    const gh = await loadProjectModule<Lib>(LIB);
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: news.apiUrl });
+    const { gh, client } = await gitHub(this.token, news.apiUrl);
     await gh.publishRelease(client, news, news.files);
     return { outs: { ...news, htmlUrl: gh.releasePage(news.apiUrl, `${news.owner}/${news.repo}`, news.tag) } };
   },
@@ -69,8 +57,7 @@ const provider: Provider = {
   // and the next up publishes it again once its files are there.
   async read(id, props) {
     if (!props) return { id, props };
-    const gh = await loadProjectModule<Lib>(LIB);
-    const client = gh.githubClient({ token: this.token ?? '', apiUrl: props.apiUrl });
+    const { gh, client } = await gitHub(this.token, props.apiUrl);
     const r = await gh.getRelease(client, props);
     if (!r || r.draft) return { id: '', props: {} as ReleasePublicationOutputs };
     return { id, props };

@@ -5,13 +5,12 @@
 // dynamic-provider host in a plain node process: create, adopt, update in place, read, gone,
 // never deleted, and a bad token's error.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createRelease, findRelease, getRelease, githubClient, publishRelease, putAsset, updateRelease, type ExpectedFiles } from '../lib/github-release.ts';
 import { sha256 } from '../lib/digest.ts';
 import { startFakeGitHub, type FakeGitHub } from './fixtures/github.ts';
 import { checkGitHubToken, startDynamicHost } from './helpers/dynamic-host.ts';
-import { fixtureLock, loadProgram, type Declared } from './helpers/program.ts';
+import { declareGitHubRelease, type Declared } from './helpers/program.ts';
 
 const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
 
@@ -206,14 +205,7 @@ test('GitHub Enterprise: the API root is used as given, never with api/v3 added 
 
 /** The program under mocks with a GitHub release pointing at the fake server. */
 async function programRelease(): Promise<Declared> {
-  const { file, cacheDir } = await fixtureLock(['x86_64']);
-  const config = {
-    'polyarch:lockFile': file,
-    'polyarch:cacheDir': path.relative(process.cwd(), cacheDir),
-    'polyarch:release': JSON.stringify({ repository: `${fake.owner}/${fake.repo}`, apiUrl: fake.url }),
-  };
-  const { resources } = await loadProgram(config, { 'polyarch:githubToken': fake.token });
-  return resources.find((r) => r.type === RELEASE)!;
+  return (await declareGitHubRelease(fake)).find((r) => r.type === RELEASE)!;
 }
 
 test("the provider as serialized under mocks runs in Pulumi's dynamic-provider host (plain node): create, adopt, update, read, gone, kept", async () => {

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { deleteAsset, getAsset, githubClient, listAssets, putAsset, replaceAsset, type AssetContent } from '../lib/github-release.ts';
 import { startFakeGitHub, type FakeGitHub } from './fixtures/github.ts';
 import { checkGitHubToken, startDynamicHost } from './helpers/dynamic-host.ts';
-import { fixtureLock, loadProgram, type Declared } from './helpers/program.ts';
+import { declareGitHubRelease, type Declared } from './helpers/program.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const content = (name: string, text: string): AssetContent => {
@@ -149,14 +149,7 @@ test('replacing an asset of a draft: new bytes under the same name, one asset', 
 
 /** The program under mocks with a GitHub release pointing at the fake server. */
 async function programAssets(): Promise<Declared[]> {
-  const { file, cacheDir } = await fixtureLock(['x86_64']);
-  const config = {
-    'polyarch:lockFile': file,
-    'polyarch:cacheDir': path.relative(process.cwd(), cacheDir),
-    'polyarch:release': JSON.stringify({ repository: `${fake.owner}/${fake.repo}`, apiUrl: fake.url }),
-  };
-  const { resources } = await loadProgram(config, { 'polyarch:githubToken': fake.token });
-  return resources.filter((r) => r.type === 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset');
+  return (await declareGitHubRelease(fake)).filter((r) => r.type === 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset');
 }
 
 test("the provider as serialized under mocks runs in Pulumi's dynamic-provider host (plain node): create, diff, update, read, delete", async () => {

@@ -120,3 +120,14 @@ export async function fixtureLock(
     fs.rmSync(root, { recursive: true, force: true });
   }
 }
+
+/** Every resource the program declares, under mocks, for an x86_64 release published to `github` (the loopback GitHub). */
+export async function declareGitHubRelease(github: { owner: string; repo: string; url: string; token: string }): Promise<Declared[]> {
+  const { file, cacheDir } = await fixtureLock(['x86_64']);
+  const config = {
+    'polyarch:lockFile': file,
+    'polyarch:cacheDir': path.relative(process.cwd(), cacheDir),
+    'polyarch:release': JSON.stringify({ repository: `${github.owner}/${github.repo}`, apiUrl: github.url }),
+  };
+  return (await loadProgram(config, { 'polyarch:githubToken': github.token })).resources;
+}
