@@ -16,6 +16,7 @@ import { fakeDocker, type FakeDocker } from './fixtures/docker.ts';
 import { startDynamicHost } from './helpers/dynamic-host.ts';
 import { fixtureLock, loadProgram } from './helpers/program.ts';
 import { imageMocks } from './helpers/registry.ts';
+import { closedPort } from './helpers/ports.ts';
 
 const IMAGE = DEFAULT_REGISTRY_IMAGE;
 const IMAGE_ID = `sha256:${'1'.repeat(64)}`;
@@ -33,14 +34,6 @@ async function startFakeRegistry() {
   return { port: (server.address() as net.AddressInfo).port, hits: () => hits, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-/** A loopback port nothing listens on (picked free, then released). */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 let docker: FakeDocker;
 let registry: Awaited<ReturnType<typeof startFakeRegistry>>;

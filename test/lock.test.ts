@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,20 +15,13 @@ import { kojiTree, startKoji, type KojiServer } from './fixtures/koji.ts';
 import { buildFixtureRpms, SINGLE_BUILD, SPLIT_BUILD, type FixtureHost } from './fixtures/rpms.ts';
 import { HOST_ELF, hostElfBytes } from './helpers/elf.ts';
 import { hasCommand, requireSystem } from './helpers/system.ts';
+import { closedPort } from './helpers/ports.ts';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-lock-'));
 const fast = { retries: 3, minTimeout: 10 };
 
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const HOSTS = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const;
 let koji: KojiServer;

@@ -4,10 +4,10 @@
 // key, file or URL. The program test runs them under mocks, test/engine/evaluation-errors.test.ts
 // on the real engine.
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fixtureLock } from './program.ts';
+import { closedPort } from './ports.ts';
 
 export interface EvaluationError {
   name: string;
@@ -19,14 +19,6 @@ export interface EvaluationError {
   hidden?: string;
 }
 
-/** A loopback port nothing listens on: bound, then closed again. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Secret config every case runs with (set with --secret): build hosts need a key to get that far. */
 export const SECRETS = { 'polyarch:sshPrivateKey': 'not-a-key-evaluation-fails-first' };
