@@ -1,7 +1,8 @@
 // What one build host gets: the files to copy there over SSH and the shell strings that
-// register, re-register and unregister its binfmt_misc entries. Pure: the component turns
-// this into remote.CopyToRemote and remote.Command resources, and the system test runs the
-// very same strings over ssh.
+// register, re-register and unregister its binfmt_misc entries. The plan itself is pure;
+// writeRegisterScript and stageUpload write the files it names into the cache. The component
+// turns the plan into remote.CopyToRemote and remote.Command resources, and the system test
+// runs the very same strings over ssh.
 //
 // Layout on the build host (every path below is fixed here, and quoted wherever used):
 //   ~/.polyarch-<sha16>/          one upload per host and set of files (one CopyToRemote of a

@@ -132,13 +132,14 @@ function decode(value: string): unknown {
   }
 }
 
+/** The keys that hold secrets: set only with `pulumi config set --secret`. */
+export const SECRET_KEYS = ['registryPassword', 'sshPrivateKey', 'githubToken'] as const;
+
 /**
  * Validates the `polyarch:*` keys of a stack's config. `raw` maps key (without namespace)
  * to the value Pulumi holds; `secretsSet` names the secret keys that have a value.
- * Throws one Error listing every problem.
+ * Throws one UserError listing every problem.
  */
-export const SECRET_KEYS = ['registryPassword', 'sshPrivateKey', 'githubToken'] as const;
-
 export function parseStackConfig(raw: Record<string, string>, secretsSet: ReadonlySet<string>): StackConfig {
   // A secret key in plain config would sit unencrypted in the stack file: refuse it, without echoing it.
   const exposed = SECRET_KEYS.filter((k) => k in raw);
