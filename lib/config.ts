@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { normalizeFlags } from './binfmt.ts';
 import { cpuNames, HOST_ARCHES, isHostArch, unknownHostArch, type HostArch } from './cpus.ts';
-import { DEFAULT_BASE_IMAGE, DEFAULT_IMAGE_SOURCE, LABEL_REVISION, LABEL_SOURCE, PINNED_IMAGE } from './contexts.ts';
+import { DEFAULT_BASE_IMAGE, DEFAULT_IMAGE_SOURCE, LABEL_REVISION, LABEL_SOURCE, PINNED_IMAGE } from './image-refs.ts';
 import { UserError } from './user-error.ts';
 
 const unique = <T>(items: readonly T[], key: (t: T) => string, what: string, ctx: z.core.$RefinementCtx) => {
