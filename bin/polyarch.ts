@@ -9,7 +9,7 @@ import { binfmtCommands } from './commands/binfmt.ts';
 import { addFetchOptions, fetchOptions, type FetchFlags } from './commands/fetch-options.ts';
 import { imageCommands } from './commands/images.ts';
 import { extractToDir } from '../lib/extract.ts';
-import { fetchText, readRpmSource, RpmCache } from '../lib/fetch.ts';
+import { DEFAULT_CACHE_DIR, fetchText, readRpmSource, RpmCache } from '../lib/fetch.ts';
 import { DEFAULT_KOJI, newestBuild } from '../lib/koji.ts';
 import { checkLockWritable, createLock, extractLocked, readLock, readPreviousLock, releaseTag, writeLock } from '../lib/lock.ts';
 import { removeUnfinishedSync } from '../lib/out-dir.ts';
@@ -23,7 +23,6 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]
   });
 }
 
-const DEFAULT_CACHE = '.cache/rpms';
 
 const hostList = (value: string): HostArch[] => [...new Set(value.split(',').map((h) => parseHostArch(h.trim())))];
 const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
@@ -42,7 +41,7 @@ addFetchOptions(program
   .option('--hosts <list>', `comma-separated host arches (${HOST_ARCHES.join(', ')})`, 'x86_64')
   .option('--koji <url>', 'koji package root')
   .option('--out <file>', 'lockfile to write; the one it replaces numbers the release (same pins: same n; other pins of the same QEMU: n+1)', 'qemu.lock.json')
-  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE))
+  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE_DIR))
   .action(async (o: { qemu?: string; release?: string; latest?: boolean; hosts: string; koji?: string; out: string; cache: string } & FetchFlags) => {
     const fetching = fetchOptions(o);
     const hosts = hostList(o.hosts);
@@ -64,7 +63,7 @@ addFetchOptions(program
   .requiredOption('--out <dir>', 'output folder')
   .option('--lock <file>', 'extract the RPMs this lockfile pins instead (fetched and verified)')
   .option('--host <arch>', 'host arch to take from the lockfile', 'x86_64')
-  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE))
+  .option('--cache <dir>', 'RPM cache, keyed by sha256', DEFAULT_CACHE_DIR))
   .action(async (rpms: string[], o: { out: string; lock?: string; host: string; cache: string } & FetchFlags) => {
     const fetching = fetchOptions(o);
     if (o.lock) {

@@ -2,12 +2,11 @@
 // Secret values stay in Pulumi: only whether they are set is passed on.
 import fs from 'node:fs';
 import * as pulumi from '@pulumi/pulumi';
-import { parseStackConfig, type SECRET_KEYS, type StackConfig } from '../lib/config.ts';
+import { CONFIG_PREFIX, parseStackConfig, type SECRET_KEYS, type StackConfig } from '../lib/config.ts';
 import { HOST_ARCHES } from '../lib/cpus.ts';
 import { readLock, type Lock } from '../lib/lock.ts';
 import { UserError } from '../lib/user-error.ts';
 
-const NAMESPACE = 'polyarch:';
 // Present in the SDK's runtime but missing from its type declarations.
 const isConfigSecret = (pulumi.runtime as unknown as { isConfigSecret(key: string): boolean }).isConfigSecret;
 
@@ -15,8 +14,8 @@ export function loadStackConfig(): StackConfig {
   const raw: Record<string, string> = {};
   const secretsSet = new Set<string>();
   for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
-    if (!key.startsWith(NAMESPACE)) continue;
-    const name = key.slice(NAMESPACE.length);
+    if (!key.startsWith(CONFIG_PREFIX)) continue;
+    const name = key.slice(CONFIG_PREFIX.length);
     if (isConfigSecret(key)) secretsSet.add(name);
     else raw[name] = value;
   }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { parseProcEntry, type ProcEntry } from './binfmt.ts';
+import { BINFMT_MISC, parseProcEntry, type ProcEntry } from './binfmt.ts';
 import { CPUS, hostFamily } from './cpus.ts';
 
 const hex = z.string().regex(/^(?:[0-9a-f]{2})*$/);
@@ -39,7 +39,6 @@ export const BinfmtStatus = z.strictObject({
 export type BinfmtStatus = z.infer<typeof BinfmtStatus>;
 export type BinfmtStatusEntry = z.infer<typeof BinfmtStatusEntry>;
 
-export const BINFMT_MISC = '/proc/sys/fs/binfmt_misc';
 
 /** Names the script can print as JSON strings without escapes beyond \" and \\. */
 const PRINTABLE = /^[\x21-\x7e]+$/;

@@ -10,6 +10,8 @@ import type { Cpu } from './cpus.ts';
 
 /** The kernel refuses writes to `register` longer than this (newline included). */
 export const MAX_REGISTER_LENGTH = 1920;
+/** Where the kernel's binfmt_misc is mounted: one file per entry, plus `register` and `status`. */
+export const BINFMT_MISC = '/proc/sys/fs/binfmt_misc';
 /** The kernel only looks at this many bytes of a file; offset + magic must fit in them. */
 export const BINPRM_BUF_SIZE = 256;
 /** An entry becomes a file in binfmt_misc, so its name is bounded like any file name. */

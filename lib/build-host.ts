@@ -29,7 +29,7 @@
 // update, which re-registers in place (same folder, no replacement, no claim to lose).
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { formatLine, parseProcEntry, registerLine } from './binfmt.ts';
+import { BINFMT_MISC as BINFMT, formatLine, parseProcEntry, registerLine } from './binfmt.ts';
 import { runsNatively, targetsFor, type Cpu } from './cpus.ts';
 import type { StackConfig } from './config.ts';
 import type { HostEmulators } from './emulators.ts';
@@ -44,7 +44,6 @@ export type BuildHost = StackConfig['buildHosts'][number];
 
 /** Where the register script writes persistent entries, read by systemd-binfmt at boot. */
 export const PERSIST_DIR = '/etc/binfmt.d';
-const BINFMT = '/proc/sys/fs/binfmt_misc';
 const SCRIPT = 'register';
 
 /** The register script as a local file, named by its digest. */

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { normalizeFlags } from './binfmt.ts';
 import { cpuNames, HOST_ARCHES, isHostArch, unknownHostArch, type HostArch } from './cpus.ts';
+import { DEFAULT_CACHE_DIR } from './fetch.ts';
 import { DEFAULT_BASE_IMAGE, DEFAULT_IMAGE_SOURCE, LABEL_REVISION, LABEL_SOURCE, PINNED_IMAGE } from './image-refs.ts';
 import { UserError } from './user-error.ts';
 
@@ -98,7 +99,7 @@ export const StackConfigSchema = z
       unique(t, (x) => x, 'target', ctx);
       if (t.includes('all') && t.length > 1) ctx.addIssue({ code: 'custom', message: '"all" stands alone' });
     }),
-    cacheDir: z.string().min(1).default('.cache/rpms'),
+    cacheDir: z.string().min(1).default(DEFAULT_CACHE_DIR),
     registry: Registry.optional(),
     buildHosts: z.array(BuildHost).default([]).superRefine((b, ctx) => unique(b, (x) => x.name, 'build host name', ctx)),
     /** Base of the :latest and :register images; must list every host's platform. */
@@ -131,6 +132,9 @@ function decode(value: string): unknown {
     return value;
   }
 }
+
+/** The config namespace, the project's name: stack keys are `polyarch:<key>`. */
+export const CONFIG_PREFIX = 'polyarch:';
 
 /** The keys that hold secrets: set only with `pulumi config set --secret`. */
 export const SECRET_KEYS = ['registryPassword', 'sshPrivateKey', 'githubToken'] as const;
@@ -172,10 +176,10 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
       ctx.addIssue({ code: 'custom', path: ['buildHosts'], message: 'build hosts need the secret polyarch:sshPrivateKey' });
     }
   }).safeParse(plain);
-  const exposedProblems = exposed.map((k) => `polyarch:${k}: must be set with \`pulumi config set --secret\`, not as plain text`);
+  const exposedProblems = exposed.map((k) => `${CONFIG_PREFIX}${k}: must be set with \`pulumi config set --secret\`, not as plain text`);
   if (!parsed.success || exposedProblems.length > 0 || moved.length > 0) {
     const problems = (parsed.error?.issues ?? []).map((i) => {
-      const where = i.path.length ? `polyarch:${i.path.map(String).join('.')}` : 'polyarch';
+      const where = i.path.length ? `${CONFIG_PREFIX}${i.path.map(String).join('.')}` : 'polyarch';
       const msg = i.code === 'unrecognized_keys' ? `unknown key(s) ${i.keys.join(', ')} (valid: ${Object.keys(StackConfigSchema.shape).join(', ')}, ${SECRET_KEYS.join(', ')})` : i.message;
       return `${where}: ${msg}`;
     });

@@ -13,6 +13,9 @@ import { makeStage, NoSpaceError, publishStage, removeStage, sweepStages, writeE
 import { UserError } from './user-error.ts';
 
 /** One host's extracted emulators, limited to the stack's targets. */
+/** Where extracted emulators are kept: a folder of the RPM cache. */
+export const emulatorsCache = (cacheDir: string) => path.join(cacheDir, 'emulators');
+
 export interface HostEmulators {
   host: HostArch;
   /** Folder holding `qemu-<cpu>-static` files (and `binfmt.d/`). */
@@ -193,5 +196,5 @@ export async function prepareStackEmulators(config: StackEmulatorConfig, lock: L
   const missing = config.hosts.filter((h) => !lock.hosts[h]);
   if (missing.length > 0) throw new UserError(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}; run polyarch lock with --hosts ${config.hosts.join(',')}`);
   const targets = config.targets.includes('all') ? 'all' : config.targets;
-  return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: path.join(config.cacheDir, 'emulators'), targets, progress, fetch })));
+  return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: emulatorsCache(config.cacheDir), targets, progress, fetch })));
 }

@@ -321,6 +321,9 @@ export interface Pin {
   size?: number;
 }
 
+/** Where RPMs are cached unless told otherwise (relative to the working folder); extracted emulators, tarballs and contexts live below it. */
+export const DEFAULT_CACHE_DIR = '.cache/rpms';
+
 /** RPMs on disk, one file per sha256. */
 export class RpmCache {
   private swept = false;

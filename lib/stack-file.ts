@@ -4,9 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { parseStackConfig, type StackConfig } from './config.ts';
+import { CONFIG_PREFIX, parseStackConfig, type StackConfig } from './config.ts';
 
-const NAMESPACE = 'polyarch:';
 /** Keys of a Pulumi.yaml config entry that declares a type rather than giving a value. */
 const SCHEMA_KEYS = new Set(['type', 'description', 'default', 'value', 'items', 'secret']);
 
@@ -39,10 +38,10 @@ export function readStackConfig(projectDir: string, stack?: string): StackConfig
   const project = path.join(projectDir, 'Pulumi.yaml');
   if (fs.existsSync(project)) {
     for (const [key, entry] of Object.entries(readYaml(project))) {
-      if (!key.startsWith(NAMESPACE)) continue;
+      if (!key.startsWith(CONFIG_PREFIX)) continue;
       const isSchema = typeof entry === 'object' && entry !== null && !Array.isArray(entry) && Object.keys(entry).some((k) => SCHEMA_KEYS.has(k));
       const value = isSchema ? ((entry as Record<string, unknown>).value ?? (entry as Record<string, unknown>).default) : entry;
-      if (value !== undefined) raw[key.slice(NAMESPACE.length)] = asRaw(value);
+      if (value !== undefined) raw[key.slice(CONFIG_PREFIX.length)] = asRaw(value);
     }
   } else if (stack !== undefined) {
     throw new Error(`no Pulumi.yaml in ${projectDir}`);
@@ -52,8 +51,8 @@ export function readStackConfig(projectDir: string, stack?: string): StackConfig
     const file = path.join(projectDir, `Pulumi.${stack}.yaml`);
     if (!fs.existsSync(file)) throw new Error(`stack "${stack}" has no Pulumi.${stack}.yaml in ${projectDir}`);
     for (const [key, value] of Object.entries(readYaml(file))) {
-      if (!key.startsWith(NAMESPACE)) continue;
-      const name = key.slice(NAMESPACE.length);
+      if (!key.startsWith(CONFIG_PREFIX)) continue;
+      const name = key.slice(CONFIG_PREFIX.length);
       if (isSecure(value)) {
         secrets.add(name);
         delete raw[name];

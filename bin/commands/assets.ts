@@ -5,10 +5,10 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { buildAssets, writeAssets, type Asset } from '../../lib/assets.ts';
 import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib/cpus.ts';
-import { extractOnce, prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
+import { emulatorsCache, extractOnce, prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { sha256 } from '../../lib/digest.ts';
 import { extractToDir } from '../../lib/extract.ts';
-import { readRpmSource, RpmCache, type RetryOptions } from '../../lib/fetch.ts';
+import { DEFAULT_CACHE_DIR, readRpmSource, RpmCache, type RetryOptions } from '../../lib/fetch.ts';
 import { readLock } from '../../lib/lock.ts';
 import { addFetchOptions, fetchOptions, type FetchFlags } from './fetch-options.ts';
 
@@ -30,8 +30,7 @@ async function fromLock(o: AssetsOptions & { lock: string }, fetching: RetryOpti
   const hosts = o.hosts ? [...new Set(o.hosts.split(',').map((h) => parseHostArch(h.trim())))] : pinned;
   const missing = hosts.filter((h) => !lock.hosts[h]);
   if (missing.length > 0) throw new Error(`${o.lock} pins no RPMs for host(s) ${missing.join(', ')} (it has: ${pinned.join(', ')})`);
-  const emulatorsDir = path.join(o.cache, 'emulators');
-  return hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir, targets: 'all', fetch: fetching }));
+  return hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir: emulatorsCache(o.cache), targets: 'all', fetch: fetching }));
 }
 
 /**
@@ -45,7 +44,7 @@ async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: strin
     rpms.map(async (r) => ({ label: r, buf: await readRpmSource(r, cache, fetching) })),
   );
   const key = sha256(inputs.map((i) => sha256(i.buf)).sort().join('\n')).slice(0, 16);
-  const dir = path.resolve(cacheDir, 'emulators', `${host}-files-${key}`);
+  const dir = path.resolve(emulatorsCache(cacheDir), `${host}-files-${key}`);
   const manifest = await extractOnce(dir, async (into) => {
     const extracted = await extractToDir(inputs, into);
     const foreign = extracted.find((m) => !m.rpm.endsWith(`.${host}`));
@@ -78,7 +77,7 @@ export function assetsCommand(program: Command): void {
     .option('--lock <file>', 'build from the RPMs this lockfile pins (fetched and verified)')
     .option('--hosts <list>', `with --lock: comma-separated host arches (default: every host the lockfile pins; ${HOST_ARCHES.join(', ')})`)
     .option('--host <arch>', 'with RPM files: the host arch they are built for')
-    .option('--cache <dir>', 'RPM cache, keyed by sha256; extracted emulators and tarballs are kept inside it', '.cache/rpms'))
+    .option('--cache <dir>', 'RPM cache, keyed by sha256; extracted emulators and tarballs are kept inside it', DEFAULT_CACHE_DIR))
     .action(async (rpms: string[], o: AssetsOptions) => {
       process.stdout.write(`${JSON.stringify(listing(await runAssets(rpms, o)), null, 2)}\n`);
     });

@@ -62,7 +62,7 @@ export function binfmtCommands(program: Command): void {
     .addOption(new Option('--binfmt-dir <dir>').hideHelp())
     .action(async (o: { json?: boolean; binfmtDir?: string }) => {
       // Loaded here, not for `--help`: zod, its schemas' library, is the largest import of a start-up.
-      const { BINFMT_MISC, readBinfmtStatus } = await import('../../lib/binfmt-status.ts');
+      const [{ BINFMT_MISC }, { readBinfmtStatus }] = await Promise.all([import('../../lib/binfmt.ts'), import('../../lib/binfmt-status.ts')]);
       const status = readBinfmtStatus(o.binfmtDir ?? BINFMT_MISC);
       process.stdout.write(o.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     });
