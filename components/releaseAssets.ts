@@ -5,7 +5,8 @@
 // (lib/assets, at program evaluation), so previews show each asset's digest.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
-import { assetMode, releaseNotes, type Asset } from '../lib/assets.ts';
+import { assetMode, type Asset } from '../lib/assets.ts';
+import { releaseNotes } from '../lib/release-notes.ts';
 import type { HostEmulators } from '../lib/emulators.ts';
 import { DEFAULT_API_URL, downloadBase, releasePage } from '../lib/github-release.ts';
 import { FolderAsset } from './folderAsset.ts';
