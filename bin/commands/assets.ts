@@ -11,6 +11,7 @@ import { extractToDir } from '../../lib/extract.ts';
 import { DEFAULT_CACHE_DIR, readRpmSource, RpmCache, type RetryOptions } from '../../lib/fetch.ts';
 import { readLock } from '../../lib/lock.ts';
 import { addFetchOptions, fetchOptions, type FetchFlags } from './fetch-options.ts';
+import { printJson } from './output.ts';
 
 export interface AssetsOptions extends FetchFlags {
   out: string;
@@ -79,6 +80,6 @@ export function assetsCommand(program: Command): void {
     .option('--host <arch>', 'with RPM files: the host arch they are built for')
     .option('--cache <dir>', 'RPM cache, keyed by sha256; extracted emulators and tarballs are kept inside it', DEFAULT_CACHE_DIR))
     .action(async (rpms: string[], o: AssetsOptions) => {
-      process.stdout.write(`${JSON.stringify(listing(await runAssets(rpms, o)), null, 2)}\n`);
+      printJson(listing(await runAssets(rpms, o)));
     });
 }

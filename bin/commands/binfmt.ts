@@ -6,6 +6,7 @@ import { HOST_ARCHES, parseHostArch, targetsFor } from '../../lib/cpus.ts';
 import { registerLine } from '../../lib/binfmt.ts';
 import { generateRegisterScript } from '../../lib/register-script.ts';
 import type { BinfmtStatus } from '../../lib/binfmt-status.ts';
+import { printJson } from './output.ts';
 
 export interface ConfOptions {
   host: string;
@@ -64,7 +65,8 @@ export function binfmtCommands(program: Command): void {
       // Loaded here, not for `--help`: zod, its schemas' library, is the largest import of a start-up.
       const [{ BINFMT_MISC }, { readBinfmtStatus }] = await Promise.all([import('../../lib/binfmt.ts'), import('../../lib/binfmt-status.ts')]);
       const status = readBinfmtStatus(o.binfmtDir ?? BINFMT_MISC);
-      process.stdout.write(o.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+      if (o.json) printJson(status);
+      else process.stdout.write(formatStatus(status));
     });
 
   binfmt

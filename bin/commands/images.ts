@@ -10,8 +10,7 @@ import type { ImagePlan } from '../../lib/image-plan.ts';
 import type { RetryOptions } from '../../lib/fetch.ts';
 import type { Lock } from '../../lib/lock.ts';
 import { addFetchOptions, fetchOptions, type FetchFlags } from './fetch-options.ts';
-
-const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+import { printJson } from './output.ts';
 
 interface StackImages {
   config: StackConfig;
@@ -45,7 +44,7 @@ export function imageCommands(program: Command): void {
     .description('print every image of the stack as JSON: platforms and tags, and the indexes over per-host images')
     .option('--stack <name>', STACK_HELP))
     .action(async (o: { stack?: string } & FetchFlags) => {
-      json((await stackImages(o.stack, fetchOptions(o))).plan);
+      printJson((await stackImages(o.stack, fetchOptions(o))).plan);
     });
 
   addFetchOptions(program
@@ -62,6 +61,6 @@ export function imageCommands(program: Command): void {
       const { sweepTemps, writeWhole } = await import('../../lib/out-dir.ts');
       await sweepTemps(o.out);
       await writeWhole(path.join(o.out, 'plan.json'), `${JSON.stringify({ ...plan, contexts }, null, 2)}\n`);
-      json({ plan: path.join(o.out, 'plan.json'), contexts });
+      printJson({ plan: path.join(o.out, 'plan.json'), contexts });
     });
 }
