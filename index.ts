@@ -3,11 +3,11 @@
 // is computed here at evaluation time and cached by digest, so previews show real diffs.
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
-import { BinfmtHost } from './components/binfmtHost.ts';
-import { LocalRegistry } from './components/localRegistry.ts';
-import { QemuImages } from './components/qemuImages.ts';
-import { ReleaseAssets } from './components/releaseAssets.ts';
-import { evaluate, loadStackConfig, readStackLock, secretConfig } from './components/stackConfig.ts';
+import { BinfmtHost } from './components/binfmt-host.ts';
+import { LocalRegistry } from './components/local-registry.ts';
+import { QemuImages } from './components/qemu-images.ts';
+import { ReleaseAssets } from './components/release-assets.ts';
+import { evaluate, loadStackConfig, readStackLock, secretConfig } from './components/stack-config.ts';
 import { buildAssets } from './lib/assets.ts';
 import { writeRegisterScript } from './lib/build-host.ts';
 import { imageLabels, writeContexts } from './lib/contexts.ts';

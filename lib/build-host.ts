@@ -22,7 +22,7 @@
 // --replace`) has the same key: every create takes a claim on the folder and every delete
 // gives one back, and only the last one removes anything.
 //
-// Drift. The command plugin cannot read a host back, so BinfmtCheck (components/binfmtCheck.ts)
+// Drift. The command plugin cannot read a host back, so BinfmtCheck (components/binfmt-check.ts)
 // does: `expected` below is what a healthy registration looks like, observeScript reads it
 // over SSH and compareObservation says what is missing. A refresh that finds drift counts a
 // repair; the repair count is part of the update string (withRepair), so the next `up` runs the

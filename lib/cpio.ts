@@ -1,6 +1,6 @@
 // Reads the cpio "newc" archives inside RPM payloads (magic 070701, or 070702 with checksums).
 // Hand-written: the format is 110 bytes of hex fields per entry, smaller than any dependency,
-// and we need strict bounds on every field (fuzzed in test/extract.test.ts, "cpio reader, fuzzed").
+// and we need strict bounds on every field (fuzzed in test/unit/extract.test.ts, "cpio reader, fuzzed").
 import { UserError } from './user-error.ts';
 
 export class CpioError extends UserError {

@@ -14,7 +14,7 @@
 //   register the conf (reconcileConf in lib/binfmt.ts), so keeping the table equal to
 //   QEMU's means `binfmt conf`, build hosts and images register the same bytes. A row
 //   with `overridesConf` is the exception: its line is registered over the RPM's conf.
-//   test/cpus.test.ts holds the table to QEMU's lines, kept as data in
+//   test/unit/cpus.test.ts holds the table to QEMU's lines, kept as data in
 //   test/fixtures/qemu-binfmt.ts.
 // - Debian's binfmt.d files (bookworm, 7.2) differ: they mask EI_OSABI with fc (OS ABI
 //   0-3) where QEMU ignores it, and keep MIPS's EI_ABIVERSION to 0-1 (mask fe). We follow

@@ -4,7 +4,7 @@
 // The compressor is libdeflate, either built natively (native/build/libdeflate.node, made by
 // scripts/native.mjs during `npm ci` where cargo and a C compiler are at hand) or the npm
 // package's WebAssembly build. Both are libdeflate LIBDEFLATE_RELEASE, whose output depends on
-// nothing but the input and the level, so both give the same bytes (test/native.test.ts
+// nothing but the input and the level, so both give the same bytes (test/unit/native.test.ts
 // holds them to it); native is about twice as fast.
 import { chooseNative, nativeCandidates, type Choice } from './native.ts';
 import { poolSize, WorkerPool } from './worker-pool.ts';

@@ -1,6 +1,6 @@
 // Reads an RPM package: lead, signature header, main header, payload.
 // Hand-written because no maintained npm library reads RPM v4 headers with their digests;
-// it is kept small, bounds-checks every read and is fed hostile and truncated packages in test/extract.test.ts.
+// it is kept small, bounds-checks every read and is fed hostile and truncated packages in test/unit/extract.test.ts.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';

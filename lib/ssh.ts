@@ -1,5 +1,5 @@
 // One command on a build host over OpenSSH's `ssh`, for the checks that read a host back
-// (components/binfmtCheck.ts). The command plugin does the writing; this only reads, so it
+// (components/binfmt-check.ts). The command plugin does the writing; this only reads, so it
 // runs as the SSH user, without sudo. The private key goes into a 0600 file in a 0700 temp
 // folder that is removed before this returns: never on a command line, never in an error.
 import { execFile } from 'node:child_process';

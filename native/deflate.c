@@ -1,6 +1,6 @@
 // libdeflate's raw DEFLATE compressor as a Node-API module, for lib/deflate-worker.js.
 // Built by scripts/native.mjs from the libdeflate release pinned there. The same release built
-// to WebAssembly (npm `libdeflate`) gives the same bytes (test/deflate-native.test.ts), so this
+// to WebAssembly (npm `libdeflate`) gives the same bytes (test/unit/native.test.ts), so this
 // only makes tarballs faster to build, never different.
 //
 // exports.version: libdeflate's version string, checked against the pin before use.

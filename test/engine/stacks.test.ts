@@ -1,5 +1,5 @@
 // Every committed stack loads and previews on the real engine, and declares exactly what the
-// program declares under mocks (test/preview-story.test.ts and the program tests assert that
+// program declares under mocks (test/program/preview-story.test.ts and the program tests assert that
 // graph in detail). The committed lockfile is stood in for by one pinned from the fixture
 // koji for every host the stacks publish; secrets go in with `pulumi config set --secret`.
 import assert from 'node:assert/strict';
