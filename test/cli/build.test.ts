@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import zlib from 'node:zlib';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const COPIED = ['index.ts', 'components', 'lib', 'bin', 'scripts', 'package.json', 'tsconfig.json'];
 // A line only the compiled file carries: where it shows, the build ran.
 const MARK = 'export const COMPILED_MARK = true;\n';

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const polyarch = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin/polyarch.js'), ...args], { cwd: ROOT, encoding: 'utf8' });
 
 test('--version and -V print the package version and exit 0', () => {

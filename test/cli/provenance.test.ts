@@ -15,7 +15,7 @@ import { buildFixtureRpms, SPLIT_BUILD } from '../fixtures/rpms.ts';
 import { hasCommand, requireSystem } from '../helpers/system.ts';
 import { flipByte } from '../helpers/tamper.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** `polyarch …`, asynchronous: the loopback koji answers from this process. */

@@ -21,7 +21,7 @@ import { fixtureLock, loadProgram, plainText, type Declared } from '../helpers/p
 import { imageMocks } from '../helpers/registry.ts';
 import { deletedWith, retainedOnDelete } from '../helpers/resource-options.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const SECRETS = { 'polyarch:registryPassword': 'registry-pw-3141', 'polyarch:githubToken': 'ghp_previewStoryToken2718', 'polyarch:sshPrivateKey': '-----BEGIN OPENSSH PRIVATE KEY-----\nstory\n-----END OPENSSH PRIVATE KEY-----' };
 const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
 const IMAGE = 'docker-build:index:Image';

@@ -15,7 +15,7 @@ import { fetchText, RpmCache, type FetchProgress } from '../../lib/fetch.ts';
 import { buildFixtureRpms } from '../fixtures/rpms.ts';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-fetch-'));
 
 /** Bytes the stalling routes send before they go quiet. */

@@ -19,7 +19,7 @@ import { chooseZstd } from '../../lib/zstd-pool.ts';
 import { debianQemuRoot, buildFixtureRpms, SPLIT_SUBPACKAGES } from '../fixtures/rpms.ts';
 import { requireSystem, type Probe } from '../helpers/system.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const ADDON = path.join(ROOT, 'native/build/libdeflate.node');
 const ZSTD = path.join(ROOT, 'native/build/zstd.node');
 const HOSTS = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const;

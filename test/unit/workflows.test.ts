@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { lockCommand } from '../../components/stack-config.ts';
 import { parseHostArch } from '../../lib/cpus.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const DIR = path.join(ROOT, '.github/workflows');
 
 interface Step { uses?: string; run?: string; if?: string; with?: Record<string, unknown>; env?: Record<string, string>; id?: string }
