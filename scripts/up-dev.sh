@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default stack: local file backend, no cloud account.
 # The engine is a `pulumi` of the pinned release on PATH, or one built once from Go modules
-# (scripts/engine.sh); the images build on the BuildKit builder scripts/buildkit.sh provides.
+# (scripts/engine.sh); the images build on the BuildKit builder scripts/dev-builder.ts provides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATH="$(bash scripts/engine.sh):$PATH"
@@ -11,9 +11,9 @@ export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-dev}"
 export PULUMI_SKIP_UPDATE_CHECK=true
 
-docker info >/dev/null 2>&1 ||
-  { echo "error: no Docker engine answers: start one (sudo systemctl start docker, or sudo dockerd &) and run this again" >&2; exit 1; }
-bash scripts/buildkit.sh "$(sed -n 's/^ *polyarch:builder: *//p' Pulumi.dev.yaml)"
+# The builder polyarch:builder names: used when it answers, else made on the host's network
+# (docker-container), else a root buildkitd (lib/dev-builder.ts says which and why).
+node --import tsx scripts/dev-builder.ts Pulumi.dev.yaml
 
 if [ ! -f qemu.lock.json ]; then
   # No lockfile yet: pin koji's newest Fedora build for the hosts every stack publishes.
