@@ -5,7 +5,8 @@
 //
 // esbuild, the transpiler tsx itself runs, one output file per source: every import stays an
 // import, a relative `.ts` one rewritten to `.js`. Plain .js files beside the sources (the
-// worker bodies lib/*-worker.js) are copied, so `new URL('./x-worker.js', import.meta.url)` holds.
+// worker bodies lib/*-worker.js) and .sh files (lib/register.sh) are copied, so
+// `new URL('./x-worker.js', import.meta.url)` holds.
 import fs from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
@@ -25,7 +26,7 @@ const collect = (rel) => {
 for (const s of SOURCES.filter((s) => !s.startsWith('scripts/') && s !== 'tsconfig.json')) collect(s);
 const entries = files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
 // A .js with a .ts sibling (bin/polyarch.js, the launcher) would collide with that file's output.
-const copies = files.filter((f) => f.endsWith('.js') && !files.includes(f.replace(/\.js$/, '.ts')));
+const copies = files.filter((f) => (f.endsWith('.js') && !files.includes(f.replace(/\.js$/, '.ts'))) || f.endsWith('.sh'));
 
 // Built beside dist/ and renamed in whole, so a run never sees half a build under a valid stamp.
 const out = path.join(root, BUILD_DIR);

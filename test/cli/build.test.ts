@@ -65,6 +65,7 @@ test('bin/polyarch.js runs the build while it is fresh, and the TypeScript once 
     ['an edited source', () => fs.appendFileSync(path.join(dir, 'lib/cpus.ts'), '// edited\n'), () => fs.writeFileSync(path.join(dir, 'lib/cpus.ts'), fs.readFileSync(path.join(ROOT, 'lib/cpus.ts')))],
     ['an added source', () => fs.writeFileSync(path.join(dir, 'lib/new-file.ts'), 'export {};\n'), () => fs.rmSync(path.join(dir, 'lib/new-file.ts'))],
     ['a removed worker', () => fs.renameSync(path.join(dir, 'lib/zstd-worker.js'), path.join(dir, 'zstd-worker.js')), () => fs.renameSync(path.join(dir, 'zstd-worker.js'), path.join(dir, 'lib/zstd-worker.js'))],
+    ['an edited register.sh', () => fs.appendFileSync(path.join(dir, 'lib/register.sh'), '# edited\n'), () => fs.writeFileSync(path.join(dir, 'lib/register.sh'), fs.readFileSync(path.join(ROOT, 'lib/register.sh')))],
   ];
   for (const [what, edit, undo] of edits) {
     edit();
@@ -107,4 +108,13 @@ test('the build carries the worker bodies: a compiled deflate pool compresses in
   fs.writeFileSync(path.join(dir, 'probe.mjs'), `const { deflateInWorker } = await import('./dist/lib/deflate-pool.js'); const out = await deflateInWorker(new Uint8Array(Buffer.from('polyarch '.repeat(1000))), 6); console.log(out.toString('base64'));\n`);
   const out = Buffer.from(node(dir, ['probe.mjs']).trim(), 'base64');
   assert.equal(zlib.inflateRawSync(out).toString(), 'polyarch '.repeat(1000));
+});
+
+test('the build carries lib/register.sh: the compiled CLI prints the script from its own copy', (t) => {
+  const dir = builtCopy(t);
+  const copy = path.join(dir, 'dist/lib/register.sh');
+  assert.deepEqual(fs.readFileSync(copy), fs.readFileSync(path.join(ROOT, 'lib/register.sh')));
+  // Changed in dist/ only (the stamp still fresh): the compiled CLI shows it, so it read that copy.
+  fs.appendFileSync(copy, '# COMPILED\n');
+  assert.ok(node(dir, ['bin/polyarch.js', 'binfmt', 'script']).endsWith('# COMPILED\n'));
 });

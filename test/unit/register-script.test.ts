@@ -7,9 +7,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { registerLine } from '../../lib/binfmt.ts';
 import { CPUS, findCpu } from '../../lib/cpus.ts';
-import { REGISTER_EXIT_CODES, generateRegisterScript } from '../../lib/register-script.ts';
+import { REGISTER_EXIT_CODES, REGISTER_SH, generateRegisterScript } from '../../lib/register-script.ts';
 import { SHELLS, registerScript, runScript } from '../helpers/binfmt.ts';
 import { hasCommand, requireSystem } from '../helpers/system.ts';
 
@@ -57,10 +58,30 @@ test('dash and busybox ash parse the script', (t) => {
   }
 });
 
-test('shellcheck finds nothing in the script (POSIX sh)', (t) => {
+// Both: lib/register.sh as it is edited, and the script as generated (header included).
+test('shellcheck finds nothing in lib/register.sh nor in the generated script (POSIX sh)', (t) => {
   if (!requireSystem(t, hasCommand('shellcheck'))) return;
-  const r = spawnSync('shellcheck', ['-s', 'sh', registerScript()], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stdout + r.stderr);
+  for (const file of [fileURLToPath(REGISTER_SH), registerScript()]) {
+    const r = spawnSync('shellcheck', ['-s', 'sh', file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${file}: ${r.stdout}${r.stderr}`);
+  }
+});
+
+test('the script is the generated header, then lib/register.sh after its #! line', () => {
+  const sh = fs.readFileSync(REGISTER_SH, 'utf8');
+  assert.ok(sh.startsWith('#!/bin/sh\n'));
+  const rest = sh.slice('#!/bin/sh\n'.length);
+  assert.ok(script.endsWith(rest));
+  const header = script.slice(0, -rest.length);
+  // The header is data: assignments, comments and the table's case functions, nothing that acts.
+  for (const fn of ['cpu_info', 'canonical', 'uname_cpu', 'native_cpus', 'host_family']) assert.match(header, new RegExp(`^${fn}\\(\\) \\{$`, 'm'), fn);
+  assert.doesNotMatch(header, /^(?:exit|if|for|while|say|warn|printf|mount)\b/m);
+  for (const [key, code] of Object.entries(REGISTER_EXIT_CODES)) {
+    const name = `EXIT_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+    assert.match(header, new RegExp(`(?:^| )${name}=${code}(?: |$)`, 'm'), name);
+  }
+  // The file uses the codes by name only: a literal exit status would bypass REGISTER_EXIT_CODES.
+  assert.doesNotMatch(rest, /\b(?:exit|die) [0-9]|\bstatus=[0-9]/);
 });
 
 for (const shell of SHELLS) {
