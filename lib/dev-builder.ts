@@ -64,7 +64,7 @@ export function chooseDevBuilder(p: BuilderProbe): DevBuilderChoice {
     return { kind: 'error', message: 'no Docker engine answers: start one (sudo systemctl start docker, or sudo dockerd &) and run this again' };
   }
   if (!p.buildx) {
-    return { kind: 'error', message: "no buildx: install Docker's buildx plugin (Debian and Ubuntu: docker-buildx-plugin from Docker's repository, or docker-buildx; Docker Desktop has it)" };
+    return { kind: 'error', message: "no buildx: install Docker's buildx plugin (docker-buildx-plugin from Docker's own repository, or a distribution's docker-buildx; Docker Desktop has it)" };
   }
   const buildx = [...p.buildx.command];
   const rootBuildkitd = (reason: string, first: string[][] = []): DevBuilderChoice => ({

@@ -3,11 +3,12 @@
 # builder NAME (default polyarch-dev) answers, else starts a buildkitd on this host and
 # registers it as a buildx `remote` builder of that name.
 #
-# Why a daemon of its own: the docker-build provider cannot use the Docker engine's own
-# BuildKit (it has no `docker` driver), and the builder it would create itself runs BuildKit
-# in a container of its own network namespace, where the dev registry on localhost:5000 is
-# not reachable. buildkitd and buildx come from scripts/engine.sh (pinned Go modules) and must
-# be on PATH; buildkitd needs root and runc.
+# The last of up:dev's builders (lib/dev-builder.ts): for machines whose Docker cannot start
+# the privileged container of a docker-container builder with --driver-opt network=host (some
+# sandboxes: "unable to apply caps"). The builder must share the host's network to reach the dev
+# registry on localhost:5000, and the docker-build provider cannot use the Docker engine's own
+# BuildKit. buildkitd and buildx come from scripts/engine.sh (pinned Go modules) and must be on
+# PATH; buildkitd needs root and runc.
 set -euo pipefail
 name="${1:-polyarch-dev}"
 state="${POLYARCH_BUILDKIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/polyarch/buildkit}"
@@ -19,9 +20,9 @@ if buildx inspect "$name" --bootstrap >/dev/null 2>&1; then
   say "builder $name answers"
   exit 0
 fi
-command -v buildkitd >/dev/null || die "no buildkitd on PATH: run with the engine's folder first on PATH (export PATH=\"\$(bash scripts/engine.sh):\$PATH\")"
+command -v buildkitd >/dev/null || die "no buildkitd on PATH: scripts/engine.sh builds it where Go 1.26+ is installed; put its folder first on PATH (export PATH=\"\$(bash scripts/engine.sh):\$PATH\")"
 command -v runc >/dev/null || die "buildkitd needs runc (Debian and Ubuntu: apt-get install runc)"
-[ "$(id -u)" -eq 0 ] || die "buildkitd needs root: run this as root, or register a builder of your own as $name that reaches localhost (buildx create --name $name --driver docker-container --driver-opt network=host)"
+[ "$(id -u)" -eq 0 ] || die "buildkitd needs root: run this as root, or name a builder of your own that reaches localhost in polyarch:builder"
 
 mkdir -p "$state"
 # A daemon of an earlier run that is still alive is reused; a dead one (reboot, crash) leaves
