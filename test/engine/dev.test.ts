@@ -1,5 +1,7 @@
-// The dev stack end to end: the real engine, the real docker-build plugin on a buildkitd of
-// the test's own, and Debian's dockerd, which runs the stack's own registry container. Then
+// The dev stack end to end: the real engine, the real docker-build plugin on the builder
+// up:dev's builder step makes (lib/dev-builder.ts: a docker-container builder on the host
+// network, which this sandbox refuses, then the root buildkitd of scripts/buildkit.sh), and
+// Debian's dockerd, which runs the stack's own registry container. Then
 // the seed's promises with real Docker: `docker run --privileged …:latest --reset -p yes`
 // registers and an arm64 busybox container prints aarch64; `:register` leaves entries without
 // F; `COPY --from=…:aarch64` builds an image whose emulator runs. binfmt_misc is restored.
@@ -11,7 +13,8 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import YAML from 'yaml';
 import { BINFMT, guardBinfmt, hasBinfmtMisc } from '../helpers/binfmt.ts';
-import { startBuildKit } from '../helpers/buildkit.ts';
+import { ensureDevBuilder } from '../../lib/dev-builder.ts';
+import { buildkitImage } from '../helpers/buildkit.ts';
 import { debianPackage } from '../helpers/debian.ts';
 import { busyboxImage, docker, ensureDockerd, privilegedFlags, registryImage } from '../helpers/docker.ts';
 import { engineBin, engineProject, hasEngine, parseJson } from '../helpers/engine.ts';
@@ -27,6 +30,22 @@ before(async () => {
   lock = await fixtureLock(['x86_64']);
 });
 
+/** Stops a daemon this test did not spawn itself (the script's nohup'd buildkitd). */
+async function stopPid(pid: number): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 200 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) process.kill(pid, 'SIGKILL');
+}
+
 const binfmtFlags = (entry: string) => /^flags: ?(.*)$/m.exec(fs.readFileSync(path.join(BINFMT, entry), 'utf8'))?.[1] ?? '';
 
 test('the dev stack on the real engine with real Docker, then the seed end to end', { timeout: 20 * 60_000 }, async (t) => {
@@ -39,10 +58,23 @@ test('the dev stack on the real engine with real Docker, then the seed end to en
     quietly('rm', '-f', `polyarch-registry-${PORT}`);
     quietly('volume', 'rm', `polyarch-registry-${PORT}`);
   };
-  t.after(() => {
+  // The builder step's state: its buildkitd, its builder (in a docker config of its own) and
+  // whatever a docker-container builder of that name left, all named after this test's builder.
+  const state = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-dev-buildkit-'));
+  const bk = { builder: `polyarch-test-dev-${path.basename(state).slice(-6).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`, dockerConfig: path.join(state, 'docker') };
+  const buildkit = 'polyarch-test/buildkit:local';
+  const builderEnv = { ...process.env, PATH: `${engineBin()}:${process.env.PATH}`, DOCKER_CONFIG: bk.dockerConfig, POLYARCH_BUILDKIT_DIR: state, POLYARCH_BUILDKIT_IMAGE: buildkit };
+  t.after(async () => {
     removeRegistry();
-    quietly('image', 'rm', '-f', 'polyarch-test/registry:2.8', 'polyarch-test/busybox:amd64', 'polyarch-test/busybox:arm64');
+    quietly('image', 'rm', '-f', 'polyarch-test/registry:2.8', 'polyarch-test/busybox:amd64', 'polyarch-test/busybox:arm64', buildkit);
     fs.rmSync(work, { recursive: true, force: true });
+    const pidFile = path.join(state, 'buildkitd.pid');
+    if (fs.existsSync(pidFile)) await stopPid(Number(fs.readFileSync(pidFile, 'utf8')));
+    spawnSync(path.join(engineBin(), 'buildx'), ['rm', bk.builder], { env: builderEnv, stdio: 'ignore' });
+    quietly('rm', '-f', `buildx_buildkit_${bk.builder}0`);
+    quietly('volume', 'rm', `buildx_buildkit_${bk.builder}0_state`);
+    // Snapshots are overlay mounts under root/; they are gone once the daemon exits.
+    fs.rmSync(state, { recursive: true, force: true });
   });
   await ensureDockerd(t);
   removeRegistry();
@@ -64,7 +96,17 @@ test('the dev stack on the real engine with real Docker, then the seed end to en
   const registryRef = pinned('polyarch-test/registry:2.8', 'polyarch-test/registry:2.8');
   const baseRef = pinned('polyarch-test/busybox:amd64', 'polyarch-test/busybox:amd64');
 
-  const bk = await startBuildKit(t);
+  // up:dev's builder step, for real. No BuildKit image can be pulled here, so the container
+  // builder gets one made from the engine's buildkitd: this sandbox refuses its privileged
+  // container before anything in it runs, and the root buildkitd takes over.
+  buildkitImage(work, buildkit);
+  const said: string[] = [];
+  const choice = ensureDevBuilder(bk.builder, { env: builderEnv, log: (l) => { said.push(l); t.diagnostic(`builder: ${l}`); } });
+  assert.ok(said.some((l) => l.startsWith(`$ buildx create --name ${bk.builder} --driver docker-container --driver-opt network=host --driver-opt image=${buildkit}`)), said.join('\n'));
+  if (said.some((l) => /unable to apply caps/.test(l))) {
+    assert.equal(choice.kind, 'buildkitd');
+    assert.equal(docker(['ps', '-a', '--filter', `name=^buildx_buildkit_${bk.builder}0$`, '--format', '{{.Names}}']).trim(), '', 'the refused builder\'s container is removed');
+  }
   // BuildKit pulls the base with the login the provider finds in the docker config.
   fs.copyFileSync(path.join(dockerConfig, 'config.json'), path.join(bk.dockerConfig, 'config.json'));
   const folder = path.join(work, 'release');

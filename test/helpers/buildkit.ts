@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { importRoot } from './docker.ts';
 import { engineBin } from './engine.ts';
 import { stopDaemon } from './system.ts';
 
@@ -62,4 +63,23 @@ export async function startBuildKit(t: TestContext, registries: readonly Trusted
   execFileSync(path.join(bin, 'buildx'), ['create', '--name', builder, '--driver', 'remote', `unix://${socket}`], { env, stdio: 'pipe' });
   execFileSync(path.join(bin, 'buildx'), ['inspect', builder, '--bootstrap'], { env, stdio: 'pipe', timeout: 60_000 });
   return { builder, dockerConfig };
+}
+
+/**
+ * An image of the engine's own buildkitd and the libraries it links (none can be pulled here),
+ * for a buildx docker-container builder: `--driver-opt image=<ref>` (POLYARCH_BUILDKIT_IMAGE).
+ * Where privileged containers are refused it shows the refusal a real BuildKit image meets.
+ */
+export function buildkitImage(work: string, ref: string): void {
+  const root = path.join(work, 'buildkit-root');
+  const put = (from: string, to = from) => {
+    fs.mkdirSync(path.join(root, path.dirname(to)), { recursive: true });
+    fs.copyFileSync(from, path.join(root, to));
+  };
+  const buildkitd = path.join(engineBin(), 'buildkitd');
+  put(buildkitd, '/usr/bin/buildkitd');
+  fs.chmodSync(path.join(root, 'usr/bin/buildkitd'), 0o755);
+  const libs = execFileSync('ldd', [buildkitd], { encoding: 'utf8' }).match(/\/\S+\.so[.\d]*/g) ?? [];
+  for (const lib of libs) put(fs.realpathSync(lib), lib);
+  importRoot(root, ref, 'linux/amd64', ['ENTRYPOINT ["/usr/bin/buildkitd"]']);
 }
