@@ -285,6 +285,16 @@ export function findCpu(nameOrAlias: string): Cpu | undefined {
   return byName.get(nameOrAlias);
 }
 
+/**
+ * The Docker/OCI platform a binfmt_misc entry named `qemu-<cpu>` lets the machine run (the
+ * table's `platform` of that CPU, by name or alias), or null for any other entry and for CPUs
+ * without one. The register script's --list --json says the same (lib/register-script.ts).
+ */
+export function entryPlatform(entryName: string): string | null {
+  if (!entryName.startsWith('qemu-')) return null;
+  return findCpu(entryName.slice('qemu-'.length))?.platform ?? null;
+}
+
 /** Every CPU name in the table, in table order. */
 export function cpuNames(): string[] {
   return CPUS.map((c) => c.name);

@@ -52,6 +52,7 @@ export interface RegisterScriptOptions {
 const WORD = /^[a-z0-9_]+$/;
 const ALIAS = /^[a-z0-9_.-]+$/;
 const PATTERN = /^[a-z0-9_*[\]-]+$/;
+const PLATFORM = /^[a-z0-9]+(?:\/[a-z0-9]+)+$/;
 
 /** The register line up to and including the `:` before the interpreter. */
 function lineHead(cpu: Cpu): string {
@@ -115,6 +116,12 @@ export function generateRegisterScript(options: RegisterScriptOptions = {}): str
     checkCpu(c);
     nativeByFamily.set(c.family, [...(nativeByFamily.get(c.family) ?? []), c.name]);
   }
+  // Also from the whole table: an image's script lists entries it did not register.
+  const platforms = CPUS.flatMap((c) => {
+    if (c.platform === undefined) return [];
+    if (!PLATFORM.test(c.platform)) throw new Error(`CPU "${c.name}" has a platform the script cannot embed: "${c.platform}"`);
+    return [`  ${[c.name, ...c.aliases].map((n) => `qemu-${n}`).join('|')}) platform=${c.platform} ;;`];
+  }).join('\n');
   const natives = [...nativeByFamily].map(([family, names]) => `  ${family}) native='${names.join(' ')}' ;;`).join('\n');
   const hostCpus = HOST_CPU_PATTERNS.map(({ cpu, patterns }) => {
     for (const p of patterns) if (!PATTERN.test(p)) throw new Error(`host pattern "${p}" cannot be embedded`);
@@ -170,6 +177,15 @@ native_cpus() {
   case $1 in
 ${natives}
   *) native= ;;
+  esac
+}
+
+# Sets platform to the OCI platform a qemu-* entry named after a table CPU (or alias) lets
+# this machine run, or to nothing (as entryPlatform in lib/cpus.ts).
+entry_platform() {
+  case $1 in
+${platforms}
+  *) platform= ;;
   esac
 }
 

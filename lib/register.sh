@@ -7,7 +7,7 @@
 # from lib/cpus.ts as a header (lib/register-script.ts) and puts it right below the #! line;
 # polyarch binfmt script prints the result. The header sets ALL_TARGETS, DEFAULT_TARGETS,
 # the EXIT_* codes and the HELP_* texts, and defines cpu_info, canonical, uname_cpu,
-# native_cpus and host_family.
+# native_cpus, entry_platform and host_family.
 
 BINFMT=/proc/sys/fs/binfmt_misc
 # Byte-wise globs and character classes: --list orders entries and checks values the same
@@ -15,7 +15,7 @@ BINFMT=/proc/sys/fs/binfmt_misc
 LC_ALL=C
 export LC_ALL
 # What the header's functions set, so that this file reads whole on its own too.
-emu='' fam='' off='' magic='' mask='' head='' cpu='' native='' host_fam=''
+emu='' fam='' off='' magic='' mask='' head='' cpu='' native='' host_fam='' platform=''
 
 # Unquoted here-document for the header's texts: any other $ or \ in it must be escaped.
 usage() {
@@ -52,9 +52,10 @@ Options:
   --uninstall [LIST]       remove the entries for LIST (default: every CPU below)
   --list                   show the registered qemu-* entries: name, state, flags, emulator
   --json                   with --list: one JSON document instead, with every entry's name,
-                           enabled, interpreter, flags, offset, magic and mask, and the
-                           machine, its family and the CPUs it runs natively (the shape of
-                           polyarch binfmt status --json)
+                           enabled, interpreter, flags, offset, magic, mask and OCI platform
+                           (e.g. linux/arm64; null when the CPU has none), and the machine,
+                           its family and the CPUs it runs natively (the shape of polyarch
+                           binfmt status --json)
   --install-dir DIR        copy every emulator registered into DIR (mode 0755, replaced
                            whole, left alone when DIR holds the same bytes) and point the
                            entries and the --persist-dir files at DIR/qemu-CPU-static; with
@@ -432,8 +433,12 @@ list_json() {
       json_str "$n"
       jn=$js
       json_str "$e_interp"
-      printf '%s\n{"name":"%s","enabled":%s,"interpreter":"%s","flags":"%s","offset":%s,"magic":"%s","mask":"%s"}' \
-        "$sep" "$jn" "$enabled" "$js" "$e_flags" "$e_off" "$e_magic" "$e_mask"
+      # The platform goes last: a field added to the documented shape, not a reordered one.
+      entry_platform "$n"
+      jp=null
+      [ -z "$platform" ] || jp="\"$platform\""
+      printf '%s\n{"name":"%s","enabled":%s,"interpreter":"%s","flags":"%s","offset":%s,"magic":"%s","mask":"%s","platform":%s}' \
+        "$sep" "$jn" "$enabled" "$js" "$e_flags" "$e_off" "$e_magic" "$e_mask" "$jp"
       sep=,
     else
       json_str "$n"

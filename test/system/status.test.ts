@@ -52,10 +52,13 @@ for (const shell of SHELLS) {
     // And it is what the kernel holds.
     const byName = new Map(fromScript.entries.map((e) => [e.name, e]));
     const aarch64 = parseLine(registerLine(findCpu('aarch64')!));
-    assert.deepEqual(byName.get('qemu-aarch64'), { name: 'qemu-aarch64', enabled: true, interpreter: '/usr/bin/qemu-aarch64-static', flags: 'F', offset: 0, magic: aarch64.magic, mask: aarch64.mask });
+    assert.deepEqual(byName.get('qemu-aarch64'), { name: 'qemu-aarch64', enabled: true, interpreter: '/usr/bin/qemu-aarch64-static', flags: 'F', offset: 0, magic: aarch64.magic, mask: aarch64.mask, platform: 'linux/arm64' });
     assert.equal(byName.get('qemu-arm')?.flags, 'POC');
     assert.equal(byName.get('qemu-s390x')?.enabled, false);
-    assert.deepEqual(byName.get('qemu-polyarch-offset'), { name: 'qemu-polyarch-offset', enabled: true, interpreter: '/opt/a"b/qemu-x', flags: '', offset: 7, magic: '00504f4c59', mask: '' });
+    // The OCI platform each entry lets the machine run, as a CI step reads it (a disabled one too).
+    const platforms = fromScript.entries.map((e) => [e.name, 'platform' in e ? e.platform : undefined]);
+    assert.deepEqual(platforms, [['qemu-aarch64', 'linux/arm64'], ['qemu-arm', 'linux/arm/v7'], ['qemu-polyarch-offset', null], ['qemu-s390x', 'linux/s390x']]);
+    assert.deepEqual(byName.get('qemu-polyarch-offset'), { name: 'qemu-polyarch-offset', enabled: true, interpreter: '/opt/a"b/qemu-x', flags: '', offset: 7, magic: '00504f4c59', mask: '', platform: null });
     assert.deepEqual(fromScript.other, ['qemu-polyarch-ext']);
     assert.deepEqual(fromScript.entries.map((e) => e.name), ['qemu-aarch64', 'qemu-arm', 'qemu-polyarch-offset', 'qemu-s390x']);
     assert.equal(fromScript.family, hostFamily(fromScript.machine));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CPUS, HOST_ARCHES, cpuNames, findCpu, hostCpu, hostFamily, runsNatively, targetsFor } from '../../lib/cpus.ts';
+import { CPUS, HOST_ARCHES, cpuNames, entryPlatform, findCpu, hostCpu, hostFamily, runsNatively, targetsFor } from '../../lib/cpus.ts';
 
 // Every CPU of QEMU user mode today, as the issue lists them.
 const QEMU_USER_CPUS = [
@@ -99,6 +99,14 @@ test('Docker platforms are unique and well-formed', () => {
     s390x: 'linux/s390x', riscv64: 'linux/riscv64', mips64el: 'linux/mips64le', loongarch64: 'linux/loong64',
   };
   for (const [name, platform] of Object.entries(expected)) assert.equal(findCpu(name)?.platform, platform, name);
+});
+
+test('entryPlatform: the platform of a qemu-<cpu> entry, by name or alias, else null', () => {
+  assert.equal(entryPlatform('qemu-aarch64'), 'linux/arm64');
+  assert.equal(entryPlatform('qemu-arm64'), 'linux/arm64');
+  assert.equal(entryPlatform('qemu-arm'), 'linux/arm/v7');
+  // A CPU without an OCI platform, an entry of no table CPU, a name without the prefix.
+  for (const name of ['qemu-alpha', 'qemu-polyarch-x', 'aarch64', 'qemu-', '']) assert.equal(entryPlatform(name), null, name);
 });
 
 test('hostFamily maps uname -m spellings', () => {

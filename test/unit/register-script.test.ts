@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { registerLine } from '../../lib/binfmt.ts';
-import { CPUS, findCpu } from '../../lib/cpus.ts';
+import { CPUS, entryPlatform, findCpu } from '../../lib/cpus.ts';
 import { REGISTER_EXIT_CODES, REGISTER_SH, generateRegisterScript } from '../../lib/register-script.ts';
 import { SHELLS, registerScript, runScript } from '../helpers/binfmt.ts';
 import { hasCommand, requireSystem } from '../helpers/system.ts';
@@ -85,6 +85,21 @@ test('the script is the generated header, then lib/register.sh after its #! line
 });
 
 for (const shell of SHELLS) {
+  // --list --json itself needs binfmt_misc (test/system/status.test.ts); its platforms come from here.
+  test(`${shell.name}: entry_platform names each entry's OCI platform as entryPlatform does, for any CPU list`, (t) => {
+    if (!requireSystem(t, hasCommand(shell.argv[0]))) return;
+    const names = ['qemu-polyarch-x', 'qemu-', 'aarch64', ...CPUS.flatMap((c) => [c.name, ...c.aliases].map((n) => `qemu-${n}`))];
+    // An image's script knows only the CPUs it ships, yet names the platform of any entry.
+    for (const s of [script, generateRegisterScript({ cpus: [findCpu('riscv64')!] })]) {
+      const rest = fs.readFileSync(REGISTER_SH, 'utf8').slice('#!/bin/sh\n'.length);
+      // The header only defines things: run it, then ask.
+      const probe = `${s.slice(0, -rest.length)}\nfor n in "$@"; do entry_platform "$n"; printf '%s=%s\\n' "$n" "$platform"; done\n`;
+      const r = spawnSync(shell.argv[0], [...shell.argv.slice(1), '-c', probe, 'sh', ...names], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, names.map((n) => `${n}=${entryPlatform(n) ?? ''}\n`).join(''));
+    }
+  });
+
   test(`${shell.name}: --help documents options, CPUs and exit codes`, (t) => {
     if (!requireSystem(t, hasCommand(shell.argv[0]))) return;
     for (const arg of ['--help', '-h']) {
