@@ -30,6 +30,7 @@ import {
 import { debianPackage } from '../helpers/debian.ts';
 import { accepts, elfHeader, linuxHeaders, patternOf } from '../helpers/elf.ts';
 import { hasCommand, isRoot, requireSystem, type Probe } from '../helpers/system.ts';
+import { asNobody, canRunAsNobody } from '../helpers/as-nobody.ts';
 
 const hasFile =
   (file: string): Probe =>
@@ -616,7 +617,7 @@ for (const shell of SHELLS) {
   });
 
   test(`${sh}: mounts binfmt_misc when missing, says plainly when the kernel has none, exits 2 without root`, (t) => {
-    if (!needs(t, hasCommand('unshare'), hasCommand('setpriv'), hasCommand('mount'))) return;
+    if (!needs(t, hasCommand('unshare'), canRunAsNobody, hasCommand('mount'))) return;
     guardBinfmt(t);
     const script = registerScript();
     // A private mount namespace, so unmounting there leaves this machine's mount alone.
@@ -632,11 +633,12 @@ for (const shell of SHELLS) {
     assert.equal(none.status, EXIT.noBinfmt, none.stderr);
     assert.match(none.stderr, /^register: error: this kernel has no binfmt_misc support \(it is not in \/proc\/filesystems\)/);
 
-    const user = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...shell.argv, script, '-p', 'yes'], { encoding: 'utf8' });
+    const [cmd, ...argv] = asNobody([...shell.argv, script]);
+    const user = spawnSync(cmd, [...argv, '-p', 'yes'], { encoding: 'utf8' });
     assert.equal(user.status, EXIT.noBinfmt, user.stderr);
     assert.match(user.stderr, /register is not writable \(this needs root; in a container, run it with --privileged\)/);
     // Listing needs no write access.
-    const list = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...shell.argv, script, '--list'], { encoding: 'utf8' });
+    const list = spawnSync(cmd, [...argv, '--list'], { encoding: 'utf8' });
     assert.equal(list.status, EXIT.ok, list.stderr);
   });
 }

@@ -18,9 +18,10 @@ import { buildFixtureRpms } from '../fixtures/rpms.ts';
 import { HOST_ELF, hostElfBytes } from '../helpers/elf.ts';
 import { fixtureLock } from '../helpers/program.ts';
 import { flipByte } from '../helpers/tamper.ts';
-import { hasCommand, requireSystem } from '../helpers/system.ts';
+import { requireSystem } from '../helpers/system.ts';
+import { canRunAsNobody, unprivileged } from '../helpers/as-nobody.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const X86_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'ppc64le', 'riscv64', 's390x'];
 const ARM_TARGETS = ['aarch64_be', 'armeb', 'i386', 'ppc64le', 'riscv64', 's390x', 'x86_64'];
 // Each host leaves out only its own family: ppc64le (family ppcle) keeps i386 and s390x; s390x keeps ppc64le.
@@ -283,22 +284,22 @@ test('polyarch assets: staging folders of killed runs are removed, those of live
 });
 
 test('polyarch assets and extract into a read-only folder: one line naming the folder, never the staging folder', (t) => {
-  // Root writes anywhere: run as nobody then, which needs every folder on the way readable.
-  const root = process.getuid?.() === 0;
-  if (root && !requireSystem(t, hasCommand('setpriv'))) return;
+  // Root writes anywhere: run as nobody then (test/helpers/as-nobody.ts).
+  if (process.getuid?.() === 0 && !requireSystem(t, canRunAsNobody)) return;
   const work = tmp('ro');
+  // Open to nobody, so the cache below can be made and only the output folder refuses.
   fs.chmodSync(work, 0o777);
   const ro = path.join(work, 'ro');
   fs.mkdirSync(ro, { mode: 0o555 });
   fs.chmodSync(ro, 0o555);
   const cache = path.join(work, 'cache');
-  // A copy nobody may read: the fixture cache's folders need not be open to everyone.
+  // A copy nobody may read: the fixture cache lives in this clone, which may be closed to nobody.
   const rpm = path.join(work, path.basename(x86Rpms[0]!));
   fs.copyFileSync(x86Rpms[0]!, rpm);
   fs.chmodSync(rpm, 0o644);
   for (const args of [['assets', '--out', ro, '--host', 'x86_64', '--cache', cache, rpm], ['extract', '--out', ro, '--cache', cache, rpm]]) {
-    const cli = [path.join(ROOT, 'bin/polyarch.js'), ...args];
-    const r = spawnSync(root ? 'setpriv' : process.execPath, root ? ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...cli] : cli, { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: work } });
+    const cli = unprivileged((clone) => [process.execPath, path.join(clone, 'bin/polyarch.js'), ...args]);
+    const r = spawnSync(cli.command, cli.args, { cwd: cli.cwd, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: work } });
     assert.equal(r.status, 1, r.stderr);
     assert.equal(r.stderr, `error: ${ro}: cannot write (EACCES: permission denied)\n`);
     assert.doesNotMatch(r.stderr, /\.polyarch-/);

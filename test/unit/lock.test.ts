@@ -14,11 +14,12 @@ import { createLock, extractLocked, readLock, writeLock, type Lock } from '../..
 import { kojiTree, startKoji, type KojiServer } from '../fixtures/koji.ts';
 import { buildFixtureRpms, SINGLE_BUILD, SPLIT_BUILD, type FixtureHost } from '../fixtures/rpms.ts';
 import { HOST_ELF, hostElfBytes } from '../helpers/elf.ts';
-import { hasCommand, requireSystem } from '../helpers/system.ts';
+import { requireSystem } from '../helpers/system.ts';
+import { canRunAsNobody, unprivileged } from '../helpers/as-nobody.ts';
 import { closedPort } from '../helpers/ports.ts';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../..');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-lock-'));
 const fast = { retries: 3, minTimeout: 10 };
 
@@ -283,19 +284,18 @@ describe('polyarch CLI', () => {
   });
 
   test('lock --out into a read-only folder names the lockfile, before fetching anything', async (t) => {
-    // Root writes anywhere: run as nobody then, which needs every folder on the way readable.
-    const root = process.getuid?.() === 0;
-    if (root && !requireSystem(t, hasCommand('setpriv'))) return;
+    // Root writes anywhere: run as nobody then (test/helpers/as-nobody.ts).
+    if (process.getuid?.() === 0 && !requireSystem(t, canRunAsNobody)) return;
     const dir = tmp();
     const ro = path.join(dir, 'ro');
     fs.mkdirSync(ro, { mode: 0o555 });
     fs.chmodSync(ro, 0o555);
     fs.chmodSync(dir, 0o777);
     const lockFile = path.join(ro, 'qemu.lock.json');
-    const args = [path.join(ROOT, 'bin/polyarch.js'), 'lock', '--qemu', '9.2.4', '--release', '1.fc42', '--koji', koji.url, '--out', lockFile, '--cache', path.join(dir, 'cache')];
+    const cli = unprivileged((clone) => [process.execPath, path.join(clone, 'bin/polyarch.js'), 'lock', '--qemu', '9.2.4', '--release', '1.fc42', '--koji', koji.url, '--out', lockFile, '--cache', path.join(dir, 'cache')]);
     const before = new Map(koji.hits);
     await assert.rejects(
-      run(root ? 'setpriv' : process.execPath, root ? ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...args] : args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: dir } }),
+      run(cli.command, cli.args, { cwd: cli.cwd, env: { PATH: process.env.PATH, HOME: dir } }),
       (e: { code: number; stderr: string }) => {
         assert.equal(e.code, 1);
         assert.equal(e.stderr, `error: ${lockFile}: cannot write the lockfile (EACCES: permission denied)\n`);
