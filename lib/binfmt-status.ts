@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { BINFMT_MISC, parseProcEntry, type ProcEntry } from './binfmt.ts';
-import { CPUS, hostFamily } from './cpus.ts';
+import { CPUS, entryPlatform, hostFamily } from './cpus.ts';
 
 const hex = z.string().regex(/^(?:[0-9a-f]{2})*$/);
 
@@ -22,6 +22,11 @@ export const BinfmtStatusEntry = z.strictObject({
   magic: hex,
   /** Lowercase hex; empty when the entry was registered without a mask. */
   mask: hex,
+  /**
+   * The OCI platform the entry lets the machine run (`linux/arm64`), from the CPU table; null for
+   * a CPU without one and for an entry of no table CPU. Last: added to the shape, nothing moved.
+   */
+  platform: z.string().nullable(),
 });
 
 export const BinfmtStatus = z.strictObject({
@@ -70,7 +75,7 @@ export function readBinfmtStatus(dir = BINFMT_MISC, machine = currentMachine()):
       continue;
     }
     if (e.type !== 'M') other.push(name);
-    else entries.push({ name, enabled: e.enabled, interpreter: e.interpreter, flags: e.flags, offset: e.offset, magic: e.magic, mask: e.mask });
+    else entries.push({ name, enabled: e.enabled, interpreter: e.interpreter, flags: e.flags, offset: e.offset, magic: e.magic, mask: e.mask, platform: entryPlatform(name) });
   }
   return BinfmtStatus.parse({ machine, family: hostFamily(machine), native: nativeCpus(machine), entries, other });
 }

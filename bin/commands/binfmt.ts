@@ -58,7 +58,7 @@ export function binfmtCommands(program: Command): void {
   binfmt
     .command('status')
     .description("this machine's qemu-* binfmt_misc entries and the CPUs it runs natively (as register --list [--json])")
-    .option('--json', 'one JSON document: machine, family, native, entries (name, enabled, interpreter, flags, offset, magic, mask), other')
+    .option('--json', 'one JSON document: machine, family, native, entries (name, enabled, interpreter, flags, offset, magic, mask, platform), other')
     // Another binfmt_misc mount (a chroot's, or a test's copy); HOST_ARCH overrides uname -m as in the script.
     .addOption(new Option('--binfmt-dir <dir>').hideHelp())
     .action(async (o: { json?: boolean; binfmtDir?: string }) => {
