@@ -7,6 +7,7 @@ import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { MockMonitor } from '@pulumi/pulumi/runtime/mocks.js';
 import { specialSecretSig, specialSigKey } from '@pulumi/pulumi/runtime/rpc.js';
+import * as settings from '@pulumi/pulumi/runtime/settings.js';
 import { createLock, writeLock, type Lock } from '../../lib/lock.ts';
 import { kojiTree, startKoji } from '../fixtures/koji.ts';
 import { buildFixtureRpms, FIXTURE_ROOT, SPLIT_BUILD, type FixtureHost } from '../fixtures/rpms.ts';
@@ -78,11 +79,11 @@ export async function loadProgram(config: Record<string, string>, secrets: Recor
   const exports = await import(`../../index.ts?load=${loads++}`);
   const outputs = await resolveOutputs(exports);
   // Resource registration is asynchronous (a resource waits for its inputs, e.g. a build
-  // host's staged upload folder): wait until no new resource arrives for 100 ms.
-  for (let seen = -1, i = 0; seen !== declared.length && i < 100; i++) {
-    seen = declared.length;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // host's staged upload folder, which a cold cache under load takes seconds to copy): wait
+  // until the SDK has no registration left in flight, as it does itself before it exits
+  // (waitForRPCs: exported but @internal, so untyped; every registerResource holds its RPC
+  // open from the constructor until registered, runtime/resource.js runAsyncResourceOp).
+  await (settings as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
   return { exports, outputs, resources: [...declared] };
 }
 
