@@ -132,6 +132,17 @@ export async function startDynamicHost(extraEnv: Record<string, string> = {}): P
 }
 
 /**
+ * A host for a GitHub provider, as the engine starts one: plain node (no tsx, so the
+ * serialized provider must stand alone), configured with `token` as the stack's secret.
+ */
+export async function startGitHubHost(token: string): Promise<DynamicHost> {
+  const host = await startDynamicHost();
+  assert.ok(!host.process.spawnargs.some((a) => /tsx/.test(a)), `plain node: ${host.process.spawnargs.join(' ')}`);
+  await host.configure({ 'polyarch:githubToken': token }, ['polyarch:githubToken']);
+  return host;
+}
+
+/**
  * What both GitHub providers promise about the token they read at run time: a wrong one fails
  * `create` with GitHub's 401 as one line (matching `rejected`) that never holds the token;
  * with none in the stack config, GITHUB_TOKEN from the environment is used, and `created`

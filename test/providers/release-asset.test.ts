@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { deleteAsset, getAsset, githubClient, listAssets, putAsset, replaceAsset, type AssetContent } from '../../lib/github-release.ts';
 import { startFakeGitHub, type FakeGitHub } from '../fixtures/github.ts';
-import { checkGitHubToken, startDynamicHost } from '../helpers/dynamic-host.ts';
+import { checkGitHubToken, startGitHubHost } from '../helpers/dynamic-host.ts';
 import { declareGitHubRelease, type Declared } from '../helpers/program.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -162,10 +162,8 @@ test("the provider as serialized under mocks runs in Pulumi's dynamic-provider h
   const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
   fake.seedAsset(r.releaseId, 'qemu-s390x-static.tar.gz', Buffer.from('left by a failed run'));
 
-  const host = await startDynamicHost();
+  const host = await startGitHubHost(fake.token);
   try {
-    assert.ok(!host.process.spawnargs.some((a) => /tsx/.test(a)), `plain node: ${host.process.spawnargs.join(' ')}`);
-    await host.configure({ 'polyarch:githubToken': fake.token }, ['polyarch:githubToken']);
     const inputs = await host.check(urn, {}, news);
     const created = await host.create(urn, inputs);
     const bytes = fs.readFileSync(path.resolve(String(news.file)));
@@ -218,9 +216,8 @@ test('after an update in place the engine keeps the first id: read and delete fo
   const r = release();
   const news: Record<string, unknown> = { ...declared.wire, tag: r.tag, releaseId: r.releaseId };
   const urn = `urn:pulumi:dev::qemu-user-static::pulumi-nodejs:dynamic/polyarch:ReleaseAsset::${declared.name}`;
-  const host = await startDynamicHost();
+  const host = await startGitHubHost(fake.token);
   try {
-    await host.configure({ 'polyarch:githubToken': fake.token }, ['polyarch:githubToken']);
     const created = await host.create(urn, await host.check(urn, {}, news));
     const next = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-next-')), 'SHA256SUMS');
     fs.writeFileSync(next, 'new sums\n');
@@ -248,9 +245,8 @@ test('an asset is given its release id; without one the tag finds the draft; a m
   const untold = ({ releaseId: _releaseId, ...props }: Record<string, unknown>) => props;
   const news = untold({ ...declared.wire, tag: r.tag });
   const lookups = (since: number) => fake.log.slice(since).filter((l) => /\/releases(\/tags\/.*)?$/.test(l.path) && l.method === 'GET').length;
-  const host = await startDynamicHost();
+  const host = await startGitHubHost(fake.token);
   try {
-    await host.configure({ 'polyarch:githubToken': fake.token }, ['polyarch:githubToken']);
     const inputs = await host.check(urn, {}, news);
     // The draft is invisible to GitHub's lookup by tag: found by listing.
     let since = fake.log.length;
