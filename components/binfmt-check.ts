@@ -8,7 +8,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import type * as BuildHost from '../lib/build-host.ts';
 import type * as Ssh from '../lib/ssh.ts';
-import { diffKeys, loadProjectModule } from './provider-runtime.ts';
+import { keyedDiff, loadProjectModule } from './provider-runtime.ts';
 
 /** The stack config key the check reads the SSH key from, at run time. */
 const KEY_CONFIG = 'polyarch:sshPrivateKey';
@@ -48,9 +48,7 @@ const provider: Provider = {
   async configure(req) {
     this.privateKey = req.config.get(KEY_CONFIG);
   },
-  async diff(_id, olds, news) {
-    return diffKeys({ ...olds }, { ...news }, [], ['host', 'address', 'port', 'user', 'sudo', 'hostKey', 'expected']);
-  },
+  diff: keyedDiff([], ['host', 'address', 'port', 'user', 'sudo', 'hostKey', 'expected']),
   async create(inputs) {
     const { randomUUID } = process.getBuiltinModule('node:crypto');
     return { id: randomUUID(), outs: { ...inputs, repairs: 0, reuploads: 0, drift: '' } };

@@ -5,7 +5,7 @@ import * as pulumi from '@pulumi/pulumi';
 import type * as Assets from '../lib/assets.ts';
 import type * as Digest from '../lib/digest.ts';
 import type * as OutDir from '../lib/out-dir.ts';
-import { diffKeys, loadProjectModule } from './provider-runtime.ts';
+import { keyedDiff, loadProjectModule } from './provider-runtime.ts';
 
 export interface FolderAssetInputs {
   /** Folder the asset is written into; relative to the project folder, or absolute. */
@@ -47,9 +47,7 @@ async function place(i: FolderAssetInputs): Promise<FolderAssetOutputs> {
 
 // Method bodies run in the dynamic-provider host; see components/provider-runtime.ts.
 const provider: pulumi.dynamic.ResourceProvider<FolderAssetInputs, FolderAssetOutputs> = {
-  async diff(_id, olds, news) {
-    return diffKeys({ ...olds }, { ...news }, ['dir', 'name'], ['sha256', 'mode']);
-  },
+  diff: keyedDiff(['dir', 'name'], ['sha256', 'mode']),
   async create(inputs) {
     const outs = await place(inputs);
     return { id: outs.path, outs };

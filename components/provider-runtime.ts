@@ -38,6 +38,11 @@ export function diffKeys(olds: Record<string, unknown>, news: Record<string, unk
   return { changes: replaces.length > 0 || updateKeys.some(changed), replaces };
 }
 
+/** A provider's `diff` by input key: a change to one of `replaceKeys` replaces, to one of `updateKeys` updates in place. */
+export function keyedDiff(replaceKeys: readonly string[], updateKeys: readonly string[]) {
+  return async (_id: string, olds: object, news: object) => diffKeys({ ...olds }, { ...news }, replaceKeys, updateKeys);
+}
+
 /** The stack config key the GitHub providers read the token from, at run time. */
 export const TOKEN_CONFIG_KEY = 'polyarch:githubToken';
 

@@ -5,7 +5,7 @@
 // volume outlives it, so pushed images survive a replacement and a destroy.
 import * as pulumi from '@pulumi/pulumi';
 import type * as LocalRegistry from '../lib/local-registry.ts';
-import { diffKeys, loadProjectModule } from './provider-runtime.ts';
+import { keyedDiff, loadProjectModule } from './provider-runtime.ts';
 
 export interface RegistryContainerInputs {
   /** Loopback port: the registry answers at 127.0.0.1:<port>. */
@@ -32,9 +32,7 @@ const REPLACE_KEYS = ['port', 'image', 'name', 'volume'] as const;
 
 // Method bodies run in the dynamic-provider host; see components/provider-runtime.ts.
 const provider: pulumi.dynamic.ResourceProvider<RegistryContainerInputs, RegistryContainerOutputs> = {
-  async diff(_id, olds, news) {
-    return diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, []);
-  },
+  diff: keyedDiff(REPLACE_KEYS, []),
 
   async create(inputs) {
     const lib = await loadProjectModule<typeof LocalRegistry>(LIB);

@@ -9,7 +9,7 @@
 // never in state, and the serialized provider captures no secret.
 import * as pulumi from '@pulumi/pulumi';
 import type * as GitHubRelease from '../lib/github-release.ts';
-import { configureGitHub, diffKeys, gitHub, type GitHubProvider } from './provider-runtime.ts';
+import { configureGitHub, gitHub, keyedDiff, type GitHubProvider } from './provider-runtime.ts';
 
 /** The asset's inputs, as the provider receives them. */
 export interface ReleaseAssetInputs {
@@ -75,10 +75,7 @@ async function content(p: ReleaseAssetInputs): Promise<GitHubRelease.AssetConten
 // Method bodies run in the dynamic-provider host; see components/provider-runtime.ts.
 const provider: GitHubProvider<ReleaseAssetInputs, ReleaseAssetOutputs> = {
   configure: configureGitHub,
-
-  async diff(_id, olds, news) {
-    return diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
-  },
+  diff: keyedDiff(REPLACE_KEYS, UPDATE_KEYS),
 
   async create(inputs) {
     const { gh, client } = await gitHub(this.token, inputs.apiUrl);

@@ -7,7 +7,7 @@
 // diff to say, at preview: it comes first.)
 import * as pulumi from '@pulumi/pulumi';
 import type * as GitHub from '../lib/github-release.ts';
-import { configureGitHub, diffKeys, gitHub, type GitHubProvider } from './provider-runtime.ts';
+import { configureGitHub, gitHub, keyedDiff, type GitHubProvider } from './provider-runtime.ts';
 
 /** The publication's inputs, as the provider receives them. */
 export interface ReleasePublicationInputs {
@@ -36,10 +36,7 @@ const UPDATE_KEYS = ['files'] as const;
 // Method bodies run in the dynamic-provider host; see components/provider-runtime.ts.
 const provider: GitHubProvider<ReleasePublicationInputs, ReleasePublicationOutputs> = {
   configure: configureGitHub,
-
-  async diff(_id, olds, news) {
-    return diffKeys({ ...olds }, { ...news }, REPLACE_KEYS, UPDATE_KEYS);
-  },
+  diff: keyedDiff(REPLACE_KEYS, UPDATE_KEYS),
 
   async create(inputs) {
     const { gh, client } = await gitHub(this.token, inputs.apiUrl);
