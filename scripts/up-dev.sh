@@ -13,7 +13,7 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 
 # The builder polyarch:builder names: used when it answers, else made on the host's network
 # (docker-container), else a root buildkitd (lib/dev-builder.ts says which and why).
-node --import tsx scripts/dev-builder.ts Pulumi.dev.yaml
+node --import tsx scripts/dev-builder.ts .
 
 if [ ! -f qemu.lock.json ]; then
   # No lockfile yet: pin koji's newest Fedora build for the hosts every stack publishes.

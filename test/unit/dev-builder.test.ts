@@ -179,19 +179,24 @@ test('no engine, or neither the buildx plugin nor a standalone buildx: one line,
   assert.deepEqual(docker.builders(), []);
 });
 
-test('scripts/dev-builder.ts reads the builder from the stack file; without one it says why the dev stack needs it', () => {
+test('scripts/dev-builder.ts reads the builder from the dev stack\'s config; without one it says why the dev stack needs it', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-dev-builder-'));
   try {
-    const script = (stackFile: string) => spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/dev-builder.ts'), stackFile], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
-    const ok = script(path.join(ROOT, 'Pulumi.dev.yaml'));
+    const script = (projectDir: string) => spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/dev-builder.ts'), projectDir], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+    const ok = script(ROOT);
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stderr, /^builder: no builder polyarch-dev yet: making a docker-container builder/m);
     assert.deepEqual(docker.builders(), ['polyarch-dev']);
-    const bare = path.join(work, 'Pulumi.dev.yaml');
-    fs.writeFileSync(bare, 'config:\n  polyarch:hosts: [x86_64]\n');
-    const none = script(bare);
+    fs.copyFileSync(path.join(ROOT, 'Pulumi.yaml'), path.join(work, 'Pulumi.yaml'));
+    fs.writeFileSync(path.join(work, 'Pulumi.dev.yaml'), 'config:\n  polyarch:hosts: [x86_64]\n');
+    const none = script(work);
     assert.equal(none.status, 1);
-    assert.equal(none.stderr, `error: ${bare} names no polyarch:builder: the dev stack needs a builder on the host's network (polyarch-dev, which up:dev makes, or your own)\n`);
+    assert.equal(none.stderr, `error: ${path.join(work, 'Pulumi.dev.yaml')} names no polyarch:builder: the dev stack needs a builder on the host's network (polyarch-dev, which up:dev makes, or your own)\n`);
+    // A bad builder name is the stack config's one line, as the program would say it.
+    fs.writeFileSync(path.join(work, 'Pulumi.dev.yaml'), 'config:\n  polyarch:builder: "no spaces allowed"\n');
+    const bad = script(work);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^error: invalid stack config: polyarch:builder: must be a buildx builder name/);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
