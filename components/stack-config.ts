@@ -35,11 +35,11 @@ export const lockCommand = (file: string) => `npx polyarch lock --latest --hosts
 
 /**
  * The stack's lockfile. Without one (a new repository, before its first pinned build) the
- * program stops with one line, no stack trace, saying how to make it.
+ * program stops (through evaluate) with one line saying how to make it.
  */
 export async function readStackLock(file: string): Promise<Lock> {
   if (!fs.existsSync(file)) {
-    throw new pulumi.RunError(
+    throw new UserError(
       `${file} is missing: no QEMU build is pinned yet. Pin one by running the update-qemu workflow by hand (Actions, update-qemu, Run workflow) and merging its pull request, or run \`${lockCommand(file)}\` and commit the file`,
     );
   }
