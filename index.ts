@@ -7,7 +7,7 @@ import { BinfmtHost } from './components/binfmt-host.ts';
 import { LocalRegistry } from './components/local-registry.ts';
 import { QemuImages } from './components/qemu-images.ts';
 import { ReleaseAssets } from './components/release-assets.ts';
-import { evaluate, loadStackConfig, readStackLock, secretConfig } from './components/stack-config.ts';
+import { evaluate, loadStackConfig, readStackLock, secretConfig, signingMode } from './components/stack-config.ts';
 import { buildAssets } from './lib/assets.ts';
 import { writeRegisterScript } from './lib/build-host.ts';
 import { imageLabels, writeContexts } from './lib/contexts.ts';
@@ -22,6 +22,8 @@ const lock = await evaluate(() => readStackLock(config.lockFile));
 const progress = (message: string) => void pulumi.log.info(message);
 const hostEmulators = await evaluate(() => prepareStackEmulators(config, lock, progress));
 const cache = (what: string) => path.join(config.cacheDir, what);
+// Signed with cosign (lib/cosign.ts), or published unsigned, said in one line.
+const signing = await evaluate(() => signingMode(config));
 
 /** The release this stack publishes, e.g. v9.2.4-1. */
 export const release = releaseTag(lock);
@@ -30,15 +32,18 @@ export const qemu = lock.qemu;
 export const emulators = Object.fromEntries(hostEmulators.map((h) => [h.host, h.emulators.map((e) => e.cpu)]));
 
 // Release assets: a GitHub release, or a local folder (dev), or none (stacks that only push images).
+// Built too for signed images, which carry the release's SBOM.
+const imageRegistry = imageTarget(config);
+const built = config.release || (signing && imageRegistry) ? await evaluate(() => buildAssets(hostEmulators, { cacheDir: cache('assets'), releaseTag: release, progress })) : undefined;
 let releaseAssets: ReleaseAssets | undefined;
-if (config.release) {
-  const { assets } = await evaluate(() => buildAssets(hostEmulators, { cacheDir: cache('assets'), progress }));
+if (config.release && built) {
   const { repository, apiUrl, folder } = config.release;
   releaseAssets = new ReleaseAssets('release', {
     tag: release,
     qemu: lock.qemu,
     hosts: hostEmulators,
-    assets,
+    assets: built.assets,
+    signing,
     ...(repository ? { github: { repository, apiUrl } } : { folder }),
   });
 }
@@ -48,13 +53,13 @@ export const releaseDigests = releaseAssets?.digests;
 
 // Images: the tag scheme is lib/image-plan.ts, the build contexts lib/contexts.ts.
 let images: QemuImages | undefined;
-const imageRegistry = imageTarget(config);
 if (imageRegistry) {
   const plan = await evaluate(() => planForStack(lock, hostEmulators, imageRegistry));
   const contexts = await evaluate(() => writeContexts(plan, hostEmulators, { outDir: cache('contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) }));
   const registry = config.localRegistry && new LocalRegistry('registry', config.localRegistry);
   const password = config.secrets.registryPassword ? secretConfig('registryPassword') : undefined;
-  images = new QemuImages('images', { plan, contexts, username: imageRegistry.username, password, builder: config.builder }, { dependsOn: registry ? [registry.container] : [] });
+  const sbom = built?.assets.find((a) => a.kind === ('sbom' as string));
+  images = new QemuImages('images', { plan, contexts, username: imageRegistry.username, password, builder: config.builder, signing: signing && { mode: signing, sbom } }, { dependsOn: registry ? [registry.container] : [] });
 }
 /** Every tag this stack publishes, and image or index name -> pushed reference with digest. */
 export const imageTags = images?.tags ?? [];

@@ -12,8 +12,10 @@ export interface FolderAssetInputs {
   dir: string;
   /** File name inside `dir`. */
   name: string;
-  /** The bytes to write: a path relative to the project folder, or absolute. */
-  file: string;
+  /** The bytes to write: a path relative to the project folder, or absolute. Exactly one of `file` and `text`. */
+  file?: string;
+  /** The bytes to write, given whole (a signature bundle, made during the update). */
+  text?: string;
   /** Hex sha256 of the bytes; the diff compares this, and the copy is checked against it. */
   sha256: string;
   size: number;
@@ -32,7 +34,7 @@ const LIB = 'lib/assets.ts';
 
 async function place(i: FolderAssetInputs): Promise<FolderAssetOutputs> {
   const assets = await loadProjectModule<typeof Assets>(LIB);
-  const { prepareOutDir, sweepTemps } = await loadProjectModule<typeof OutDir>('lib/out-dir.ts');
+  const { prepareOutDir, sweepTemps, writeWhole } = await loadProjectModule<typeof OutDir>('lib/out-dir.ts');
   const { resolve, join } = process.getBuiltinModule('node:path');
   const dir = resolve(i.dir);
   // The CLI's rules for --out: a symlinked folder or parent, or a file in the way, is refused, not followed.
@@ -41,7 +43,12 @@ async function place(i: FolderAssetInputs): Promise<FolderAssetOutputs> {
   // gone runs (this host, pid gone, or a day old). This host process's own writes are kept.
   await sweepTemps(dir);
   const dest = join(dir, i.name);
-  await assets.copyVerified(resolve(i.file), i.sha256, dest, i.mode);
+  if (i.text === undefined) await assets.copyVerified(resolve(i.file ?? ''), i.sha256, dest, i.mode);
+  else {
+    const { sha256 } = await loadProjectModule<typeof Digest>('lib/digest.ts');
+    if (sha256(i.text) !== i.sha256) throw new Error(`${i.name}: its text does not hash to ${i.sha256}`);
+    await writeWhole(dest, i.text, { mode: i.mode });
+  }
   return { ...i, path: dest };
 }
 

@@ -69,3 +69,21 @@ export async function gitHub(token: string | undefined, apiUrl: string): Promise
   const gh = await loadProjectModule<typeof GitHubLib>('lib/github-release.ts');
   return { gh, client: gh.githubClient({ token: token ?? '', apiUrl }) };
 }
+
+/** The signing key and its password, as a signing provider's `configure` read them from the stack's secret config. */
+export interface SigningSecrets {
+  key?: string;
+  password?: string;
+}
+
+/** A provider that signs: it holds the signing secrets in the provider host's memory only. */
+export interface SigningProvider<I, O> extends pulumi.dynamic.ResourceProvider<I, O> {
+  secrets?: SigningSecrets;
+}
+
+/** The signer for one call: keyless needs nothing; a key must have been configured. */
+export function signerFor(mode: 'key' | 'keyless', secrets: SigningSecrets | undefined): { mode: 'key' | 'keyless'; key?: string; password?: string } {
+  if (mode === 'keyless') return { mode };
+  if (!secrets?.key) throw new Error('polyarch:signing is key, but the provider was given no polyarch:signingKey');
+  return { mode, key: secrets.key, password: secrets.password };
+}

@@ -7,6 +7,7 @@ import * as dockerBuild from '@pulumi/docker-build';
 import * as pulumi from '@pulumi/pulumi';
 import type { BuildContext } from '../lib/contexts.ts';
 import type { ImagePlan } from '../lib/image-plan.ts';
+import { ImageSignature } from './image-signature.ts';
 
 export interface QemuImagesArgs {
   /** Every image with its platforms and tags, and the indexes over per-host images (lib/image-plan.ts). */
@@ -19,6 +20,8 @@ export interface QemuImagesArgs {
   password?: pulumi.Input<string>;
   /** The buildx builder to build with, by name; unset, the provider picks one. */
   builder?: string;
+  /** Sign every pushed image and index by digest (lib/cosign.ts), attaching the SBOM when given; unset: unsigned. */
+  signing?: { mode: 'key' | 'keyless'; sbom?: { file: string; sha256: string } };
 }
 
 export class QemuImages extends pulumi.ComponentResource {
@@ -71,6 +74,14 @@ export class QemuImages extends pulumi.ComponentResource {
           return image.ref;
         });
         indexes[index.name] = new dockerBuild.Index(`${name}-${index.name}`, { tag: index.tag, sources, push: true, ...(credentials ? { registry: credentials } : {}) }, childOpts);
+      }
+    }
+
+    // Every pushed manifest signed by its digest: a tag pushed over later carries no signature.
+    if (plan.push && args.signing) {
+      const { mode, sbom } = args.signing;
+      for (const [what, r] of [...Object.entries(images), ...Object.entries(indexes)]) {
+        new ImageSignature(`${name}-sign-${what}`, { ref: r.ref, mode, server: plan.server, username: args.username, sbomFile: sbom?.file, sbomSha256: sbom?.sha256 }, childOpts);
       }
     }
 

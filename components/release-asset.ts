@@ -23,8 +23,10 @@ export interface ReleaseAssetInputs {
   releaseId?: number;
   /** Asset name on the release. */
   name: string;
-  /** The bytes to publish: a path relative to the project folder, or absolute. */
-  file: string;
+  /** The bytes to publish: a path relative to the project folder, or absolute. Exactly one of `file` and `text`. */
+  file?: string;
+  /** The bytes to publish, given whole (a signature bundle, made during the update). */
+  text?: string;
   /** Hex sha256 of the bytes; the diff compares this. */
   sha256: string;
   size: number;
@@ -65,11 +67,12 @@ async function requireRelease(gh: Lib, client: Client, p: ReleaseAssetInputs): P
 
 const downloadUrl = (gh: Lib, p: ReleaseAssetInputs) => `${gh.downloadBase(p.apiUrl, `${p.owner}/${p.repo}`, p.tag)}/${p.name}`;
 
-/** The bytes to publish, read from the asset's file (relative to the project folder, the host's working folder). */
+/** The bytes to publish: the asset's text, or its file (relative to the project folder, the host's working folder). */
 async function content(p: ReleaseAssetInputs): Promise<GitHubRelease.AssetContent> {
   const { readFile } = process.getBuiltinModule('node:fs/promises');
   const { resolve } = process.getBuiltinModule('node:path');
-  return { name: p.name, data: await readFile(resolve(p.file)), sha256: p.sha256, contentType: p.contentType };
+  const data = p.text !== undefined ? Buffer.from(p.text) : await readFile(resolve(p.file ?? ''));
+  return { name: p.name, data, sha256: p.sha256, contentType: p.contentType };
 }
 
 // Method bodies run in the dynamic-provider host; see components/provider-runtime.ts.

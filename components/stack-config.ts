@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import * as pulumi from '@pulumi/pulumi';
 import { CONFIG_PREFIX, parseStackConfig, type SECRET_KEYS, type StackConfig } from '../lib/config.ts';
+import { missingIdentity } from '../lib/cosign.ts';
 import { HOST_ARCHES } from '../lib/cpus.ts';
 import { readLock, type Lock } from '../lib/lock.ts';
 import { UserError } from '../lib/user-error.ts';
@@ -61,4 +62,20 @@ export async function evaluate<T>(work: () => T | Promise<T>): Promise<T> {
   } catch (e) {
     throw e instanceof UserError ? new pulumi.RunError(e.message.replace(/\s*\n\s*/g, ' ')) : e;
   }
+}
+
+/**
+ * How this run signs (lib/cosign.ts), or undefined to publish unsigned, which it says in one
+ * line. Keyless signing needs the job's OIDC identity; an update without one stops before
+ * anything is published, never half-signed (a preview plans the signatures all the same).
+ */
+export function signingMode(config: StackConfig): 'key' | 'keyless' | undefined {
+  const publishes = Boolean(config.release) || Boolean(config.registry?.push) || Boolean(config.localRegistry);
+  if (config.signing === 'none') {
+    if (publishes) void pulumi.log.warn('polyarch:signing is none: the release and images are published unsigned');
+    return undefined;
+  }
+  const missing = config.signing === 'keyless' && !pulumi.runtime.isDryRun() ? missingIdentity() : undefined;
+  if (missing) throw new UserError(`polyarch:signing is keyless, but ${missing}; nothing was published. Set polyarch:signing to none to publish unsigned (a fork), or key to sign with a key pair`);
+  return config.signing;
 }

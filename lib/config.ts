@@ -6,6 +6,7 @@ import { normalizeFlags } from './binfmt.ts';
 import { cpuNames, HOST_ARCHES, isHostArch, unknownHostArch, type HostArch } from './cpus.ts';
 import { DEFAULT_CACHE_DIR } from './fetch.ts';
 import { DEFAULT_BASE_IMAGE, DEFAULT_IMAGE_SOURCE, LABEL_REVISION, LABEL_SOURCE, PINNED_IMAGE } from './image-refs.ts';
+import { SIGNING_MODES } from './cosign.ts';
 import { UserError } from './user-error.ts';
 
 const unique = <T>(items: readonly T[], key: (t: T) => string, what: string, ctx: z.core.$RefinementCtx) => {
@@ -117,11 +118,17 @@ export const StackConfigSchema = z
     builder: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be a buildx builder name (letters, digits, . _ -)').optional(),
     /** Where the release assets go: a GitHub release, a local folder (the default), or false for none. */
     release: z.union([z.literal(false), Release]).default({ folder: 'out/release' }),
+    /**
+     * How SHA256SUMS, the SBOM and every pushed image are signed (lib/cosign.ts): `keyless`
+     * (Sigstore, with the CI job's OIDC identity), `key` (a cosign key pair: the secrets
+     * polyarch:signingKey and polyarch:signingPassword), or `none` (published unsigned, said so).
+     */
+    signing: z.enum(SIGNING_MODES).default('none'),
   });
 
 export type StackConfig = z.infer<typeof StackConfigSchema> & {
   /** Which secrets are set (never their values). */
-  secrets: { registryPassword: boolean; sshPrivateKey: boolean; githubToken: boolean };
+  secrets: { registryPassword: boolean; sshPrivateKey: boolean; githubToken: boolean; signingKey: boolean; signingPassword: boolean };
 };
 
 /** Raw Pulumi config values are strings; objects and arrays arrive as JSON text. */
@@ -137,7 +144,7 @@ function decode(value: string): unknown {
 export const CONFIG_PREFIX = 'polyarch:';
 
 /** The keys that hold secrets: set only with `pulumi config set --secret`. */
-export const SECRET_KEYS = ['registryPassword', 'sshPrivateKey', 'githubToken'] as const;
+export const SECRET_KEYS = ['registryPassword', 'sshPrivateKey', 'githubToken', 'signingKey', 'signingPassword'] as const;
 
 /**
  * Validates the `polyarch:*` keys of a stack's config. `raw` maps key (without namespace)
@@ -153,7 +160,7 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
   // The release number moved to the lockfile, so that every stack publishes one version.
   const moved = 'releaseNumber' in plain ? ['polyarch:releaseNumber: the n of v<qemu>-<n> is now "releaseNumber" in the lockfile, the same for every stack; remove it from this stack\'s config'] : [];
   delete plain.releaseNumber;
-  const secrets = { registryPassword: secretsSet.has('registryPassword'), sshPrivateKey: secretsSet.has('sshPrivateKey'), githubToken: secretsSet.has('githubToken') };
+  const secrets = Object.fromEntries(SECRET_KEYS.map((k) => [k, secretsSet.has(k)])) as StackConfig['secrets'];
   const parsed = StackConfigSchema.superRefine((c, ctx) => {
     if (c.registry?.push && (!c.registry.username || !secrets.registryPassword)) {
       ctx.addIssue({ code: 'custom', path: ['registry'], message: `pushes to ${c.registry.server} without credentials (set registry.username and the secret polyarch:registryPassword)` });
@@ -171,6 +178,12 @@ export function parseStackConfig(raw: Record<string, string>, secretsSet: Readon
     }
     if (c.release && c.release.repository && !secrets.githubToken) {
       ctx.addIssue({ code: 'custom', path: ['release'], message: `publishing to ${c.release.repository} needs the secret polyarch:githubToken` });
+    }
+    if (c.signing === 'key' && !secrets.signingKey) {
+      ctx.addIssue({ code: 'custom', path: ['signing'], message: 'is key, which needs the secret polyarch:signingKey (a cosign private key, `cosign generate-key-pair`) and, for an encrypted key, polyarch:signingPassword' });
+    }
+    if (c.signing !== 'key' && (secrets.signingKey || secrets.signingPassword)) {
+      ctx.addIssue({ code: 'custom', path: ['signing'], message: `is ${c.signing}, but the secret polyarch:signingKey or polyarch:signingPassword is set: set polyarch:signing to key to sign with it, or remove the secret` });
     }
     if (c.buildHosts.length > 0 && !secrets.sshPrivateKey) {
       ctx.addIssue({ code: 'custom', path: ['buildHosts'], message: 'build hosts need the secret polyarch:sshPrivateKey' });

@@ -149,3 +149,13 @@ test('a local registry serves one host: a second would need indexes its plain HT
   assert.deepEqual(parseStackConfig({ localRegistry: '{}', hosts: '["aarch64"]' }, none).hosts, ['aarch64']);
   assert.throws(() => parseStackConfig({ localRegistry: '{}', hosts: '["x86_64","aarch64"]' }, none), /polyarch:localRegistry: serves one host .*hosts lists x86_64, aarch64/);
 });
+
+test('signing: none by default, keyless or key; key needs the secret key, and a key set for another mode is named', () => {
+  assert.equal(parseStackConfig({}, none).signing, 'none', 'unsigned unless asked');
+  assert.equal(parseStackConfig({ signing: 'keyless' }, none).signing, 'keyless');
+  assert.equal(parseStackConfig({ signing: 'key' }, new Set(['signingKey', 'signingPassword'])).signing, 'key');
+  assert.throws(() => parseStackConfig({ signing: 'key' }, none), /polyarch:signing: is key, which needs the secret polyarch:signingKey/);
+  assert.throws(() => parseStackConfig({ signing: 'keyless' }, new Set(['signingKey'])), /polyarch:signing: is keyless, but the secret polyarch:signingKey or polyarch:signingPassword is set/);
+  assert.throws(() => parseStackConfig({ signing: 'gpg' }, none), /polyarch:signing: .*"none".*"key".*"keyless"|polyarch:signing: Invalid option/);
+  assert.throws(() => parseStackConfig({ signingKey: 'PEM' }, none), /polyarch:signingKey: must be set with `pulumi config set --secret`/);
+});
