@@ -3,13 +3,16 @@
 # host and the dynamic-provider host beside it, in one folder that goes first on PATH, and the
 # docker-build and command provider plugins, installed into the plugin cache of $PULUMI_HOME
 # (~/.pulumi). Beside them, BuildKit's `buildkitd` and the `buildx` CLI at the releases the
-# docker-build plugin is built against, for machines without a BuildKit builder of their own.
+# docker-build plugin is built against, for machines without a BuildKit builder of their own,
+# and Sigstore's `cosign`, which signs the release's checksums, SBOM and images.
 #
 #   export PATH="$(bash scripts/engine.sh):$PATH"
 #
 # Prints that folder on stdout (progress goes to stderr). A `pulumi` on PATH at or newer than
 # @pulumi/pulumi in package-lock.json (GitHub runners, users who installed Pulumi) is used as
-# is: it has its language host and fetches its plugins itself. Otherwise every part is built
+# is: it has its language host and fetches its plugins itself (BuildKit's tools and cosign are
+# still built when Go is there; without Go, cosign must come from elsewhere, e.g. the
+# sigstore/cosign-installer action in a workflow). Otherwise every part is built
 # with Go, once, into a cache outside the repository ($POLYARCH_ENGINE_CACHE, default
 # ~/.cache/polyarch/engine), one folder per part keyed by that part's own inputs, so changing
 # one pin rebuilds one part:
@@ -18,6 +21,7 @@
 #   command plugin          pulumi-command's sources at @pulumi/command's release, from there too
 #   docker-build plugin     engine/docker-build/go.mod
 #   buildkitd, buildx       engine/buildkit/go.mod
+#   cosign                  engine/cosign/go.mod
 # The module proxy refuses the language host's and the command plugin's modules, so their
 # unmodified upstream sources are read from $POLYARCH_UPSTREAM (default ../shared/upstream
 # beside the checkout). Without them, they come from the official distribution instead: the
@@ -33,7 +37,8 @@ die() { echo "error: $*" >&2; exit 1; }
 pin() { sed -n "s#^[[:space:]]*$1 \(v[0-9][^ ]*\).*#\1#p" "$2" | head -1; }
 cli_version="$(pin github.com/pulumi/pulumi/pkg/v3 "$engine/go.mod")"
 docker_build_version="$(pin github.com/pulumi/pulumi-docker-build "$engine/docker-build/go.mod")"
-if [ -z "$cli_version" ] || [ -z "$docker_build_version" ]; then die "engine/go.mod or engine/docker-build/go.mod lost its pinned version"; fi
+cosign_version="$(pin github.com/sigstore/cosign/v2 "$engine/cosign/go.mod")"
+if [ -z "$cli_version" ] || [ -z "$docker_build_version" ] || [ -z "$cosign_version" ]; then die "engine/go.mod, engine/docker-build/go.mod or engine/cosign/go.mod lost its pinned version"; fi
 
 # The engine may be newer than the SDK the program uses, never older; each plugin must be the
 # release its npm SDK expects.
@@ -48,8 +53,8 @@ at_least "$cli_version" "$sdk_version" || die "engine/go.mod pins pulumi ${cli_v
 cache="${POLYARCH_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polyarch/engine}"
 mkdir -p "$cache"
 
-# A pulumi on PATH at or newer than the SDK is used as is; only BuildKit's tools are built
-# then, and the folder printed holds them and a link to that pulumi.
+# A pulumi on PATH at or newer than the SDK is used as is; only BuildKit's tools and cosign are
+# built then, and the folder printed holds them and a link to that pulumi.
 path_pulumi=""
 if [ -z "${POLYARCH_BUILD_ENGINE:-}" ] && command -v pulumi >/dev/null 2>&1; then
   found="$(pulumi version 2>/dev/null || true)"
@@ -64,6 +69,7 @@ fi
 if ! command -v go >/dev/null 2>&1; then
   if [ -n "$path_pulumi" ]; then
     say "no Go: buildkitd and buildx not built (the dev stack then needs a builder of its own, see scripts/buildkit.sh)"
+    say "no Go: cosign $cosign_version not built (signing a stack then needs cosign on PATH, e.g. from the sigstore/cosign-installer action)"
     dirname "$path_pulumi"
     exit 0
   fi
@@ -131,9 +137,14 @@ build_buildkit() {
   gobuild "$1/buildkitd" "$engine/buildkit" github.com/moby/buildkit/cmd/buildkitd "" &&
     gobuild "$1/buildx" "$engine/buildkit" github.com/docker/buildx/cmd/buildx ""
 }
+# cosign reports the version its release builds stamp in; a module build would say "devel".
+build_cosign() {
+  gobuild "$1/cosign" "$engine/cosign" github.com/sigstore/cosign/v2/cmd/cosign "-X sigs.k8s.io/release-utils/version.gitVersion=$cosign_version"
+}
 
 buildkit="$(part buildkit "$(key_of "$engine/buildkit/go.mod" "$engine/buildkit/go.sum")" build_buildkit)"
-links=("$buildkit/buildkitd" "$buildkit/buildx")
+cosign="$(part "cosign-$cosign_version" "$(key_of "$engine/cosign/go.mod" "$engine/cosign/go.sum")" build_cosign)"
+links=("$buildkit/buildkitd" "$buildkit/buildx" "$cosign/cosign")
 if [ -n "$path_pulumi" ]; then
   links+=("$path_pulumi")
 else
