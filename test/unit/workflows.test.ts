@@ -117,11 +117,49 @@ describe('main: pulumi up for every stack', () => {
     assert.deepEqual([...job.strategy!.matrix.stack!].sort(), publishingStacks);
     assert.equal(pulumiStep(job)?.with?.command, 'up');
   });
-  test('grants only what it uses: contents: write for the release, to the up job alone', () => {
+  test('grants only what it uses, to the up job alone: contents for the release, id-token for keyless signing, attestations for provenance', () => {
     assert.deepEqual(w.permissions, { contents: 'read' });
-    assert.deepEqual(w.jobs.up!.permissions, { contents: 'write' });
+    assert.deepEqual(w.jobs.up!.permissions, { contents: 'write', 'id-token': 'write', attestations: 'write' });
     assert.deepEqual(w.jobs.test!.permissions, { contents: 'read' });
   });
+  test('signs keyless: every publishing stack, with the cosign release scripts/engine.sh builds, on the PATH before pulumi up', () => {
+    for (const stack of publishingStacks) {
+      const config = (parse(read(`Pulumi.${stack}.yaml`)) as { config: Record<string, unknown> }).config;
+      assert.equal(config['polyarch:signing'], 'keyless', `stack ${stack} publishes unsigned`);
+    }
+    const job = w.jobs.up!;
+    const installer = job.steps.findIndex((s) => s.uses?.startsWith('sigstore/cosign-installer@'));
+    assert.ok(installer >= 0 && installer < job.steps.indexOf(pulumiStep(job)!), 'cosign is installed before pulumi up');
+    const pinned = /github\.com\/sigstore\/cosign\/v2 (v\S+)/.exec(read('engine/cosign/go.mod'))?.[1];
+    assert.equal(job.steps[installer]!.with?.['cosign-release'], pinned, 'the workflow signs with the cosign the tests verify with');
+  });
+  test('attests build provenance for every file and image the stack output lists, after pulumi up', () => {
+    const job = w.jobs.up!;
+    const attest = job.steps.findIndex((s) => s.uses?.startsWith('actions/attest-build-provenance@'));
+    const subjects = job.steps.findIndex((s) => s.run?.includes('node scripts/attest-subjects.mjs'));
+    assert.ok(subjects > job.steps.indexOf(pulumiStep(job)!) && attest > subjects, 'subjects from the stack output, then the attestation');
+    assert.match(job.steps[subjects]!.run!, /pulumi stack output --json --stack polyarch\/\$\{\{ matrix\.stack \}\}/);
+    assert.equal(job.steps[attest]!.with?.['subject-checksums'], '${{ runner.temp }}/subjects.txt');
+    assert.match(job.steps[subjects]!.run!, /\$RUNNER_TEMP\/subjects\.txt/);
+  });
+});
+
+test('the dev stack publishes unsigned (no identity, no key on a fresh machine)', () => {
+  const config = (parse(read('Pulumi.dev.yaml')) as { config: Record<string, unknown> }).config;
+  assert.equal(config['polyarch:signing'] ?? 'none', 'none');
+});
+
+test('scripts/attest-subjects.mjs: release files and images by digest, each digest once; a ref without a digest is refused', () => {
+  const run = (outputs: unknown) => execFileSync('node', [path.join(ROOT, 'scripts/attest-subjects.mjs')], { input: JSON.stringify(outputs), encoding: 'utf8', stdio: 'pipe' });
+  const a = 'a'.repeat(64);
+  const b = 'b'.repeat(64);
+  const c = 'c'.repeat(64);
+  assert.equal(
+    run({ releaseDigests: { SHA256SUMS: a, 'sbom.spdx.json': b }, imageRefs: { emulators: `localhost:5000/p/q:latest@sha256:${c}`, register: `localhost:5000/p/q:9.2.4-1@sha256:${c}` } }),
+    `${a}  SHA256SUMS\n${b}  sbom.spdx.json\n${c}  localhost:5000/p/q\n`,
+  );
+  assert.throws(() => run({ imageRefs: { emulators: 'localhost:5000/p/q:latest' } }), /imageRefs\.emulators: not a reference by digest/);
+  assert.throws(() => run({}), /published nothing to attest/);
 });
 
 describe('weekly: a newer QEMU becomes a pull request', () => {
