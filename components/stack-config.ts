@@ -66,16 +66,18 @@ export async function evaluate<T>(work: () => T | Promise<T>): Promise<T> {
 
 /**
  * How this run signs (lib/cosign.ts), or undefined to publish unsigned, which it says in one
- * line. Keyless signing needs the job's OIDC identity; an update without one stops before
- * anything is published, never half-signed (a preview plans the signatures all the same).
+ * line. Keyless signing needs the job's OIDC identity: an update without one (a fork's job
+ * without `id-token: write`, a laptop) publishes unsigned, never half-signed; a preview plans
+ * the signatures all the same, as the update on main will make them.
  */
-export function signingMode(config: StackConfig): 'key' | 'keyless' | undefined {
+export function signingMode(config: StackConfig, env: NodeJS.ProcessEnv = process.env): 'key' | 'keyless' | undefined {
   const publishes = Boolean(config.release) || Boolean(config.registry?.push) || Boolean(config.localRegistry);
-  if (config.signing === 'none') {
-    if (publishes) void pulumi.log.warn('polyarch:signing is none: the release and images are published unsigned');
+  const unsigned = (why: string) => {
+    if (publishes) void pulumi.log.warn(`${why}: the release and images are published unsigned`);
     return undefined;
-  }
-  const missing = config.signing === 'keyless' && !pulumi.runtime.isDryRun() ? missingIdentity() : undefined;
-  if (missing) throw new UserError(`polyarch:signing is keyless, but ${missing}; nothing was published. Set polyarch:signing to none to publish unsigned (a fork), or key to sign with a key pair`);
+  };
+  if (config.signing === 'none') return unsigned('polyarch:signing is none');
+  const missing = config.signing === 'keyless' && !pulumi.runtime.isDryRun() ? missingIdentity(env) : undefined;
+  if (missing) return unsigned(`polyarch:signing is keyless, but ${missing}`);
   return config.signing;
 }
