@@ -33,7 +33,7 @@ const HEADER_MAGIC = 0x8eade801;
 // Tag numbers from rpm's rpmtag.h; signature tags live in their own numbering.
 const SIG = { size: 1000, md5: 1004, payloadSize: 1007, sha1: 269, sha256: 273, longSize: 270, longArchiveSize: 271 } as const;
 const TAG = {
-  name: 1000, version: 1001, release: 1002, arch: 1022,
+  name: 1000, version: 1001, release: 1002, epoch: 1003, buildTime: 1006, license: 1014, arch: 1022,
   fileSizes: 1028, fileModes: 1030, fileDigests: 1035, archiveSize: 1046,
   dirIndexes: 1116, baseNames: 1117, dirNames: 1118,
   payloadFormat: 1124, payloadCompressor: 1125,
@@ -64,7 +64,13 @@ export interface Rpm {
   name: string;
   version: string;
   release: string;
+  /** The Epoch tag, only when the package has one (rpm treats none as 0, but prints none). */
+  epoch?: number;
   arch: string;
+  /** The License tag as written by the packager: an SPDX expression in Fedora since 2023, free text before. */
+  license?: string;
+  /** The BuildTime tag: seconds since 1970 when the package was built. */
+  buildTime?: number;
   compressor: 'zstd' | 'xz' | 'gzip';
   /** Uncompressed payload size as declared by the package, when it declares one. */
   payloadSize?: number;
@@ -230,12 +236,20 @@ export function readRpm(buf: Buffer, label: string): Rpm {
   });
   const fileDigestAlgo = HASH_ALGOS[num(main, TAG.fileDigestAlgo) ?? 1];
   if (!fileDigestAlgo) throw new RpmError(label, `unknown file digest algorithm ${num(main, TAG.fileDigestAlgo)}`);
+  // Facts the SBOM reports. rpm stores Epoch and BuildTime as INT32 and License as a string;
+  // a value of another type is treated as absent rather than guessed at.
+  const epoch = num(main, TAG.epoch);
+  const buildTime = num(main, TAG.buildTime);
+  const license = str(main, TAG.license);
 
   return {
     name: need(TAG.name, 'a name'),
     version: need(TAG.version, 'a version'),
     release: need(TAG.release, 'a release'),
+    ...(epoch !== undefined && { epoch }),
     arch: need(TAG.arch, 'an arch'),
+    ...(license !== undefined && { license }),
+    ...(buildTime !== undefined && { buildTime }),
     compressor,
     payloadSize: num(sig, SIG.longArchiveSize) ?? num(sig, SIG.payloadSize) ?? num(main, TAG.archiveSize),
     files,
