@@ -4,10 +4,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { targetsFor, type HostArch } from './cpus.ts';
-import { emulatorFile, type ManifestEntry } from './extract.ts';
+import { emulatorFile, nevra, type Extraction, type ManifestEntry, type RpmFacts } from './extract.ts';
 import type { RetryOptions } from './fetch.ts';
-import { extractLocked, type Lock } from './lock.ts';
+import { extractLockedRpms, type Lock } from './lock.ts';
 import { hashStamped, remember, stampOf } from './known-digests.ts';
 import { makeStage, NoSpaceError, publishStage, removeStage, sweepStages, writeError, writeWhole } from './out-dir.ts';
 import { UserError } from './user-error.ts';
@@ -27,6 +28,8 @@ export interface HostEmulators {
    * not published, but build hosts with ignoreFamily register them.
    */
   ownFamily?: ManifestEntry[];
+  /** Every RPM the emulators were extracted from (all the host's pins), for the SBOM. */
+  rpms: RpmFacts[];
 }
 
 export interface PrepareOptions {
@@ -46,6 +49,8 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 const seconds = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`;
 
 const MANIFEST = 'manifest.json';
+/** The facts of the RPMs extracted (RpmFacts), written before the manifest. */
+const RPMS = 'rpms.json';
 
 /** Folder name for one host's pinned RPMs: a change to any pin is a new folder. */
 export function extractionKey(lock: Lock, host: HostArch): string {
@@ -66,11 +71,51 @@ async function readStamps(dir: string): Promise<Record<string, unknown>> {
   }
 }
 
+const RpmFactsSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9._+-]+$/),
+  epoch: z.number().int().min(0).optional(),
+  version: z.string().regex(/^[A-Za-z0-9._+~^]+$/),
+  release: z.string().regex(/^[A-Za-z0-9._+~^]+$/),
+  arch: z.string().regex(/^[A-Za-z0-9_]+$/),
+  license: z.string().max(65536).optional(),
+  buildTime: z.number().int().min(0).optional(),
+  url: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.number().int().positive(),
+  // RPM files given by hand may hold none (a meta package); a lockfile pins none such.
+  emulators: z.array(z.string().regex(/^[a-z0-9_]+$/)),
+});
+
 /**
- * The manifest of a complete extraction in `dir`, or undefined when it is missing or damaged.
- * A damaged emulator is named through `say`, as the reason it is extracted again.
+ * The RPM facts recorded beside a manifest, when they are sound and account for it exactly:
+ * every emulator named by the package that holds it, every package's emulators there, and (when
+ * `digests` is given) exactly those RPMs. An extraction made before rpms.json existed has none.
  */
-export async function cachedManifest(dir: string, say?: (message: string) => void): Promise<ManifestEntry[] | undefined> {
+async function cachedRpms(dir: string, manifest: readonly ManifestEntry[], digests?: readonly string[]): Promise<RpmFacts[] | undefined> {
+  const text = await fs.readFile(path.join(dir, RPMS), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  let rpms: RpmFacts[];
+  try {
+    const r = RpmFactsSchema.array().safeParse(JSON.parse(text));
+    if (!r.success) return undefined;
+    rpms = r.data;
+  } catch {
+    return undefined; // damaged facts cost a fresh extraction, like a damaged manifest
+  }
+  const holder = new Map<string, string>();
+  for (const r of rpms) for (const cpu of r.emulators) holder.set(cpu, nevra(r));
+  const all = rpms.flatMap((r) => r.emulators);
+  if (all.length !== holder.size || all.length !== manifest.length || !manifest.every((m) => holder.get(m.cpu) === m.rpm)) return undefined;
+  if (digests && [...digests].sort().join(' ') !== rpms.map((r) => r.sha256).sort().join(' ')) return undefined;
+  return rpms;
+}
+
+/**
+ * The complete extraction in `dir` (its manifest and RPM facts), or undefined when it is
+ * missing, damaged or made before RPM facts were recorded. A damaged emulator is named through
+ * `say`, as the reason it is extracted again. `digests`: the sha256 of every RPM it must come from.
+ */
+export async function cachedExtraction(dir: string, say?: (message: string) => void, digests?: readonly string[]): Promise<Extraction | undefined> {
   const text = await fs.readFile(path.join(dir, MANIFEST), 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   let manifest: ManifestEntry[];
@@ -82,6 +127,11 @@ export async function cachedManifest(dir: string, say?: (message: string) => voi
   // Entries name their files as extraction does, so a damaged one reaches no other path.
   const sound = (m: ManifestEntry) => typeof m === 'object' && m !== null && /^[a-z0-9_]+$/.test(m.cpu) && m.file === emulatorFile(m.cpu) && Number.isSafeInteger(m.size) && /^[0-9a-f]{64}$/.test(m.sha256);
   if (!Array.isArray(manifest) || !manifest.every(sound)) return undefined;
+  const rpms = await cachedRpms(dir, manifest, digests);
+  if (!rpms) {
+    say?.(`${path.join(dir, RPMS)}: missing or not the RPMs of this extraction (a folder made by an older polyarch has none); extracting again from the pinned RPMs`);
+    return undefined;
+  }
   // A file is trusted only by the stamp it had when extraction hashed it, which any write
   // changes (a same-size one with its mtime put back too: the stamp holds the ctime). A file
   // whose stamp changed is not hashed and accepted: the manifest's digest is worth no more than
@@ -102,11 +152,11 @@ export async function cachedManifest(dir: string, say?: (message: string) => voi
     }
     remember(stamp, m.sha256);
   }
-  return manifest;
+  return { manifest, rpms };
 }
 
-/** Marks the extraction in `dir` complete; written last, so its presence means the folder is whole. */
-export async function recordManifest(dir: string, manifest: readonly ManifestEntry[]): Promise<void> {
+/** Marks the extraction in `dir` complete: RPM facts, then the manifest last, so its presence means the folder is whole. */
+export async function recordExtraction(dir: string, { manifest, rpms }: Extraction): Promise<void> {
   // Stamps first, of bytes checked against the manifest (extraction already hashed them, so this
   // is a look-up): what later runs trust instead of hashing.
   const stamps: Record<string, string> = {};
@@ -117,6 +167,7 @@ export async function recordManifest(dir: string, manifest: readonly ManifestEnt
     stamps[m.file] = got.stamp;
   }
   await writeWhole(path.join(dir, STAMPS), JSON.stringify(stamps));
+  await writeWhole(path.join(dir, RPMS), JSON.stringify(rpms, null, 2));
   await writeWhole(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2));
 }
 
@@ -124,13 +175,14 @@ export async function recordManifest(dir: string, manifest: readonly ManifestEnt
 export const EMULATORS_STAGE_PREFIX = '.polyarch-emulators-';
 
 /**
- * The manifest of the extraction in `dir`, made by `extract` when there is none yet. `extract`
+ * The extraction in `dir`, made by `extract` when there is none yet. `extract`
  * writes into a staging folder beside `dir` that is renamed to `dir` whole, manifest and all:
  * runs sharing a cache never see or remove each other's half-made folders, and the first to
  * finish wins while the others take its folder. A full disk is reported naming the cache folder.
+ * `digests`: the sha256 of every RPM it comes from (see cachedExtraction).
  */
-export async function extractOnce(dir: string, extract: (into: string) => Promise<ManifestEntry[]>): Promise<ManifestEntry[]> {
-  const ready = await cachedManifest(dir);
+export async function extractOnce(dir: string, extract: (into: string) => Promise<Extraction>, digests?: readonly string[]): Promise<Extraction> {
+  const ready = await cachedExtraction(dir, undefined, digests);
   if (ready) return ready;
   const parent = path.dirname(dir);
   await fs.mkdir(parent, { recursive: true }).catch((e: unknown) => {
@@ -139,10 +191,10 @@ export async function extractOnce(dir: string, extract: (into: string) => Promis
   await sweepStages(parent, EMULATORS_STAGE_PREFIX);
   const stage = await makeStage(parent, EMULATORS_STAGE_PREFIX);
   try {
-    let manifest: ManifestEntry[];
+    let extraction: Extraction;
     try {
-      manifest = await extract(stage);
-      await recordManifest(stage, manifest);
+      extraction = await extract(stage);
+      await recordExtraction(stage, extraction);
     } catch (e) {
       // The stage's own name means nothing to a user: name the cache folder instead (a full
       // disk while caching the RPMs already names the RPM cache).
@@ -151,7 +203,7 @@ export async function extractOnce(dir: string, extract: (into: string) => Promis
     }
     // Another run may get there first: its folder is as good as ours (a damaged one, from a
     // run of an older version killed mid-way or edited by hand, is replaced).
-    return await publishStage(stage, dir, manifest, () => cachedManifest(dir), 'extraction');
+    return await publishStage(stage, dir, extraction, () => cachedExtraction(dir, undefined, digests), 'extraction');
   } finally {
     await removeStage(stage);
   }
@@ -163,21 +215,27 @@ export async function extractOnce(dir: string, extract: (into: string) => Promis
  */
 export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOptions): Promise<HostEmulators> {
   const dir = path.resolve(o.emulatorsDir, extractionKey(lock, host));
-  let manifest = await cachedManifest(dir, o.progress);
-  const rpms = lock.hosts[host] ?? [];
-  if (manifest) {
-    o.progress?.(`${host}: ${manifest.length} emulators already extracted`);
+  const pins = lock.hosts[host] ?? [];
+  const digests = pins.map((r) => r.sha256);
+  let extraction = await cachedExtraction(dir, o.progress, digests);
+  if (extraction) {
+    o.progress?.(`${host}: ${extraction.manifest.length} emulators already extracted`);
   } else {
     const start = performance.now();
-    o.progress?.(`${host}: fetching and extracting ${rpms.length} RPMs (${mb(rpms.reduce((n, r) => n + r.size, 0))}) ...`);
-    manifest = await extractOnce(dir, (into) => extractLocked(lock, host, o.cacheDir, into, o.fetch));
-    o.progress?.(`${host}: ${manifest.length} emulators (${mb(manifest.reduce((n, m) => n + m.size, 0))}) extracted in ${seconds(start)}`);
+    o.progress?.(`${host}: fetching and extracting ${pins.length} RPMs (${mb(pins.reduce((n, r) => n + r.size, 0))}) ...`);
+    extraction = await extractOnce(dir, (into) => extractLockedRpms(lock, host, o.cacheDir, into, o.fetch), digests);
+    o.progress?.(`${host}: ${extraction.manifest.length} emulators (${mb(extraction.manifest.reduce((n, m) => n + m.size, 0))}) extracted in ${seconds(start)}`);
   }
+  const { manifest } = extraction;
+  // The folder is keyed by the pins' names and digests, not their URLs: a lockfile that moved to
+  // another koji mirror shares it, so each RPM's URL is taken from this lockfile.
+  const url = new Map(pins.map((r) => [r.sha256, r.url]));
+  const rpms = extraction.rpms.map((r) => ({ ...r, url: url.get(r.sha256) ?? r.url }));
   // Emulator names, not CPU names: an alias such as i486 runs on qemu-i386.
   const wanted = new Set(targetsFor(host, o.targets).map((c) => c.emulator));
   // Named targets are taken as given, so only 'all' leaves a family emulator out.
   const family = new Set(o.targets === 'all' ? targetsFor(host, 'all', { ignoreFamily: true }).map((c) => c.emulator).filter((e) => !wanted.has(e)) : []);
-  return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)), ownFamily: manifest.filter((m) => family.has(m.cpu)) };
+  return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)), ownFamily: manifest.filter((m) => family.has(m.cpu)), rpms };
 }
 
 /** What preparing a stack's emulators needs from its config (a subset of StackConfig). */

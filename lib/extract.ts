@@ -150,6 +150,46 @@ export interface ExtractInput {
   expect?: readonly string[];
 }
 
+/**
+ * One RPM an extraction came from, as the SBOM reports it: where it was had (the lockfile's
+ * url, or the file or URL given), its digest and size, and what its header says.
+ */
+export interface RpmFacts {
+  /** Name, version, release and arch from the header. */
+  name: string;
+  /** Only when the header has an Epoch tag. */
+  epoch?: number;
+  version: string;
+  release: string;
+  arch: string;
+  /** The header's License tag, verbatim. */
+  license?: string;
+  /** The header's BuildTime tag (seconds since 1970). */
+  buildTime?: number;
+  /** The koji URL the lockfile pins, or the file or URL the RPM was given as. */
+  url: string;
+  /** sha256 and size of the whole RPM file. */
+  sha256: string;
+  size: number;
+  /** CPUs whose emulators it holds (checked against the lockfile's pin when there is one), sorted. */
+  emulators: string[];
+}
+
+/** An RPM with what is known of it before it is read: its origin and digest. */
+export interface SourcedInput extends ExtractInput {
+  url: string;
+  sha256: string;
+}
+
+/** What an extraction wrote, and the RPMs it wrote it from (sorted by name, then arch). */
+export interface Extraction {
+  manifest: ManifestEntry[];
+  rpms: RpmFacts[];
+}
+
+/** `name-version-release.arch`, the form ManifestEntry.rpm names a package by. */
+export const nevra = (r: Pick<Rpm, 'name' | 'version' | 'release' | 'arch'>) => `${r.name}-${r.version}-${r.release}.${r.arch}`;
+
 /** RPMs decompressed at once, across every host extracting in this process: bounds memory. */
 const extracting = pLimit(Math.max(1, Math.min(os.availableParallelism(), 8)));
 
@@ -163,11 +203,34 @@ const extracting = pLimit(Math.max(1, Math.min(os.availableParallelism(), 8)));
  * hash it again.
  */
 export async function extractToDir(inputs: readonly ExtractInput[], outDir: string): Promise<ManifestEntry[]> {
+  return (await extractWithHeaders(inputs, outDir)).manifest;
+}
+
+/**
+ * extractToDir, and the facts of every RPM extracted (RpmFacts): what the extraction cache
+ * keeps beside the emulators for the SBOM, so a warm run reads no RPM.
+ */
+export async function extractRpms(inputs: readonly SourcedInput[], outDir: string): Promise<Extraction> {
+  const { manifest, headers } = await extractWithHeaders(inputs, outDir);
+  const rpms = headers.map((h, i): RpmFacts => ({ ...h, url: inputs[i]!.url, sha256: inputs[i]!.sha256, size: inputs[i]!.buf.length }));
+  const key = (r: RpmFacts) => `${r.name}\0${r.arch}`;
+  return { manifest, rpms: rpms.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)) };
+}
+
+/** An RpmFacts' header part. */
+type HeaderFacts = Omit<RpmFacts, 'url' | 'sha256' | 'size'>;
+
+function headerFacts(rpm: Rpm, cpus: string[]): HeaderFacts {
+  const { name, epoch, version, release, arch, license, buildTime } = rpm;
+  return { name, ...(epoch !== undefined && { epoch }), version, release, arch, ...(license !== undefined && { license }), ...(buildTime !== undefined && { buildTime }), emulators: cpus };
+}
+
+async function extractWithHeaders(inputs: readonly ExtractInput[], outDir: string): Promise<{ manifest: ManifestEntry[]; headers: HeaderFacts[] }> {
   // Headers first (cheap, no payload work): a damaged package or one emulator in two
   // packages is refused before anything is written, naming the inputs in their given order.
   const headers = inputs.map((i) => {
     const rpm = readRpm(i.buf, i.label);
-    return { rpm, nevra: `${rpm.name}-${rpm.version}-${rpm.release}.${rpm.arch}`, arch: rpm.arch, cpus: emulatorsInHeader(rpm, i.label) };
+    return { rpm, nevra: nevra(rpm), arch: rpm.arch, cpus: emulatorsInHeader(rpm, i.label) };
   });
   const seen = new Map<string, { nevra: string; arch: string; label: string }>();
   for (const [i, h] of headers.entries()) {
@@ -237,5 +300,6 @@ export async function extractToDir(inputs: readonly ExtractInput[], outDir: stri
   } finally {
     await removeStage(stage);
   }
-  return manifest.sort((a, b) => a.cpu.localeCompare(b.cpu));
+  // Header facts only: the parsed packages hold their payloads, which need not outlive this.
+  return { manifest: manifest.sort((a, b) => a.cpu.localeCompare(b.cpu)), headers: headers.map((h) => headerFacts(h.rpm, h.cpus)) };
 }

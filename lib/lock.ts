@@ -6,7 +6,7 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { HOST_ARCHES, type HostArch } from './cpus.ts';
-import { emulatorsInHeader, extractToDir, type ManifestEntry } from './extract.ts';
+import { emulatorsInHeader, extractRpms, type Extraction, type ManifestEntry } from './extract.ts';
 import { fetchText, RpmCache, type RetryOptions } from './fetch.ts';
 import { buildDirUrl, DEFAULT_KOJI, RELEASE_RE, selectRpms, VERSION_RE } from './koji.ts';
 import { NoSpaceError, WriteError, writeWhole } from './out-dir.ts';
@@ -202,6 +202,11 @@ export async function createLock(o: LockOptions): Promise<Lock> {
  * them into `outDir`. Each RPM must match its pinned digest and hold exactly its pinned emulators.
  */
 export async function extractLocked(lock: Lock, host: HostArch, cacheDir: string, outDir: string, opts: RetryOptions = {}): Promise<ManifestEntry[]> {
+  return (await extractLockedRpms(lock, host, cacheDir, outDir, opts)).manifest;
+}
+
+/** extractLocked, and each pinned RPM's facts (its pin's url, sha256 and size, and its header's) for the SBOM. */
+export async function extractLockedRpms(lock: Lock, host: HostArch, cacheDir: string, outDir: string, opts: RetryOptions = {}): Promise<Extraction> {
   const rpms = lock.hosts[host];
   if (!rpms) throw new UserError(`the lockfile pins no RPMs for host ${host} (it has: ${Object.keys(lock.hosts).join(', ')})`);
   // A lock built in code has not been through the schema.
@@ -217,12 +222,12 @@ export async function extractLocked(lock: Lock, host: HostArch, cacheDir: string
     rpms.map((r) =>
       limit(async () => {
         signal.throwIfAborted();
-        return { buf: (await cache.get(r.url, { sha256: r.sha256, size: r.size }, { ...opts, signal })).buf, label: r.url, expect: r.emulators };
+        return { buf: (await cache.get(r.url, { sha256: r.sha256, size: r.size }, { ...opts, signal })).buf, label: r.url, expect: r.emulators, url: r.url, sha256: r.sha256 };
       }),
     ),
   ).catch((e: unknown) => {
     failed.abort(e);
     throw e;
   });
-  return extractToDir(inputs, outDir);
+  return extractRpms(inputs, outDir);
 }

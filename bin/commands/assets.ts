@@ -7,7 +7,7 @@ import { buildAssets, writeAssets, type Asset } from '../../lib/assets.ts';
 import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib/cpus.ts';
 import { emulatorsCache, extractOnce, prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { sha256 } from '../../lib/digest.ts';
-import { extractToDir } from '../../lib/extract.ts';
+import { extractRpms } from '../../lib/extract.ts';
 import { DEFAULT_CACHE_DIR, readRpmSource, RpmCache, type RetryOptions } from '../../lib/fetch.ts';
 import { readLock } from '../../lib/lock.ts';
 import { addFetchOptions, fetchOptions, type FetchFlags } from './fetch-options.ts';
@@ -42,18 +42,24 @@ async function fromLock(o: AssetsOptions & { lock: string }, fetching: RetryOpti
 async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: string, fetching: RetryOptions): Promise<HostEmulators> {
   const cache = new RpmCache(cacheDir);
   const inputs = await Promise.all(
-    rpms.map(async (r) => ({ label: r, buf: await readRpmSource(r, cache, fetching) })),
+    rpms.map(async (r) => {
+      const buf = await readRpmSource(r, cache, fetching);
+      return { label: r, url: r, buf, sha256: sha256(buf) };
+    }),
   );
-  const key = sha256(inputs.map((i) => sha256(i.buf)).sort().join('\n')).slice(0, 16);
+  const digests = inputs.map((i) => i.sha256);
+  const key = sha256([...digests].sort().join('\n')).slice(0, 16);
   const dir = path.resolve(emulatorsCache(cacheDir), `${host}-files-${key}`);
-  const manifest = await extractOnce(dir, async (into) => {
-    const extracted = await extractToDir(inputs, into);
-    const foreign = extracted.find((m) => !m.rpm.endsWith(`.${host}`));
+  const { manifest, rpms: facts } = await extractOnce(dir, async (into) => {
+    const extracted = await extractRpms(inputs, into);
+    const foreign = extracted.manifest.find((m) => !m.rpm.endsWith(`.${host}`));
     if (foreign) throw new Error(`${foreign.rpm} is not built for host ${host}; give one host's RPMs with --host`);
     return extracted;
-  });
+  }, digests);
   const wanted = new Set(targetsFor(host, 'all').map((c) => c.emulator));
-  return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)) };
+  // The folder is keyed by the RPMs' digests: the same bytes given by another path or URL share it.
+  const given = new Map(inputs.map((i) => [i.sha256, i.url]));
+  return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)), rpms: facts.map((r) => ({ ...r, url: given.get(r.sha256) ?? r.url })) };
 }
 
 /** Builds and writes the assets; returns them as listed on stdout. */

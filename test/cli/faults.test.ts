@@ -89,7 +89,10 @@ function cacheProblems(cache: string): string[] {
       continue;
     }
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { file: string; sha256: string; conf?: string }[];
-    const expected = new Set(['manifest.json', 'stamps.json', '.owner', 'binfmt.d', ...manifest.flatMap((e) => [e.file, ...(e.conf ? [e.conf] : [])])]);
+    const expected = new Set(['manifest.json', 'stamps.json', 'rpms.json', '.owner', 'binfmt.d', ...manifest.flatMap((e) => [e.file, ...(e.conf ? [e.conf] : [])])]);
+    // The facts of the RPMs extracted (for the SBOM): pinned ones only.
+    const rpms = JSON.parse(fs.readFileSync(path.join(dir, 'rpms.json'), 'utf8')) as { sha256: string }[];
+    for (const r of rpms) if (!pins.has(r.sha256)) problems.push(`facts of an unpinned RPM: ${dir}/rpms.json`);
     // The stamps the extraction hashed its files with: only files of the manifest.
     const stamped = Object.keys(JSON.parse(fs.readFileSync(path.join(dir, 'stamps.json'), 'utf8')) as object);
     for (const f of stamped) if (!manifest.some((e) => e.file === f || e.conf === f)) problems.push(`stamp of no file: ${dir}/${f}`);

@@ -102,6 +102,8 @@ test('reboot: the image installs its emulators into a mounted host folder; syste
     host: HOST,
     dir: '/usr/bin',
     emulators: [...TARGETS].sort().map((c) => ({ cpu: c, file: `qemu-${c}-static`, size: fs.statSync(`/usr/bin/qemu-${c}-static`).size, sha256: sha256(`/usr/bin/qemu-${c}-static`), rpm: 'debian-qemu-user-static' })),
+    // Debian's emulators, not from any RPM: nothing for an SBOM, which this test makes none of.
+    rpms: [],
   };
   const plan = planImages({ server: 'localhost', repository: 'polyarch-test/qemu-user-static', push: false, version: '9.2.4-1', hosts: [{ host: HOST, targets: TARGETS }] });
   const latest = plan.images.find((i) => i.kind === 'emulators') ?? assert.fail('no :latest image in the plan');

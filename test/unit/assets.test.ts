@@ -161,7 +161,7 @@ test('the cache: a warm run compresses nothing; a damaged entry is rebuilt; a wr
   bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
   fs.writeFileSync(path.join(dir, e.file), bytes);
   const badCache = tmp('cache');
-  await assert.rejects(buildAssets([{ host: 'x86_64', dir, emulators: [e] }], { cacheDir: badCache }), new RegExp(`${e.file}: sha256 [0-9a-f]{64} .*the manifest says ${e.sha256}`));
+  await assert.rejects(buildAssets([{ host: 'x86_64', dir, emulators: [e], rpms: hosts[0]!.rpms }], { cacheDir: badCache }), new RegExp(`${e.file}: sha256 [0-9a-f]{64} .*the manifest says ${e.sha256}`));
   assert.deepEqual(fs.readdirSync(path.join(badCache, 'tarballs')), []);
 });
 

@@ -20,7 +20,7 @@ const digest = (s: string) => createHash('sha256').update(s).digest('hex');
 const SCRIPT = { path: '/cache/scripts/register-0123456789abcdef', sha256: digest('script') };
 
 function emulators(host: HostEmulators['host'], cpus: string[]): HostEmulators {
-  return { host, dir: `/cache/emulators/${host}`, emulators: cpus.map((cpu) => ({ cpu, file: `qemu-${cpu}-static`, size: 1, sha256: digest(`${host}/${cpu}`), rpm: 'qemu-user-static-x' })) };
+  return { host, dir: `/cache/emulators/${host}`, emulators: cpus.map((cpu) => ({ cpu, file: `qemu-${cpu}-static`, size: 1, sha256: digest(`${host}/${cpu}`), rpm: 'qemu-user-static-x' })), rpms: [] };
 }
 const HOSTS = [emulators('x86_64', ['aarch64', 'arm', 'i386', 's390x']), emulators('aarch64', ['i386', 'x86_64', 'riscv64'])];
 

@@ -38,7 +38,8 @@ function fakeHost(root: string, host: HostArch, cpus: Record<string, string | un
     if (conf) fs.writeFileSync(path.join(dir, `binfmt.d/qemu-${cpu}-static.conf`), conf);
     return { cpu, file: `qemu-${cpu}-static`, size: Buffer.byteLength(data), sha256: createHash('sha256').update(data).digest('hex'), rpm: 'x', ...(conf ? { conf: `binfmt.d/qemu-${cpu}-static.conf` } : {}) };
   });
-  return { host, dir, emulators };
+  // Contexts need no RPM facts (those are for the release's SBOM).
+  return { host, dir, emulators, rpms: [] };
 }
 
 const planFor = (hosts: HostEmulators[]): ImagePlan =>

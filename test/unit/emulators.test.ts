@@ -39,6 +39,49 @@ test('extracted once, reused, and extracted again when the cache was damaged', a
   assert.equal(fs.statSync(arm).size, again.emulators.find((e) => e.cpu === 'arm')!.size, 'a cut-short emulator was extracted again');
 });
 
+test('each RPM\'s facts are kept with the extraction; a folder without them (made before the SBOM) or with damaged ones is extracted again', async () => {
+  const emulatorsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-emu-'));
+  const said: string[] = [];
+  const o = { cacheDir, emulatorsDir, targets: 'all' as const, progress: (m: string) => said.push(m) };
+  const first = await prepareEmulators(lock, 'x86_64', o);
+  const pins = lock.hosts.x86_64!;
+  assert.deepEqual(first.rpms.map((r) => r.sha256).sort(), pins.map((p) => p.sha256).sort(), 'one entry per pinned RPM');
+  for (const r of first.rpms) {
+    const pin = pins.find((p) => p.sha256 === r.sha256)!;
+    assert.deepEqual({ name: r.name, url: r.url, size: r.size, emulators: r.emulators }, { name: pin.name, url: pin.url, size: pin.size, emulators: pin.emulators }, `${r.name}: the pin`);
+    // The fixture spec's header: License, no Epoch, built for x86_64 (test/fixtures/rpms.ts).
+    assert.deepEqual({ version: r.version, release: r.release, arch: r.arch, license: r.license, epoch: r.epoch }, { version: '9.2.4', release: '1.fc42', arch: 'x86_64', license: 'GPL-2.0-or-later', epoch: undefined }, `${r.name}: the header`);
+    assert.ok(Number.isInteger(r.buildTime) && r.buildTime! > 1_500_000_000, `${r.name}: a BuildTime (${r.buildTime})`);
+  }
+  const facts = path.join(first.dir, 'rpms.json');
+  const recorded = fs.readFileSync(facts, 'utf8');
+  const damages: [string, () => void][] = [
+    ['missing (an extraction made before rpms.json)', () => fs.rmSync(facts)],
+    ['cut short', () => fs.writeFileSync(facts, recorded.slice(0, 100))],
+    ['one RPM left out', () => fs.writeFileSync(facts, JSON.stringify((JSON.parse(recorded) as unknown[]).slice(1)))],
+    ['another RPM\'s digest', () => fs.writeFileSync(facts, recorded.replace(pins[0]!.sha256, 'f'.repeat(64)))],
+  ];
+  for (const [what, damage] of damages) {
+    damage();
+    said.length = 0;
+    const again = await prepareEmulators(lock, 'x86_64', o);
+    assert.equal(said[0], `${facts}: missing or not the RPMs of this extraction (a folder made by an older polyarch has none); extracting again from the pinned RPMs`, what);
+    assert.match(said[1] ?? '', /^x86_64: fetching and extracting /, what);
+    assert.deepEqual(again, first, what);
+    assert.equal(fs.readFileSync(facts, 'utf8'), recorded, `${what}: recorded again`);
+  }
+
+  // A lockfile moved to another koji mirror pins the same RPMs: the folder is reused, and each
+  // RPM's URL is the lockfile's.
+  const mirror = 'https://koji.example.org';
+  const moved: Lock = { ...lock, hosts: { x86_64: pins.map((p) => ({ ...p, url: p.url.replace(/^https?:\/\/[^/]+/, mirror) })) } };
+  said.length = 0;
+  const reused = await prepareEmulators(moved, 'x86_64', o);
+  assert.deepEqual(said, [`x86_64: ${pins.flatMap((p) => p.emulators).length} emulators already extracted`]);
+  assert.equal(reused.dir, first.dir, 'the same folder');
+  assert.ok(reused.rpms.every((r) => r.url.startsWith(`${mirror}/`)), 'the URLs are the moved lockfile\'s');
+});
+
 test('a host the lockfile does not pin is named, with the command that fixes it', async () => {
   await assert.rejects(prepareStackEmulators({ lockFile: 'qemu.lock.json', hosts: ['s390x'], targets: ['all'], cacheDir }, lock), {
     message: 'qemu.lock.json pins no RPMs for host(s) s390x; run polyarch lock with --hosts s390x',
@@ -125,7 +168,7 @@ test('an extraction that cannot be moved into the cache (a file in the way) name
   await assert.rejects(
     extractOnce(dir, async (into) => {
       fs.writeFileSync(path.join(into, 'qemu-aarch64-static'), 'emulator');
-      return [];
+      return { manifest: [], rpms: [] };
     }),
     (e: Error) => {
       assert.match(e.message, new RegExp(`^${dir.replace(/[.]/g, '\\.')}: cannot write \\(ENOTDIR`));
