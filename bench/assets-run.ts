@@ -9,7 +9,7 @@ import { buildAssets, writeAssets } from '../lib/assets.ts';
 import type { HostArch } from '../lib/cpus.ts';
 import { deflateBackend } from '../lib/deflate-pool.ts';
 import { prepareEmulators } from '../lib/emulators.ts';
-import { readLock } from '../lib/lock.ts';
+import { readLock, releaseTag } from '../lib/lock.ts';
 import { zstdBackend } from '../lib/zstd-pool.ts';
 
 /**
@@ -24,7 +24,7 @@ const cpuStart = process.cpuUsage();
 const lock = await readLock(lockFile);
 const emulatorsDir = path.join(cache, 'emulators');
 const hosts = hostList.split(',').map((h) => prepareEmulators(lock, h as HostArch, { cacheDir: cache, emulatorsDir, targets: 'all' }));
-const built = await buildAssets(hosts, { cacheDir: path.join(cache, 'assets') });
+const built = await buildAssets(hosts, { cacheDir: path.join(cache, 'assets'), releaseTag: releaseTag(lock) });
 const written = await writeAssets(built.assets, out);
 const ms = performance.now() - start;
 const cpu = process.cpuUsage(cpuStart);

@@ -1,8 +1,11 @@
 // The release assets: for every host H and target T, `qemu-T-static.tar.gz` as
 // `H_qemu-T-static.tar.gz`, plus the raw `qemu-T-static` and the unprefixed tarball for the
-// x86_64 host (the names existing download URLs point at), plus `SHA256SUMS` over every file.
+// x86_64 host (the names existing download URLs point at), plus the SBOM `sbom.spdx.json`
+// (lib/sbom.ts) and `SHA256SUMS` over every file.
 // Tarballs are built once per emulator digest and kept in a cache keyed by that digest and the
-// tarball recipe, so a second run with the same lockfile compresses nothing.
+// tarball recipe, so a second run with the same lockfile compresses nothing. The cache also
+// keeps each tarball's and emulator's SHA1, which the SBOM needs, so a warm run reads no file.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -14,21 +17,24 @@ import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, sweepT
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
 import { sha256 } from './digest.ts';
 import { digestOf, hashStamped, remember, stampFile, stampOf } from './known-digests.ts';
+import { SBOM_FILE, spdxSbom, type SbomFile, type SbomHost } from './sbom.ts';
+
+export { SBOM_FILE };
 
 /** The host whose assets also go by unprefixed names. */
 export const UNPREFIXED_HOST: HostArch = 'x86_64';
 export const SUMS_FILE = 'SHA256SUMS';
 
-export type AssetKind = 'emulator' | 'tarball' | 'checksums';
+export type AssetKind = 'emulator' | 'tarball' | 'checksums' | 'sbom';
 
 /** One file of the release. */
 export interface Asset {
   /** Name on the release, e.g. `aarch64_qemu-x86_64-static.tar.gz`. */
   name: string;
   kind: AssetKind;
-  /** Host arch the emulator runs on (not set for SHA256SUMS). */
+  /** Host arch the emulator runs on (not set for SHA256SUMS and the SBOM). */
   host?: HostArch;
-  /** Target CPU the emulator runs programs for (not set for SHA256SUMS). */
+  /** Target CPU the emulator runs programs for (not set for SHA256SUMS and the SBOM). */
   target?: string;
   /** Absolute path of the bytes: the extracted emulator, or a file in the asset cache. */
   file: string;
@@ -38,7 +44,7 @@ export interface Asset {
 }
 
 export interface BuiltAssets {
-  /** Every asset, sorted by name (byte order), SHA256SUMS included. */
+  /** Every asset, sorted by name (byte order), the SBOM and SHA256SUMS included. */
   assets: Asset[];
   /** Tarballs compressed by this run. */
   compressed: number;
@@ -47,8 +53,10 @@ export interface BuiltAssets {
 }
 
 export interface BuildOptions {
-  /** Asset cache: tarballs keyed by emulator digest and recipe, and SHA256SUMS files. */
+  /** Asset cache: tarballs keyed by emulator digest and recipe, and SHA256SUMS and SBOM files. */
   cacheDir: string;
+  /** The release tag the assets are published under (e.g. v9.2.4-1, lib/lock.ts releaseTag): the SBOM names it. */
+  releaseTag: string;
   /** Told how the tarballs went (compressed or reused, bytes, time); the program logs it. */
   progress?: (message: string) => void;
 }
@@ -56,7 +64,8 @@ export interface BuildOptions {
 export const tarballName = (target: string) => `${emulatorFile(target)}.tar.gz`;
 export const hostTarballName = (host: HostArch, target: string) => `${host}_${tarballName(target)}`;
 
-const CONTENT_TYPE: Record<AssetKind, string> = { emulator: 'application/octet-stream', tarball: 'application/gzip', checksums: 'text/plain' };
+const CONTENT_TYPE: Record<AssetKind, string> = { emulator: 'application/octet-stream', tarball: 'application/gzip', checksums: 'text/plain', sbom: 'application/spdx+json' };
+const sha1 = (data: Buffer | string) => createHash('sha1').update(data).digest('hex');
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** `sha256sum` format: one `<hex>  <name>` line per asset, sorted by name. */
@@ -76,22 +85,36 @@ interface CachedTarball {
   file: string;
   size: number;
   sha256: string;
+  /** The tarball's SHA1 and its emulator's, for the SBOM (SPDX wants a SHA1 of every file). */
+  sha1: string;
+  emulatorSha1: string;
 }
+
+/** The metadata beside a cached tarball; written last, so its presence means the tarball is complete. */
+const writeMeta = (dir: string, job: TarballJob, t: CachedTarball, stamp: string | undefined) =>
+  writeWhole(path.join(dir, `${job.key}.json`), `${JSON.stringify({ entry: job.entry, emulatorSha256: job.sha256, emulatorSha1: t.emulatorSha1, recipe: TARBALL_RECIPE, size: t.size, sha256: t.sha256, sha1: t.sha1, stamp })}\n`);
 
 /**
  * The cache entry for one tarball, trusted only while it is the very file the run that made it
  * wrote and hashed: its stamp (which holds the ctime, so a same-size write with its mtime put
  * back still shows) must be the one recorded. Anything else is a miss, and the tarball is made
- * again from the emulator, whose digest is in its key.
+ * again from the emulator, whose digest is in its key. An entry made before the SHA1s were kept
+ * gets them once, from its bytes and its emulator's.
  */
-async function cachedTarball(dir: string, key: string): Promise<CachedTarball | undefined> {
-  const file = path.join(dir, `${key}.tar.gz`);
-  type Meta = { size: number; sha256: string; stamp?: unknown };
-  const meta = await fs.readFile(path.join(dir, `${key}.json`), 'utf8').then((t) => JSON.parse(t) as Meta, () => undefined);
+async function cachedTarball(dir: string, job: TarballJob): Promise<CachedTarball | undefined> {
+  const file = path.join(dir, `${job.key}.tar.gz`);
+  type Meta = { size: number; sha256: string; sha1?: unknown; emulatorSha1?: unknown; stamp?: unknown };
+  const meta = await fs.readFile(path.join(dir, `${job.key}.json`), 'utf8').then((t) => JSON.parse(t) as Meta, () => undefined);
   if (!meta || typeof meta.size !== 'number' || !/^[0-9a-f]{64}$/.test(meta.sha256) || typeof meta.stamp !== 'string') return undefined;
   if ((await stampFile(file)) !== meta.stamp) return undefined;
   remember(meta.stamp, meta.sha256);
-  return { file, size: meta.size, sha256: meta.sha256 };
+  const hex40 = (x: unknown): x is string => typeof x === 'string' && /^[0-9a-f]{40}$/.test(x);
+  if (hex40(meta.sha1) && hex40(meta.emulatorSha1)) return { file, size: meta.size, sha256: meta.sha256, sha1: meta.sha1, emulatorSha1: meta.emulatorSha1 };
+  const { data, stamp } = await readStamped(file);
+  if (stamp !== meta.stamp) return undefined;
+  const out = { file, size: meta.size, sha256: meta.sha256, sha1: sha1(data), emulatorSha1: sha1(await emulatorBytes(job)) };
+  await writeMeta(dir, job, out, stamp);
+  return out;
 }
 
 /** The whole file, and its stamp as read (one open file: the stamp describes these bytes). */
@@ -105,33 +128,58 @@ async function readStamped(file: string): Promise<{ data: Buffer; stamp: string 
   }
 }
 
-async function compressTarball(dir: string, job: TarballJob): Promise<CachedTarball> {
+/** The emulator's bytes, checked against the digest the tarball's key names. */
+async function emulatorBytes(job: TarballJob): Promise<Buffer> {
   const { data, stamp: source } = await readStamped(job.source);
   // The key names the emulator's digest: bytes that do not match it must never enter the cache.
   // An emulator this process extracted or found as extracted (by its stamp) is not hashed again.
   const got = digestOf(source) === job.sha256 && data.length === job.size ? job.sha256 : sha256(data);
   if (data.length !== job.size || got !== job.sha256) throw new Error(`${job.source}: sha256 ${got} (${data.length} bytes), the manifest says ${job.sha256} (${job.size} bytes); remove the folder to extract again`);
   remember(source, got);
+  return data;
+}
+
+async function compressTarball(dir: string, job: TarballJob): Promise<CachedTarball> {
+  const data = await emulatorBytes(job);
   const tarball = await reproducibleTarball(job.entry, data);
-  const out = { file: path.join(dir, `${job.key}.tar.gz`), size: tarball.length, sha256: sha256(tarball) };
+  const out = { file: path.join(dir, `${job.key}.tar.gz`), size: tarball.length, sha256: sha256(tarball), sha1: sha1(tarball), emulatorSha1: sha1(data) };
   await writeWhole(out.file, tarball);
   const stamp = await stampFile(out.file);
   remember(stamp, out.sha256);
   // Metadata last: its presence means the tarball beside it is complete.
-  await writeWhole(path.join(dir, `${job.key}.json`), `${JSON.stringify({ entry: job.entry, emulatorSha256: job.sha256, recipe: TARBALL_RECIPE, size: out.size, sha256: out.sha256, stamp })}\n`);
+  await writeMeta(dir, job, out, stamp);
   return out;
 }
 
 /**
- * Builds (or takes from the cache) every asset of the given hosts' emulators, and writes
- * SHA256SUMS over them. Tarballs are compressed in parallel, one per core; a host given as a
- * promise (still extracting) has its tarballs start as soon as its emulators are there.
+ * `text` as a file of `dir` named by its digest, written only when the folder does not hold
+ * those bytes already. Compared byte for byte (it is small): a same-size change is replaced, and
+ * the stamp of the bytes as compared lets writeAssets copy them without hashing.
+ */
+async function contentFile(dir: string, suffix: string, text: string): Promise<{ file: string; size: number; sha256: string }> {
+  const digest = sha256(text);
+  const file = path.join(dir, `${digest}${suffix}`);
+  const cached = await readStamped(file).catch(() => undefined);
+  if (cached?.data.toString('utf8') === text) remember(cached.stamp, digest);
+  else {
+    await writeWhole(file, text);
+    remember(await stampFile(file), digest);
+  }
+  return { file, size: Buffer.byteLength(text), sha256: digest };
+}
+
+/**
+ * Builds (or takes from the cache) every asset of the given hosts' emulators, the SBOM of them
+ * all, and SHA256SUMS over them and the SBOM. Tarballs are compressed in parallel, one per core;
+ * a host given as a promise (still extracting) has its tarballs start as soon as its emulators
+ * are there.
  */
 export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<HostEmulators>)[], o: BuildOptions): Promise<BuiltAssets> {
   const cacheDir = path.resolve(o.cacheDir);
   const tarDir = path.join(cacheDir, 'tarballs');
   const sumsDir = path.join(cacheDir, 'sums');
-  for (const dir of [tarDir, sumsDir]) {
+  const sbomDir = path.join(cacheDir, 'sbom');
+  for (const dir of [tarDir, sumsDir, sbomDir]) {
     await fs.mkdir(dir, { recursive: true }).catch((e: unknown) => {
       throw writeError(e, path.dirname(dir), path.basename(dir));
     });
@@ -149,7 +197,7 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
     let t = tarballs.get(job.key);
     if (!t) {
       t = limit(async () => {
-        const hit = await cachedTarball(tarDir, job.key);
+        const hit = await cachedTarball(tarDir, job);
         if (hit) {
           reused++;
           return hit;
@@ -166,48 +214,59 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
     return t;
   };
 
-  // Each planned asset's bytes: a tarball being built, or the extracted emulator itself.
-  const planned = (
-    await Promise.all(
-      hosts.map(async (pending) => {
-        const h = await pending;
-        return h.emulators.flatMap((e) => {
-          const entry = emulatorFile(e.cpu);
-          const source = path.resolve(h.dir, e.file);
-          const bytes = tarball({ key: sha256(`${TARBALL_RECIPE}\n${entry}\n${e.sha256}`), entry, source, size: e.size, sha256: e.sha256 });
-          const common = { host: h.host, target: e.cpu };
-          return [
-            ...(h.host === UNPREFIXED_HOST
-              ? [
-                  { name: entry, kind: 'emulator' as const, contentType: CONTENT_TYPE.emulator, ...common, bytes: { file: source, size: e.size, sha256: e.sha256 } },
-                  { name: tarballName(e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
-                ]
-              : []),
-            { name: hostTarballName(h.host, e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
-          ];
-        });
-      }),
-    )
-  ).flat();
+  // Each planned asset's bytes: a tarball being built, or the extracted emulator itself (its
+  // SHA1 kept with its tarball's).
+  const perHost = await Promise.all(
+    hosts.map(async (pending) => {
+      const h = await pending;
+      const emulators = h.emulators.map((e) => {
+        const entry = emulatorFile(e.cpu);
+        const source = path.resolve(h.dir, e.file);
+        return { e, source, tarball: tarball({ key: sha256(`${TARBALL_RECIPE}\n${entry}\n${e.sha256}`), entry, source, size: e.size, sha256: e.sha256 }) };
+      });
+      return { h, emulators };
+    }),
+  );
+  const planned = perHost.flatMap(({ h, emulators }) =>
+    emulators.flatMap(({ e, source, tarball: bytes }) => {
+      const common = { host: h.host, target: e.cpu };
+      const raw = bytes.then((t) => ({ file: source, size: e.size, sha256: e.sha256, sha1: t.emulatorSha1 }));
+      return [
+        ...(h.host === UNPREFIXED_HOST
+          ? [
+              { name: emulatorFile(e.cpu), kind: 'emulator' as const, contentType: CONTENT_TYPE.emulator, ...common, bytes: raw },
+              { name: tarballName(e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
+            ]
+          : []),
+        { name: hostTarballName(h.host, e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
+      ];
+    }),
+  );
+  // A failure is awaited below; this only keeps one seen while another host is still extracting.
+  for (const p of planned) p.bytes.catch(() => {});
   const seen = new Set<string>();
   for (const p of planned) {
-    if (seen.has(p.name) || p.name === SUMS_FILE) throw new Error(`two release assets are named ${p.name}; give each host arch once`);
+    if (seen.has(p.name) || p.name === SUMS_FILE || p.name === SBOM_FILE) throw new Error(`two release assets are named ${p.name}; give each host arch once`);
     seen.add(p.name);
   }
 
-  const assets: Asset[] = await Promise.all(planned.map(async ({ bytes, ...p }) => ({ ...p, ...(await bytes) })));
-  const sums = sha256sums(assets);
-  const sumsDigest = sha256(sums);
-  const sumsFile = path.join(sumsDir, `${sumsDigest}.txt`);
-  // Compared byte for byte (it is small): a same-size change is replaced, and the stamp of the
-  // bytes as compared lets writeAssets copy them without hashing.
-  const cached = await readStamped(sumsFile).catch(() => undefined);
-  if (cached?.data.toString('utf8') === sums) remember(cached.stamp, sumsDigest);
-  else {
-    await writeWhole(sumsFile, sums);
-    remember(await stampFile(sumsFile), sumsDigest);
-  }
-  assets.push({ name: SUMS_FILE, kind: 'checksums', contentType: CONTENT_TYPE.checksums, file: sumsFile, size: Buffer.byteLength(sums), sha256: sumsDigest });
+  const built = await Promise.all(planned.map(async ({ bytes, ...p }) => ({ p, bytes: await bytes })));
+  const assets: Asset[] = built.map(({ p, bytes: { file, size, sha256 } }) => ({ ...p, file, size, sha256 }));
+
+  // The SBOM: every file above, each host's emulators and the RPMs they came from.
+  const files: SbomFile[] = built.map(({ p, bytes: b }) => ({ name: p.name, kind: p.kind, host: p.host, target: p.target, sha256: b.sha256, sha1: b.sha1 }));
+  const sbomHosts: SbomHost[] = await Promise.all(
+    perHost.map(async ({ h, emulators }) => ({
+      host: h.host,
+      rpms: h.rpms,
+      emulators: await Promise.all(emulators.map(async ({ e, tarball: t }) => ({ cpu: e.cpu, sha256: e.sha256, sha1: (await t).emulatorSha1, rpm: e.rpm }))),
+    })),
+  );
+  const sbom = await contentFile(sbomDir, '.spdx.json', spdxSbom({ releaseTag: o.releaseTag, hosts: sbomHosts, files }));
+  assets.push({ name: SBOM_FILE, kind: 'sbom', contentType: CONTENT_TYPE.sbom, ...sbom });
+
+  const sums = await contentFile(sumsDir, '.txt', sha256sums(assets));
+  assets.push({ name: SUMS_FILE, kind: 'checksums', contentType: CONTENT_TYPE.checksums, ...sums });
   const secs = ((performance.now() - start) / 1000).toFixed(1);
   const by = compressed === 0 ? '' : deflateBackend().kind === 'native' ? ` by native libdeflate ${LIBDEFLATE_RELEASE}` : ` by WebAssembly libdeflate ${LIBDEFLATE_RELEASE} (${deflateBackend().reason})`;
   o.progress?.(`release assets: ${assets.length} files; ${compressed} tarballs compressed${by} (${(compressedBytes / 1e6).toFixed(1)} MB of emulators) and ${reused} reused from the cache in ${secs} s`);

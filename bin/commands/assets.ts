@@ -1,5 +1,5 @@
-// `polyarch assets`: the release assets (raw emulators, reproducible tarballs, SHA256SUMS)
-// into a folder, from a lockfile or from one host's RPM files; a JSON listing on stdout.
+// `polyarch assets`: the release assets (raw emulators, reproducible tarballs, the SBOM,
+// SHA256SUMS) into a folder, from a lockfile or from one host's RPM files; a JSON listing on stdout.
 // Errors are thrown as one-line Errors; the caller prints `error: <message>` and exits 1.
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -7,9 +7,9 @@ import { buildAssets, writeAssets, type Asset } from '../../lib/assets.ts';
 import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib/cpus.ts';
 import { emulatorsCache, extractOnce, prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { sha256 } from '../../lib/digest.ts';
-import { extractRpms } from '../../lib/extract.ts';
+import { extractRpms, type RpmFacts } from '../../lib/extract.ts';
 import { DEFAULT_CACHE_DIR, readRpmSource, RpmCache, type RetryOptions } from '../../lib/fetch.ts';
-import { readLock } from '../../lib/lock.ts';
+import { readLock, releaseTag } from '../../lib/lock.ts';
 import { addFetchOptions, fetchOptions, type FetchFlags } from './fetch-options.ts';
 import { printJson } from './output.ts';
 
@@ -24,14 +24,14 @@ export interface AssetsOptions extends FetchFlags {
 /** What the command prints for each asset. */
 export const listing = (assets: readonly Asset[]) => assets.map(({ name, kind, host, target, size, sha256 }) => ({ name, kind, host, target, size, sha256 }));
 
-/** Each host's emulators, extracted concurrently: tarballs start as each host is ready. */
-async function fromLock(o: AssetsOptions & { lock: string }, fetching: RetryOptions): Promise<Promise<HostEmulators>[]> {
+/** Each host's emulators, extracted concurrently (tarballs start as each host is ready), and the lockfile's release tag. */
+async function fromLock(o: AssetsOptions & { lock: string }, fetching: RetryOptions): Promise<{ tag: string; hosts: Promise<HostEmulators>[] }> {
   const lock = await readLock(o.lock);
   const pinned = HOST_ARCHES.filter((h) => lock.hosts[h]);
   const hosts = o.hosts ? [...new Set(o.hosts.split(',').map((h) => parseHostArch(h.trim())))] : pinned;
   const missing = hosts.filter((h) => !lock.hosts[h]);
   if (missing.length > 0) throw new Error(`${o.lock} pins no RPMs for host(s) ${missing.join(', ')} (it has: ${pinned.join(', ')})`);
-  return hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir: emulatorsCache(o.cache), targets: 'all', fetch: fetching }));
+  return { tag: releaseTag(lock), hosts: hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir: emulatorsCache(o.cache), targets: 'all', fetch: fetching })) };
 }
 
 /**
@@ -62,6 +62,17 @@ async function fromRpms(host: HostArch, rpms: readonly string[], cacheDir: strin
   return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)), rpms: facts.map((r) => ({ ...r, url: given.get(r.sha256) ?? r.url })) };
 }
 
+/**
+ * The release tag of RPM files given without a lockfile: v<version>-1, the number a lockfile
+ * pinning this QEMU version anew gets (lib/lock.ts nextReleaseNumber). One QEMU version only.
+ */
+function filesReleaseTag(h: HostEmulators): string {
+  const builds = [...new Set(h.rpms.map((r) => `${r.version}-${r.release}`))].sort();
+  if (builds.length !== 1) throw new Error(`the RPMs are of several QEMU builds (${builds.join(', ')}); give one build's RPMs`);
+  const [r] = h.rpms as [RpmFacts];
+  return releaseTag({ qemu: { version: r.version, release: r.release }, releaseNumber: 1 });
+}
+
 /** Builds and writes the assets; returns them as listed on stdout. */
 export async function runAssets(rpms: readonly string[], o: AssetsOptions): Promise<Asset[]> {
   if (o.lock && rpms.length > 0) throw new Error('give either --lock FILE or --host H with RPM files, not both');
@@ -69,8 +80,14 @@ export async function runAssets(rpms: readonly string[], o: AssetsOptions): Prom
   if (!o.lock && o.hosts) throw new Error('--hosts goes with --lock');
   if (!o.lock && (!o.host || rpms.length === 0)) throw new Error('no input: give --lock FILE, or --host H and RPM files');
   const fetching = fetchOptions(o);
-  const hosts = o.lock ? await fromLock({ ...o, lock: o.lock }, fetching) : [await fromRpms(parseHostArch(o.host!), rpms, o.cache, fetching)];
-  const { assets } = await buildAssets(hosts, { cacheDir: path.join(o.cache, 'assets') });
+  let tag: string;
+  let hosts: (HostEmulators | Promise<HostEmulators>)[];
+  if (o.lock) ({ tag, hosts } = await fromLock({ ...o, lock: o.lock }, fetching));
+  else {
+    const host = await fromRpms(parseHostArch(o.host!), rpms, o.cache, fetching);
+    [tag, hosts] = [filesReleaseTag(host), [host]];
+  }
+  const { assets } = await buildAssets(hosts, { cacheDir: path.join(o.cache, 'assets'), releaseTag: tag });
   await writeAssets(assets, o.out);
   return assets;
 }
@@ -78,7 +95,7 @@ export async function runAssets(rpms: readonly string[], o: AssetsOptions): Prom
 export function assetsCommand(program: Command): void {
   addFetchOptions(program
     .command('assets')
-    .description('write the release assets (emulators, reproducible tarballs, SHA256SUMS) into a folder; print a JSON listing')
+    .description('write the release assets (emulators, reproducible tarballs, SBOM, SHA256SUMS) into a folder; print a JSON listing')
     .argument('[rpms...]', 'RPM files or http(s) URLs of one host arch (with --host)')
     .requiredOption('--out <dir>', 'output folder')
     .option('--lock <file>', 'build from the RPMs this lockfile pins (fetched and verified)')

@@ -113,6 +113,11 @@ function cacheProblems(cache: string): string[] {
     const m = /^([0-9a-f]{64})\.txt$/.exec(name);
     if (!m || sha256(fs.readFileSync(path.join(sums, name))) !== m[1]) problems.push(`bad ${sums}/${name}`);
   }
+  const sboms = path.join(cache, 'assets', 'sbom');
+  for (const name of list(sboms)) {
+    const m = /^([0-9a-f]{64})\.spdx\.json$/.exec(name);
+    if (!m || sha256(fs.readFileSync(path.join(sboms, name))) !== m[1]) problems.push(`bad ${sboms}/${name}`);
+  }
   return problems;
 }
 

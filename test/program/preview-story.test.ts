@@ -33,6 +33,8 @@ const DOCKERHUB = 'docker.io/polyarch/qemu-user-static';
 // Index per tag; the others (host, target) are :T and :T-<version> on their one image.
 const SHARED = ['aarch64_be', 'armeb', 'ppc64le', 'riscv64', 's390x'];
 const ONE_HOST = [['x86_64', 'aarch64'], ['x86_64', 'arm'], ['aarch64', 'i386'], ['aarch64', 'x86_64']] as const;
+/** Files a QEMU bump with the same emulators still changes: the SBOM (new RPMs, new tag) and SHA256SUMS, which lists it. */
+const NEW_BYTES = ['sbom.spdx.json', 'SHA256SUMS'];
 
 let old: { file: string; cacheDir: string };
 let bumped: { file: string; cacheDir: string };
@@ -167,11 +169,16 @@ describe('a pull request that only bumps QEMU', () => {
     assert.deepEqual([...new Set(changed.map(([a]) => a.type))].sort(), [ASSET, IMAGE, INDEX, PUBLICATION, RELEASE].sort());
     // (The publication names the new release by its id, which GitHub gives the new release.)
     const sameRelease = (r: Declared) => (r.type === PUBLICATION ? { ...r.inputs, releaseId: undefined } : r.inputs);
-    for (const [a, b] of changed.filter(([x]) => x.type !== ASSET)) assert.equal(unversioned(sameRelease(b)), unversioned(sameRelease(a)), `${a.name}: changed by more than the version`);
-    // Every file, same bytes, on the new release (by its tag).
+    // (The release and its publication list every file's digest: the SBOM's and SHA256SUMS's are new.)
+    const newDigests = [...before_, ...after_].filter((r) => r.type === ASSET && NEW_BYTES.includes(String(r.inputs.name))).map((r) => String(r.inputs.sha256));
+    const masked = (v: unknown) => newDigests.reduce((text, d) => text.replaceAll(d, '<new bytes>'), unversioned(v));
+    for (const [a, b] of changed.filter(([x]) => x.type !== ASSET)) assert.equal(masked(sameRelease(b)), masked(sameRelease(a)), `${a.name}: changed by more than the version`);
+    // Every file on the new release (by its tag), the same bytes but for the SBOM, which names
+    // the new RPMs and tag, and SHA256SUMS, which lists the SBOM.
     for (const [a, b] of changed.filter(([x]) => x.type === ASSET)) {
       assert.deepEqual([a.inputs.tag, b.inputs.tag], ['v9.2.4-1', 'v9.2.5-1'], a.name);
-      assert.deepEqual(content(b), content(a), a.name);
+      if (NEW_BYTES.includes(String(a.inputs.name))) assert.notEqual(b.inputs.sha256, a.inputs.sha256, `${a.name}: new bytes`);
+      else assert.deepEqual(content(b), content(a), a.name);
     }
     assert.equal(changed.filter(([x]) => x.type === ASSET).length, before_.filter((r) => r.type === ASSET).length);
     const release = changed.find(([a]) => a.type === RELEASE)!;
@@ -187,7 +194,7 @@ describe('a pull request that only bumps QEMU', () => {
     const hosts = pairs().filter(([a]) => a.type.startsWith('command:remote:'));
     assert.ok(hosts.length > 0);
     for (const [a, b] of hosts) assert.deepEqual(stable(diffed(b)), stable(diffed(a)), `${a.type} ${a.name}`);
-    const assets = pairs().filter(([a]) => a.type === ASSET);
+    const assets = pairs().filter(([a]) => a.type === ASSET && !NEW_BYTES.includes(String(a.inputs.name)));
     assert.ok(assets.length > 20);
     for (const [a, b] of assets) assert.equal(b.inputs.sha256, a.inputs.sha256, a.name);
   });
@@ -230,9 +237,9 @@ describe('a pull request that only bumps QEMU', () => {
 });
 
 describe('a rebuilt emulator under the same tag: its files update while the release is a draft; once published, the preview stops', () => {
-  // Fixture riscv64 differs by trailing bytes: its four files and SHA256SUMS change, and with it
+  // Fixture riscv64 differs by trailing bytes: its four files, the SBOM and SHA256SUMS change, and with it
   // the notes, which list the checksums.
-  const rebuiltFiles = ['SHA256SUMS', 'qemu-riscv64-static', 'qemu-riscv64-static.tar.gz', 'x86_64_qemu-riscv64-static.tar.gz', 'aarch64_qemu-riscv64-static.tar.gz'].sort();
+  const rebuiltFiles = ['SHA256SUMS', 'sbom.spdx.json', 'qemu-riscv64-static', 'qemu-riscv64-static.tar.gz', 'x86_64_qemu-riscv64-static.tar.gz', 'aarch64_qemu-riscv64-static.tar.gz'].sort();
   let before_: Declared[];
   let after_: Declared[];
   before(async () => {
@@ -280,7 +287,7 @@ describe('a rebuilt emulator under the same tag: its files update while the rele
       }
       gh.publish(id);
       const [release] = pairs().filter(([a]) => a.type === RELEASE);
-      await assert.rejects(diff(...release!), /^Error: polyarch\/qemu-user-static release v9\.2\.4-1 is published, and a published release's files never change, but this update would change SHA256SUMS, aarch64_qemu-riscv64-static\.tar\.gz, qemu-riscv64-static and 2 more; publish the new files under a new tag instead: raise "releaseNumber" in the lockfile \(the n of v<qemu>-<n>\) and run again$/);
+      await assert.rejects(diff(...release!), /^Error: polyarch\/qemu-user-static release v9\.2\.4-1 is published, and a published release's files never change, but this update would change SHA256SUMS, aarch64_qemu-riscv64-static\.tar\.gz, qemu-riscv64-static and 3 more; publish the new files under a new tag instead: raise "releaseNumber" in the lockfile \(the n of v<qemu>-<n>\) and run again$/);
       assert.ok(gh.log.every((l) => l.method === 'GET'), 'a diff only reads');
     } finally {
       await host.close();

@@ -33,6 +33,7 @@ const base = (hosts: string[]) => ({ 'polyarch:lockFile': lockFile, 'polyarch:ca
 const github = { 'polyarch:release': JSON.stringify({ repository: 'polyarch/qemu-user-static' }) };
 const expectedNames = [
   'SHA256SUMS',
+  'sbom.spdx.json',
   ...X86_TARGETS.flatMap((t) => [`qemu-${t}-static`, `qemu-${t}-static.tar.gz`, `x86_64_qemu-${t}-static.tar.gz`]),
   ...ARM_TARGETS.map((t) => `aarch64_qemu-${t}-static.tar.gz`),
 ].sort();
@@ -134,10 +135,11 @@ test("dev stack: a local folder, one FolderAsset per file, written for real by t
   checkFiles(files);
   assert.equal(outputs.releaseLocation, path.resolve('out/release/v9.2.4-1'));
 
-  // One host fewer: the x86_64 files keep their inputs, SHA256SUMS changes, aarch64's go away.
+  // One host fewer: the x86_64 files keep their inputs, SHA256SUMS and the SBOM (which lists
+  // aarch64's RPMs and files) change, aarch64's go away.
   const { resources: fewer } = await loadProgram(base(['x86_64']));
   const smaller = new Map(fewer.filter((r) => r.type === FOLDER_ASSET).map((r) => [r.inputs.name, r]));
-  assert.equal(smaller.size, X86_TARGETS.length * 3 + 1);
+  assert.equal(smaller.size, X86_TARGETS.length * 3 + 2);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-release-folder-'));
   const host = await startDynamicHost();
@@ -162,7 +164,7 @@ test("dev stack: a local folder, one FolderAsset per file, written for real by t
       }
       const news = { ...next.wire, dir };
       const d = await host.diff(urn, c.id, c.props, news);
-      if (name === 'SHA256SUMS') {
+      if (name === 'SHA256SUMS' || name === 'sbom.spdx.json') {
         assert.deepEqual(d, { changes: 'some', replaces: [] });
         await host.update(urn, c.id, c.props, news);
       } else assert.deepEqual(d, { changes: 'none', replaces: [] }, name);

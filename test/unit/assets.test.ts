@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { before, test } from 'node:test';
-import { buildAssets, hostTarballName, SUMS_FILE, tarballName, writeAssets, type Asset, type BuiltAssets } from '../../lib/assets.ts';
+import { buildAssets, hostTarballName, SBOM_FILE, SUMS_FILE, tarballName, writeAssets, type Asset, type BuiltAssets } from '../../lib/assets.ts';
 import { releaseNotes } from '../../lib/release-notes.ts';
 import { prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { gzipMember, reproducibleTarball, tarOne } from '../../lib/tarball.ts';
@@ -29,6 +29,8 @@ const PPC_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'i386', 'riscv64',
 const S390X_TARGETS = ['aarch64', 'aarch64_be', 'arm', 'armeb', 'i386', 'ppc64le', 'riscv64', 'x86_64'];
 const HOSTS = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const;
 const TARGETS = { x86_64: X86_TARGETS, aarch64: ARM_TARGETS, ppc64le: PPC_TARGETS, s390x: S390X_TARGETS };
+/** The tag the fixture lockfile publishes (releaseTag of it): the SBOM names it. */
+const TAG = 'v9.2.4-1';
 const tmp = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `polyarch-assets-${tag}-`));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -47,7 +49,7 @@ before(async () => {
   const emulatorsDir = tmp('emulators');
   hosts = await Promise.all(HOSTS.map((h) => prepareEmulators(lock, h, { cacheDir, emulatorsDir, targets: 'all' })));
   coldCache = tmp('cache');
-  cold = await buildAssets(hosts, { cacheDir: coldCache });
+  cold = await buildAssets(hosts, { cacheDir: coldCache, releaseTag: TAG });
 });
 
 function polyarch(args: string[]) {
@@ -101,13 +103,14 @@ test('gzip framing: crc and size trailer, level in XFL', () => {
   assert.equal(m.readUInt32LE(m.length - 4), 3);
 });
 
-test('four hosts: names, shared bytes for x86_64 prefixed and unprefixed, SHA256SUMS over every file', async () => {
+test('four hosts: names, shared bytes for x86_64 prefixed and unprefixed, the SBOM, SHA256SUMS over every file', async () => {
   const { assets, compressed, reused } = cold;
   assert.equal(reused, 0);
   assert.equal(compressed, HOSTS.reduce((n, h) => n + TARGETS[h].length, 0));
   const names = assets.map((a) => a.name);
   const expected = [
     SUMS_FILE,
+    SBOM_FILE,
     ...X86_TARGETS.flatMap((t) => [`qemu-${t}-static`, tarballName(t), hostTarballName('x86_64', t)]),
     ...HOSTS.slice(1).flatMap((h) => TARGETS[h].map((t) => hostTarballName(h, t))),
   ].sort();
@@ -131,9 +134,14 @@ test('four hosts: names, shared bytes for x86_64 prefixed and unprefixed, SHA256
       assert.equal(hostElfBytes(tar.subarray(512)), HOST_ELF[h], hostTarballName(h, t));
     }
   }
+  const sbom = by.get(SBOM_FILE)!;
+  assert.equal(sbom.kind, 'sbom', 'the SBOM is an asset of its own kind');
+  assert.equal(sbom.contentType, 'application/spdx+json', 'the SBOM has SPDX JSON\'s media type');
   const sums = fs.readFileSync(by.get(SUMS_FILE)!.file, 'utf8');
   const lines = sums.trimEnd().split('\n');
-  assert.equal(lines.length, assets.length - 1);
+  // Every file but SHA256SUMS itself, the SBOM included.
+  assert.equal(lines.length, assets.length - 1, 'SHA256SUMS lines');
+  assert.ok(lines.includes(`${sbom.sha256}  ${SBOM_FILE}`), 'SHA256SUMS lists the SBOM');
   for (const a of assets.filter((x) => x.name !== SUMS_FILE)) {
     assert.ok(lines.includes(`${a.sha256}  ${a.name}`), a.name);
     assert.equal(sha256(fs.readFileSync(a.file)), a.sha256, `${a.name} bytes`);
@@ -143,16 +151,30 @@ test('four hosts: names, shared bytes for x86_64 prefixed and unprefixed, SHA256
 
 test('the cache: a warm run compresses nothing; a damaged entry is rebuilt; a wrong emulator is refused', async () => {
   const cacheDir = coldCache;
-  const warm = await buildAssets(hosts, { cacheDir });
+  const warm = await buildAssets(hosts, { cacheDir, releaseTag: TAG });
   assert.equal(warm.compressed, 0);
   assert.equal(warm.reused, cold.compressed);
   assert.deepEqual(warm.assets, cold.assets);
 
   const victim = cold.assets.find((a) => a.name === hostTarballName('aarch64', 's390x'))!;
   fs.truncateSync(victim.file, 100);
-  const healed = await buildAssets(hosts, { cacheDir });
+  const healed = await buildAssets(hosts, { cacheDir, releaseTag: TAG });
   assert.equal(healed.compressed, 1);
   assert.equal(sha256(fs.readFileSync(victim.file)), victim.sha256);
+
+  // Entries cached before the SBOM kept no SHA1s: they get them from their bytes, compressing
+  // nothing, and the SBOM is the same.
+  const metas = fs.readdirSync(path.join(cacheDir, 'tarballs')).filter((f) => f.endsWith('.json')).map((f) => path.join(cacheDir, 'tarballs', f));
+  for (const m of metas) {
+    const meta = JSON.parse(fs.readFileSync(m, 'utf8')) as Record<string, unknown>;
+    delete meta.sha1;
+    delete meta.emulatorSha1;
+    fs.writeFileSync(m, `${JSON.stringify(meta)}\n`);
+  }
+  const upgraded = await buildAssets(hosts, { cacheDir, releaseTag: TAG });
+  assert.equal(upgraded.compressed, 0, 'SHA1s are taken from the cached bytes, not by compressing again');
+  assert.deepEqual(upgraded.assets, cold.assets, 'the same assets, the SBOM included');
+  for (const m of metas) assert.match(fs.readFileSync(m, 'utf8'), /"emulatorSha1":"[0-9a-f]{40}".*"sha1":"[0-9a-f]{40}"/, `${m} keeps its SHA1s now`);
 
   // Emulator bytes that no longer match the manifest never enter the cache under its digest.
   const dir = tmp('bad');
@@ -161,7 +183,7 @@ test('the cache: a warm run compresses nothing; a damaged entry is rebuilt; a wr
   bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
   fs.writeFileSync(path.join(dir, e.file), bytes);
   const badCache = tmp('cache');
-  await assert.rejects(buildAssets([{ host: 'x86_64', dir, emulators: [e], rpms: hosts[0]!.rpms }], { cacheDir: badCache }), new RegExp(`${e.file}: sha256 [0-9a-f]{64} .*the manifest says ${e.sha256}`));
+  await assert.rejects(buildAssets([{ host: 'x86_64', dir, emulators: [e], rpms: hosts[0]!.rpms }], { cacheDir: badCache, releaseTag: TAG }), new RegExp(`${e.file}: sha256 [0-9a-f]{64} .*the manifest says ${e.sha256}`));
   assert.deepEqual(fs.readdirSync(path.join(badCache, 'tarballs')), []);
 });
 
@@ -178,6 +200,13 @@ test('polyarch assets: two runs in two folders give the same bytes; gzip -t, tar
   assert.deepEqual(files, fs.readdirSync(b.dir).sort());
   assert.deepEqual(files, a.listing.map((x) => x.name).sort());
   for (const f of files) assert.ok(fs.readFileSync(path.join(a.dir, f)).equals(fs.readFileSync(path.join(b.dir, f))), `${f} differs between runs`);
+  // RPM files without a lockfile: the SBOM names the tag a lockfile pinning them anew would get
+  // (v<version>-1), and a local file has no download location.
+  const sbom = JSON.parse(fs.readFileSync(path.join(a.dir, SBOM_FILE), 'utf8')) as { name: string; packages: { SPDXID: string; downloadLocation: string }[] };
+  assert.equal(sbom.name, 'qemu-user-static-v9.2.4-1', 'the SBOM names the release tag');
+  const rpmPackages = sbom.packages.filter((p) => p.SPDXID.startsWith('SPDXRef-RPM-'));
+  assert.equal(rpmPackages.length, x86Rpms.length, 'one package per RPM given');
+  assert.deepEqual(new Set(rpmPackages.map((p) => p.downloadLocation)), new Set(['NOASSERTION']), 'local files have no download location');
 
   const tarballs = files.filter((f) => f.endsWith('.tar.gz'));
   assert.equal(tarballs.length, X86_TARGETS.length * 2);
@@ -199,12 +228,13 @@ test('polyarch assets --lock: every host the lockfile pins, or the ones --hosts 
   const all = polyarch(['assets', '--out', out, '--lock', lockFile, '--cache', rpmCache]);
   assert.equal(all.status, 0, all.stderr);
   const listing = JSON.parse(all.stdout) as Asset[];
-  assert.equal(listing.length, X86_TARGETS.length * 3 + ARM_TARGETS.length + PPC_TARGETS.length + S390X_TARGETS.length + 1);
+  // Every host's files, the SBOM and SHA256SUMS.
+  assert.equal(listing.length, X86_TARGETS.length * 3 + ARM_TARGETS.length + PPC_TARGETS.length + S390X_TARGETS.length + 2);
   assert.deepEqual(fs.readdirSync(out).sort(), listing.map((a) => a.name).sort());
   execFileSync('sha256sum', ['--quiet', '-c', SUMS_FILE], { cwd: out });
   const one = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', lockFile, '--hosts', 'ppc64le', '--cache', rpmCache]);
   assert.equal(one.status, 0, one.stderr);
-  assert.deepEqual((JSON.parse(one.stdout) as Asset[]).map((a) => a.name).sort(), [SUMS_FILE, ...PPC_TARGETS.map((t) => hostTarballName('ppc64le', t))].sort());
+  assert.deepEqual((JSON.parse(one.stdout) as Asset[]).map((a) => a.name).sort(), [SUMS_FILE, SBOM_FILE, ...PPC_TARGETS.map((t) => hostTarballName('ppc64le', t))].sort());
   // A lockfile pinning fewer hosts than asked for.
   const twoHosts = path.join(tmp('lock'), 'qemu.lock.json');
   await writeLock(twoHosts, { ...locked, hosts: { x86_64: locked.hosts.x86_64!, aarch64: locked.hosts.aarch64! } });
@@ -350,7 +380,7 @@ test('release notes list hosts, targets, usage and every checksum', async () => 
 
 test('writeAssets: outputs are files of their own, a folder that holds them is left alone, and a cache file changed after the build is refused', async () => {
   const cacheDir = tmp('copies-cache');
-  const { assets } = await buildAssets(hosts, { cacheDir });
+  const { assets } = await buildAssets(hosts, { cacheDir, releaseTag: TAG });
   const out = tmp('copies-out');
   // Every source is known by its stamp (this process hashed it): the kernel copies, nothing is hashed.
   assert.deepEqual(await writeAssets(assets, out), { copied: assets.length, hashed: 0, kept: 0 });
@@ -379,7 +409,7 @@ test('writeAssets: outputs are files of their own, a folder that holds them is l
   await assert.rejects(writeAssets(assets, again), { message: `${tarball.file}: sha256 is ${sha256(fs.readFileSync(tarball.file))}, expected ${tarball.sha256} (the file changed since the assets were built; remove it and run again)` });
   assert.deepEqual(fs.readdirSync(again), []);
   // The next build finds it by its stamp and makes it again from its emulator.
-  const rebuilt = await buildAssets(hosts, { cacheDir });
+  const rebuilt = await buildAssets(hosts, { cacheDir, releaseTag: TAG });
   assert.equal(rebuilt.compressed, 1);
   assert.deepEqual(rebuilt.assets, assets);
   await writeAssets(rebuilt.assets, again);

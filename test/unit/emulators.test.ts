@@ -111,7 +111,7 @@ test('an assets output is a copy a write cannot reach the cache through; a byte 
   const co = (name: string) => ({ outDir: path.join(root, name), baseImage: DEFAULT_BASE_IMAGE, labels: imageLabels({ imageSource: 'https://example.org/polyarch' }, { version: '9.2.4', release: '1.fc42' }, '9.2.4-1') });
   const first = await writeContexts(plan, [host], co('contexts'));
 
-  const { assets } = await buildAssets([host], { cacheDir: path.join(root, 'assets') });
+  const { assets } = await buildAssets([host], { cacheDir: path.join(root, 'assets'), releaseTag: 'v9.2.4-1' });
   const out = path.join(root, 'out');
   await writeAssets(assets, out);
   const cached = path.join(host.dir, 'qemu-aarch64-static');
@@ -144,7 +144,7 @@ test('an assets output is a copy a write cannot reach the cache through; a byte 
     const said = [];
     const host = await prepareEmulators(lock, 'x86_64', { ...o, progress: (m) => said.push(m) });
     const contexts = await writeContexts(plan, [host], co);
-    await writeAssets((await buildAssets([host], { cacheDir: assetsCache })).assets, out);
+    await writeAssets((await buildAssets([host], { cacheDir: assetsCache, releaseTag: 'v9.2.4-1' })).assets, out);
     process.stdout.write(JSON.stringify({ said, contexts }));
   `;
   const again = path.join(root, 'out-again');
