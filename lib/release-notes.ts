@@ -1,6 +1,6 @@
 // The release notes: what the release holds (hosts, targets), how to download and check a
 // file, and every checksum. The GitHub release's body; kept apart from the files themselves.
-import { hostTarballName, sha256sums, SUMS_FILE, UNPREFIXED_HOST, type Asset } from './assets.ts';
+import { hostTarballName, SBOM_FILE, sha256sums, SUMS_FILE, UNPREFIXED_HOST, type Asset } from './assets.ts';
 import type { HostEmulators } from './emulators.ts';
 
 export interface NotesInput {
@@ -28,6 +28,7 @@ export function releaseNotes(n: NotesInput): string {
     '## Usage',
     '',
     `\`<host>_qemu-<target>-static.tar.gz\` holds one file, \`qemu-<target>-static\`, for a \`<host>\` machine. The ${UNPREFIXED_HOST} host's files also go by the unprefixed names \`qemu-<target>-static\` and \`qemu-<target>-static.tar.gz\`.`,
+    ...(n.assets.some((a) => a.kind === 'sbom') ? ['', `\`${SBOM_FILE}\` is the release's SBOM (SPDX 2.3): which Fedora RPM each emulator came from, and every file's checksums.`] : []),
     '',
     '```sh',
     `curl -fsSLO ${base}/${hostTarballName(UNPREFIXED_HOST, example)}`,

@@ -375,6 +375,7 @@ test('release notes list hosts, targets, usage and every checksum', async () => 
   assert.match(body, /\| s390x \| aarch64, aarch64_be, arm, armeb, i386, ppc64le, riscv64, x86_64 \|/);
   assert.match(body, /curl -fsSLO https:\/\/github\.com\/polyarch\/qemu-user-static\/releases\/download\/v9\.2\.4-1\/x86_64_qemu-aarch64-static\.tar\.gz/);
   assert.match(body, /sha256sum -c --ignore-missing SHA256SUMS/);
+  assert.match(body, /\n`sbom\.spdx\.json` is the release's SBOM \(SPDX 2\.3\): which Fedora RPM each emulator came from/, 'the notes say what the SBOM is');
   for (const a of assets.filter((x) => x.name !== SUMS_FILE)) assert.ok(body.includes(`${a.sha256}  ${a.name}\n`), a.name);
 });
 
