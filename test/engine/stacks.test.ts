@@ -55,10 +55,14 @@ for (const stack of committed) {
     const mocked = resources.map((r) => `${r.type} ${r.name}`).filter((r) => !r.startsWith('pulumi:providers:')).sort();
     assert.deepEqual(stepResources(steps), mocked);
 
-    // What the program computes at evaluation shows in the preview as values, not unknowns.
-    for (const s of steps.filter((x) => /Asset$/.test(x.newState?.type ?? ''))) {
+    // What the program computes at evaluation shows in the preview as values, not unknowns; a
+    // signature bundle is made during the update (keyless signing needs the job's identity).
+    const assets = steps.filter((x) => /Asset$/.test(x.newState?.type ?? ''));
+    for (const s of assets.filter((x) => !String(x.newState!.inputs.name).endsWith('.cosign.bundle'))) {
       assert.match(String(s.newState!.inputs.sha256), /^[0-9a-f]{64}$/, `${s.urn}: digest known at preview`);
     }
+    const bundles = assets.map((x) => String(x.newState!.inputs.name)).filter((n) => n.endsWith('.cosign.bundle')).sort();
+    assert.deepEqual(bundles, file.config['polyarch:signing'] === 'keyless' && file.config['polyarch:release'] !== false ? ['SHA256SUMS.cosign.bundle', 'sbom.spdx.json.cosign.bundle'] : [], `${stack}: the signed files' bundles`);
     for (const s of steps.filter((x) => x.newState?.type === 'docker-build:index:Image')) {
       const tags = s.newState!.inputs.tags as string[];
       assert.ok(tags.length > 0 && tags.every((tag) => /^[^<>]+:[A-Za-z0-9_.-]+$/.test(tag)), `${s.urn}: tags known at preview`);

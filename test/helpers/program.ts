@@ -10,6 +10,7 @@ import { specialSecretSig, specialSigKey } from '@pulumi/pulumi/runtime/rpc.js';
 import * as settings from '@pulumi/pulumi/runtime/settings.js';
 import { createLock, writeLock, type Lock } from '../../lib/lock.ts';
 import { kojiTree, startKoji } from '../fixtures/koji.ts';
+import { createdState } from './mock-state.ts';
 import { buildFixtureRpms, FIXTURE_ROOT, SPLIT_BUILD, type FixtureHost } from '../fixtures/rpms.ts';
 
 export interface Declared {
@@ -61,8 +62,7 @@ export function plainText(wire: unknown): string {
 
 pulumi.runtime.setMocks(
   {
-    // A new BinfmtCheck starts with no repairs, as its provider's create says.
-    newResource: (a) => ({ id: `${a.name}-id`, state: a.type.endsWith('polyarch:BinfmtCheck') ? { ...a.inputs, repairs: 0, reuploads: 0, drift: '' } : a.inputs }),
+    newResource: (a) => ({ id: `${a.name}-id`, state: createdState(a) }),
     call: (a) => a.inputs,
   },
   'qemu-user-static',

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import type * as pulumi from '@pulumi/pulumi';
+import { createdState } from './mock-state.ts';
 
 const fakeDigest = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
@@ -20,7 +21,7 @@ const fakeDigest = (s: string) => `sha256:${createHash('sha256').update(s).diges
  */
 export const imageMocks: pulumi.runtime.Mocks = {
   newResource: (a) => {
-    const state: Record<string, unknown> = { ...a.inputs };
+    const state: Record<string, unknown> = createdState(a);
     const tag = a.type === 'docker-build:index:Image' ? (a.inputs.tags as string[] | undefined)?.[0] : a.type === 'docker-build:index:Index' ? (a.inputs.tag as string) : undefined;
     if (tag !== undefined) {
       const pushed = a.inputs.push !== false;
