@@ -127,13 +127,16 @@ test('the dev stack on the real engine with real Docker, then the seed end to en
   // Wall times for the record (not asserted): the first up builds every image (emulators
   // already extracted by the fixture lock), the second finds nothing to do.
   let start = performance.now();
-  await p.ok(['up', '--yes']);
+  const first = await p.ok(['up', '--yes']);
   t.diagnostic(`dev: first up ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  // No key and no identity on a fresh machine: unsigned, said once, and no bundle published.
+  assert.match(first.stdout, /warning: polyarch:signing is none: the release and images are published unsigned/, 'the dev stack says that it publishes unsigned');
   const repo = `localhost:${PORT}/polyarch/qemu-user-static`;
   const outputs = parseJson<{ imageTags: string[]; releaseLocation: string }>((await p.ok(['stack', 'output', '--json'])).stdout);
   const listed = JSON.parse(execFileSync('skopeo', ['list-tags', '--tls-verify=false', `docker://${repo}`], { encoding: 'utf8' })) as { Tags: string[] };
   assert.deepEqual(listed.Tags.sort(), outputs.imageTags.map((tag) => tag.slice(repo.length + 1)).sort(), 'the dev registry holds exactly the planned tags');
   execFileSync('sha256sum', ['--strict', '--quiet', '-c', 'SHA256SUMS'], { cwd: outputs.releaseLocation });
+  assert.ok(!fs.readdirSync(outputs.releaseLocation).some((f) => f.endsWith('.cosign.bundle')), 'an unsigned release holds no bundle');
   assert.match(docker(['ps', '--filter', `name=^polyarch-registry-${PORT}$`, '--format', '{{.Image}} {{.Ports}}']), new RegExp(`127\\.0\\.0\\.1:${PORT}->5000`));
   start = performance.now();
   await p.ok(['up', '--yes', '--expect-no-changes']);
