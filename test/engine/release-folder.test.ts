@@ -75,7 +75,7 @@ test('a folder release: up, no-change up, a rebuilt emulator, refresh, drift and
   // Nothing changed, so nothing may change.
   await p.ok(['up', '--yes', '--expect-no-changes']);
 
-  // One rebuilt emulator: its raw file, its tarballs and SHA256SUMS update in place; nothing else moves.
+  // One rebuilt emulator: its raw file, its tarballs, the SBOM and SHA256SUMS update in place; nothing else moves.
   await p.setConfig('polyarch:lockFile', rebuilt.file);
   const diff = parseJson<{ steps: Step[] }>((await p.ok(['preview', '--diff', '--json'])).stdout);
   assert.deepEqual(changes(diff.steps), [
@@ -83,6 +83,7 @@ test('a folder release: up, no-change up, a rebuilt emulator, refresh, drift and
     'update release-aarch64_qemu-riscv64-static.tar.gz',
     'update release-qemu-riscv64-static',
     'update release-qemu-riscv64-static.tar.gz',
+    'update release-sbom.spdx.json',
     'update release-x86_64_qemu-riscv64-static.tar.gz',
   ].filter((c) => planned.includes(c.split(' ')[1]!)));
   const before = sha256(fs.readFileSync(path.join(dir, 'qemu-arm-static')));

@@ -102,7 +102,7 @@ test('a GitHub release on the real engine, immutable releases on: public only wh
   // A Fedora rebuild pinned without a new release number: its files would change the published
   // v9.2.4-1. Preview says so in one line naming the tag and the way out; up writes nothing.
   await p.setConfig('polyarch:lockFile', rebuilt.file);
-  const refusal = /release v9\.2\.4-1 is published, and a published release's files never change, but this update would change SHA256SUMS, aarch64_qemu-riscv64-static\.tar\.gz, qemu-riscv64-static and 2 more; publish the new files under a new tag instead: raise "releaseNumber" in the lockfile \(the n of v<qemu>-<n>\) and run again/;
+  const refusal = /release v9\.2\.4-1 is published, and a published release's files never change, but this update would change SHA256SUMS, aarch64_qemu-riscv64-static\.tar\.gz, qemu-riscv64-static and 3 more; publish the new files under a new tag instead: raise "releaseNumber" in the lockfile \(the n of v<qemu>-<n>\) and run again/;
   const preview = await p.pulumi(['preview']);
   assert.notEqual(preview.code, 0);
   assert.match(preview.stdout + preview.stderr, refusal);
