@@ -6,8 +6,6 @@
 // Not in the document: SHA256SUMS, which lists this document's sha256 and so cannot be listed
 // in it, and the document itself.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { HostArch } from './cpus.ts';
 import { sha256 } from './digest.ts';
 import { emulatorFile, nevra, type RpmFacts } from './extract.ts';
@@ -46,7 +44,7 @@ export interface SbomInput {
   hosts: readonly SbomHost[];
   /** Every published file but SHA256SUMS and the SBOM. */
   files: readonly SbomFile[];
-  /** The creator tool, `<name>-<version>`; this package's by default. */
+  /** The creator tool, `<name>-<version>`; SBOM_RECIPE by default. */
   tool?: string;
 }
 
@@ -56,16 +54,13 @@ const SUPPLIER = 'Organization: Fedora Project';
 /** Where documents are named: a URI that need not resolve, unique per document by its content digest. */
 const NAMESPACE_BASE = 'https://spdx.org/spdxdocs/polyarch-';
 
-let version: string | undefined;
-/** This package's version, from the first package.json up from here (lib/, or dist/lib/ when compiled). */
-function packageVersion(): string {
-  if (version !== undefined) return version;
-  for (let dir = import.meta.dirname; ; dir = path.dirname(dir)) {
-    const file = path.join(dir, 'package.json');
-    if (fs.existsSync(file)) return (version = (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: string }).version ?? 'unknown');
-    if (path.dirname(dir) === dir) return (version = 'unknown');
-  }
-}
+/**
+ * The document's recipe, named as its creator tool. Not the package's version: a release's
+ * files never change once published, so a version bump of this project must not change the
+ * SBOM of an unchanged lockfile. Raise it with any change to the document's layout; that, like
+ * a new tarball recipe, is a change to published files (a new releaseNumber).
+ */
+export const SBOM_RECIPE = 'polyarch-sbom-1';
 
 /** An SPDXID from a name: letters, digits, '.' and '-' are kept, anything else becomes '-'. */
 export const spdxId = (kind: string, name: string) => `SPDXRef-${kind}-${name.replace(/[^A-Za-z0-9.-]/g, '-')}`;
@@ -293,7 +288,7 @@ export function spdxSbom(input: SbomInput): string {
     creationInfo: {
       // The newest RPM's build time: the same inputs give the same document.
       created: spdxDate(newest ?? 0),
-      creators: [`Tool: ${input.tool ?? `polyarch-${packageVersion()}`}`],
+      creators: [`Tool: ${input.tool ?? SBOM_RECIPE}`],
     },
     packages: [releasePackage, ...sortedBy(packages, (p) => p.SPDXID as string)],
     files: [...files.keys()].sort().map((id) => files.get(id)!),

@@ -28,6 +28,8 @@ const IMAGE = 'docker-build:index:Image';
 const INDEX = 'docker-build:index:Index';
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
 const PUBLICATION = 'pulumi-nodejs:dynamic/polyarch:ReleasePublication';
+const BLOB_SIGNATURE = 'pulumi-nodejs:dynamic/polyarch:BlobSignature';
+const IMAGE_SIGNATURE = 'pulumi-nodejs:dynamic/polyarch:ImageSignature';
 const DOCKERHUB = 'docker.io/polyarch/qemu-user-static';
 // Of the fixture's emulators (all targets, two hosts): the targets both hosts publish get an
 // Index per tag; the others (host, target) are :T and :T-<version> on their one image.
@@ -150,8 +152,9 @@ describe('a pull request that only bumps QEMU', () => {
   test('declares the same resources but for the versioned indexes of the targets both hosts publish, which are new', () => {
     assert.deepEqual(after_.map(key).sort(), before_.map(key).sort());
     const renamed = after_.filter((r) => r.name !== key(r).split(' ')[1]);
-    assert.ok(renamed.every((r) => r.type === INDEX), renamed.map((r) => r.name).join(' '));
-    assert.deepEqual(renamed.map((r) => r.name).sort(), SHARED.map((t) => `images-${t}-9.2.5-1`).sort());
+    assert.deepEqual(renamed.filter((r) => r.type === INDEX).map((r) => r.name).sort(), SHARED.map((t) => `images-${t}-9.2.5-1`).sort());
+    // Each new index is signed by a signature of its own.
+    assert.deepEqual(renamed.filter((r) => r.type !== INDEX).map((r) => `${r.type} ${r.name}`).sort(), SHARED.map((t) => `${IMAGE_SIGNATURE} images-sign-${t}-9.2.5-1`).sort());
   });
 
   test('a target one host publishes has no Index: its versioned tag moves on that host\'s image', () => {
@@ -166,7 +169,10 @@ describe('a pull request that only bumps QEMU', () => {
 
   test('changes exactly the release (its files move to the new one), the versioned tags and the version labels', () => {
     const changed = pairs().filter(([a, b]) => JSON.stringify(stable(diffed(a))) !== JSON.stringify(stable(diffed(b))));
-    assert.deepEqual([...new Set(changed.map(([a]) => a.type))].sort(), [ASSET, IMAGE, INDEX, PUBLICATION, RELEASE].sort());
+    // (Signatures follow what they sign: SHA256SUMS and the SBOM have new bytes, and every
+    // image carries the new SBOM.)
+    assert.deepEqual([...new Set(changed.map(([a]) => a.type))].sort(), [ASSET, BLOB_SIGNATURE, IMAGE, IMAGE_SIGNATURE, INDEX, PUBLICATION, RELEASE].sort());
+    assert.deepEqual(changed.filter(([a]) => a.type === BLOB_SIGNATURE).map(([a]) => a.name).sort(), NEW_BYTES.map((f) => `release-sign-${f}`).sort());
     // (The publication names the new release by its id, which GitHub gives the new release.)
     const sameRelease = (r: Declared) => (r.type === PUBLICATION ? { ...r.inputs, releaseId: undefined } : r.inputs);
     // (The release and its publication list every file's digest: the SBOM's and SHA256SUMS's are new.)
