@@ -6,15 +6,17 @@
 // release byte for byte as it was), an up killed half-way through a QEMU bump (nothing public
 // until the next up completes one release, no file twice), the primary rate limit, and a
 // destroy that leaves every release published. After each step the test downloads what the
-// server holds and checks it with sha256sum; the token never shows in state, output or logs.
+// server holds and checks it with sha256sum, and SHA256SUMS and the SBOM with cosign: the stack
+// signs with a key pair, so every release's bundles must be there before it is published; the
+// token and the signing key never show in state, output or logs.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { changes, engineProject, hasEngine, parseJson, urnName, urnType, type Step } from '../helpers/engine.ts';
+import { changes, engineBin, engineProject, hasEngine, parseJson, urnName, urnType, type Step } from '../helpers/engine.ts';
 import { startFakeGitHub, type FakeGitHub } from '../fixtures/github.ts';
 import { fixtureLock } from '../helpers/program.ts';
 import { hasCommand, isRoot, requireSystem } from '../helpers/system.ts';
@@ -22,6 +24,10 @@ import { hasCommand, isRoot, requireSystem } from '../helpers/system.ts';
 const RELEASE = 'pulumi-nodejs:dynamic/polyarch:GitHubRelease';
 const ASSET = 'pulumi-nodejs:dynamic/polyarch:ReleaseAsset';
 const PUBLICATION = 'pulumi-nodejs:dynamic/polyarch:ReleasePublication';
+const SIGNATURE = 'pulumi-nodejs:dynamic/polyarch:BlobSignature';
+const KEY_PASSWORD = 'release-github-key-password-4417';
+/** The test's cosign key pair: the private key a stack secret, the public one what users verify with. */
+let keys: { dir: string; privateKey: string };
 
 type Fixture = Awaited<ReturnType<typeof fixtureLock>>;
 let github: FakeGitHub;
@@ -42,7 +48,7 @@ before(async () => {
 });
 after(() => github?.close());
 
-/** Downloads a release's assets as the server holds them, checks them against their own SHA256SUMS, and returns name -> bytes. */
+/** Downloads a release's assets as the server holds them, checks them against their own SHA256SUMS and the signed ones with cosign, and returns name -> bytes. */
 function checkRelease(tag: string): Map<string, Buffer> {
   const releases = github.releases().filter((r) => r.tag === tag);
   assert.equal(releases.length, 1, `one release ${tag}`);
@@ -55,7 +61,12 @@ function checkRelease(tag: string): Map<string, Buffer> {
     const names = assets.map((a) => a.name).sort();
     assert.equal(new Set(names).size, names.length, 'no name twice');
     const ok = execFileSync('sha256sum', ['--strict', '-c', 'SHA256SUMS'], { cwd: dir, encoding: 'utf8' }).trim().split('\n');
-    assert.deepEqual([...ok.map((l) => l.replace(/: OK$/, '')), 'SHA256SUMS'].sort(), names, 'the release holds exactly what SHA256SUMS lists');
+    const bundles = ['SHA256SUMS.cosign.bundle', 'sbom.spdx.json.cosign.bundle'];
+    assert.deepEqual([...ok.map((l) => l.replace(/: OK$/, '')), 'SHA256SUMS', ...bundles].sort(), names, 'the release holds exactly what SHA256SUMS lists and the signatures');
+    for (const signed of ['SHA256SUMS', 'sbom.spdx.json']) {
+      const r = spawnSync(path.join(engineBin(), 'cosign'), ['verify-blob', '--key', path.join(keys.dir, 'cosign.pub'), '--insecure-ignore-tlog', '--bundle', `${signed}.cosign.bundle`, signed], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+      assert.equal(r.status, 0, `${tag}: cosign verify-blob ${signed}: ${r.stderr}`);
+    }
     return new Map(assets.map((a) => [a.name, Buffer.from(a.data)]));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -66,6 +77,11 @@ const assetWrites = (from: number) => github.log.slice(from).filter((l) => l.eve
 
 test('a GitHub release on the real engine, immutable releases on: public only when whole, never rewritten, a rebuild under a new tag, a killed run completed, limits named, token never in the open', { timeout: 20 * 60_000 }, async (t) => {
   if (!requireSystem(t, isRoot, hasEngine, hasCommand('sha256sum'))) return;
+  const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyarch-keys-'));
+  t.after(() => fs.rmSync(keyDir, { recursive: true, force: true }));
+  const made = spawnSync(path.join(engineBin(), 'cosign'), ['generate-key-pair'], { cwd: keyDir, env: { ...process.env, COSIGN_PASSWORD: KEY_PASSWORD }, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(made.status, 0, `cosign generate-key-pair: ${made.stderr}`);
+  keys = { dir: keyDir, privateKey: fs.readFileSync(path.join(keyDir, 'cosign.key'), 'utf8') };
   const p = await engineProject(t, 'github', {
     config: {
       'polyarch:lockFile': lock.file,
@@ -74,8 +90,9 @@ test('a GitHub release on the real engine, immutable releases on: public only wh
       // A few targets keep the uploads (spaced a second apart, as GitHub asks) to seconds.
       'polyarch:targets': ['aarch64', 'riscv64', 's390x'],
       'polyarch:release': { repository: `${github.owner}/${github.repo}`, apiUrl: github.url },
+      'polyarch:signing': 'key',
     },
-    secrets: { 'polyarch:githubToken': github.token },
+    secrets: { 'polyarch:githubToken': github.token, 'polyarch:signingKey': keys.privateKey, 'polyarch:signingPassword': KEY_PASSWORD },
   });
 
   // The first up, with the engine's debug log, which the secret scan below reads too: -v=6 is
@@ -119,7 +136,7 @@ test('a GitHub release on the real engine, immutable releases on: public only wh
   await p.setConfig('polyarch:lockFile', renumbered.file);
   const diff = parseJson<{ steps: Step[] }>((await p.ok(['preview', '--diff', '--json'])).stdout);
   const moved = diff.steps.filter((s) => s.op !== 'same');
-  assert.ok(moved.every((s) => [RELEASE, ASSET, PUBLICATION].includes(urnType(s.urn))), 'only the release moves');
+  assert.ok(moved.every((s) => [RELEASE, ASSET, PUBLICATION, SIGNATURE].includes(urnType(s.urn))), 'only the release and its signatures move');
   assert.ok(moved.every((s) => s.op !== 'delete' && s.op !== 'delete-replaced'), `nothing published is deleted: ${changes(moved).join(', ')}`);
   assert.deepEqual([...new Set(moved.filter((s) => urnType(s.urn) === ASSET).map((s) => urnName(s.urn)))].sort(), names.map((n) => `release-${n}`));
   assert.match(JSON.stringify(moved.find((s) => urnType(s.urn) === RELEASE)), /"tag":"v9\.2\.4-2"/);
@@ -173,9 +190,12 @@ test('a GitHub release on the real engine, immutable releases on: public only wh
   const exported = (await p.ok(['stack', 'export'])).stdout;
   const history = (await p.ok(['stack', 'history', '--json'])).stdout;
   const stackFile = fs.readFileSync(path.join(p.dir, 'Pulumi.github.yaml'), 'utf8');
+  const keyBody = keys.privateKey.split('\n').filter((l) => l && !l.startsWith('-----')).join('').slice(0, 40);
   for (const [what, text] of [['stack export', exported], ['stack history', history], ['the stack file', stackFile], ['command output and engine logs', p.transcript.join('\n')]] as const) {
-    const at = text.indexOf(github.token);
-    assert.ok(at < 0, `the token in ${what}: …${text.slice(Math.max(0, at - 300), at + 40)}`);
+    for (const [secret, name] of [[github.token, 'the token'], [keyBody, 'the signing key'], [KEY_PASSWORD, 'the key password']] as const) {
+      const at = text.indexOf(secret);
+      assert.ok(at < 0, `${name} in ${what}: …${text.slice(Math.max(0, at - 300), at + 40)}`);
+    }
   }
   assert.ok(p.transcript.join('\n').length > 100_000, 'the verbose logs were captured');
 });
