@@ -7,7 +7,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import type * as Cosign from '../lib/cosign.ts';
 import type * as Digest from '../lib/digest.ts';
-import { keyedDiff, loadProjectModule, signerFor, type SigningProvider } from './provider-runtime.ts';
+import { configureSigning, keyedDiff, loadProjectModule, signerFor, type SigningProvider } from './provider-runtime.ts';
 
 export interface BlobSignatureInputs {
   /** The file signed: a path relative to the project folder, or absolute. */
@@ -41,9 +41,7 @@ async function sign(p: BlobSignatureInputs, signer: Cosign.Signer): Promise<Blob
 
 // Method bodies run in the dynamic-provider host; see components/provider-runtime.ts.
 const provider: SigningProvider<BlobSignatureInputs, BlobSignatureOutputs> = {
-  async configure(req) {
-    this.secrets = { key: req.config.get('polyarch:signingKey'), password: req.config.get('polyarch:signingPassword') };
-  },
+  configure: configureSigning,
   diff: keyedDiff(['sha256', 'mode'], []),
   async create(inputs) {
     const outs = await sign(inputs, signerFor(inputs.mode, this.secrets));

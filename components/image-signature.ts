@@ -5,7 +5,7 @@
 // the stack's secret config: never inputs, never in state.
 import * as pulumi from '@pulumi/pulumi';
 import type * as Cosign from '../lib/cosign.ts';
-import { keyedDiff, loadProjectModule, signerFor, type SigningProvider, type SigningSecrets } from './provider-runtime.ts';
+import { configureSigning, keyedDiff, loadProjectModule, signerFor, type SigningProvider } from './provider-runtime.ts';
 
 export interface ImageSignatureInputs {
   /** The pushed image or index, `name@sha256:…` (a tag may carry it: `name:tag@sha256:…`). */
@@ -29,7 +29,7 @@ const byDigest = (ref: string) => ref.replace(/^(.*?)(:[A-Za-z0-9_][A-Za-z0-9_.-
 // Method bodies run in the dynamic-provider host; see components/provider-runtime.ts.
 const provider: SigningProvider<ImageSignatureInputs, ImageSignatureInputs> & { registryPassword?: string } = {
   async configure(req) {
-    this.secrets = { key: req.config.get('polyarch:signingKey'), password: req.config.get('polyarch:signingPassword') } satisfies SigningSecrets;
+    await configureSigning.call(this, req);
     this.registryPassword = req.config.get('polyarch:registryPassword');
   },
   diff: keyedDiff(['ref', 'mode', 'sbomSha256'], []),

@@ -81,6 +81,11 @@ export interface SigningProvider<I, O> extends pulumi.dynamic.ResourceProvider<I
   secrets?: SigningSecrets;
 }
 
+/** What every signing provider's `configure` does: take the key and its password from the stack's secret config, into the provider host's memory. */
+export async function configureSigning(this: { secrets?: SigningSecrets }, req: pulumi.dynamic.ConfigureRequest): Promise<void> {
+  this.secrets = { key: req.config.get('polyarch:signingKey'), password: req.config.get('polyarch:signingPassword') };
+}
+
 /** The signer for one call: keyless needs nothing; a key must have been configured. */
 export function signerFor(mode: 'key' | 'keyless', secrets: SigningSecrets | undefined): { mode: 'key' | 'keyless'; key?: string; password?: string } {
   if (mode === 'keyless') return { mode };
