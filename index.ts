@@ -58,7 +58,7 @@ if (imageRegistry) {
   const contexts = await evaluate(() => writeContexts(plan, hostEmulators, { outDir: cache('contexts'), baseImage: config.baseImage, labels: imageLabels(config, lock.qemu, plan.version) }));
   const registry = config.localRegistry && new LocalRegistry('registry', config.localRegistry);
   const password = config.secrets.registryPassword ? secretConfig('registryPassword') : undefined;
-  const sbom = built?.assets.find((a) => a.kind === ('sbom' as string));
+  const sbom = built?.assets.find((a) => a.kind === 'sbom');
   images = new QemuImages('images', { plan, contexts, username: imageRegistry.username, password, builder: config.builder, signing: signing && { mode: signing, sbom } }, { dependsOn: registry ? [registry.container] : [] });
 }
 /** Every tag this stack publishes, and image or index name -> pushed reference with digest. */

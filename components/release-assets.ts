@@ -2,17 +2,19 @@
 // checksums, made as a draft, one ReleaseAsset per file, and a ReleasePublication that makes
 // it public once every file is there; or, on the dev stack, the same files written into a
 // local folder, one FolderAsset per file. The files themselves are built beforehand
-// (lib/assets, at program evaluation), so previews show each asset's digest.
+// (lib/assets, at program evaluation), so previews show each asset's digest; a signed stack
+// adds a BlobSignature for SHA256SUMS and the SBOM, whose bundles are files of the release too
+// (made during the update, so their digests show only then).
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
-import { assetMode, type Asset } from '../lib/assets.ts';
+import { assetMode, type Asset, type AssetKind } from '../lib/assets.ts';
+import { bundleName } from '../lib/cosign.ts';
 import { releaseNotes } from '../lib/release-notes.ts';
 import type { HostEmulators } from '../lib/emulators.ts';
 import { DEFAULT_API_URL, downloadBase, releasePage } from '../lib/github-release.ts';
 import { FolderAsset } from './folder-asset.ts';
 import { GitHubRelease } from './github-release.ts';
 import { BlobSignature } from './blob-signature.ts';
-import { bundleName } from '../lib/cosign.ts';
 import { ReleaseAsset } from './release-asset.ts';
 import { ReleasePublication } from './release-publication.ts';
 
@@ -41,7 +43,7 @@ export interface ReleaseAssetsArgs {
 }
 
 /** The files whose signatures are published: SHA256SUMS vouches for every other file's bytes, the SBOM for where they came from. */
-const SIGNED_KINDS: ReadonlySet<string> = new Set(['checksums', 'sbom']);
+const SIGNED_KINDS: ReadonlySet<AssetKind> = new Set(['checksums', 'sbom']);
 
 /** A file of the release as its resource takes it: bytes from a built file, or text made during the update (a signature bundle). */
 interface Published {
