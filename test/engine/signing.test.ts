@@ -3,8 +3,9 @@
 // makes (keyless signing needs the public Sigstore services, which tests cannot reach; the
 // key path runs the same resources). After each step the test asks cosign and sha256sum, not
 // the state: the bundles verify, a tampered SHA256SUMS, a swapped tarball and an image pushed
-// over a tag are each rejected, a no-change up signs nothing, a QEMU bump signs exactly the
-// new files and images, and the key appears nowhere in plain text.
+// over a tag are each rejected, a no-change up and a refresh sign nothing, a QEMU bump signs
+// exactly the new files and images, the key appears nowhere in plain text, and destroy removes
+// the folder's files while the images' signatures stay and verify.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -116,6 +117,9 @@ test('signed releases and images: verified by cosign, tampering rejected, nothin
   const bundles = () => ['SHA256SUMS', 'sbom.spdx.json'].map((f) => fs.readFileSync(path.join(v1, `${f}.cosign.bundle`), 'utf8'));
   const before = bundles();
   await p.ok(['up', '--yes', '--expect-no-changes']);
+  // Refresh reads the bundles back from the folder and the signatures from the state: no drift.
+  await p.ok(['refresh', '--yes', '--expect-no-changes']);
+  assert.deepEqual(bundles(), before, 'a refresh changed a bundle');
   assert.deepEqual(bundles(), before, 'a no-change up signed again');
 
   // 4. An image pushed over a tag without signing fails verification.
@@ -146,4 +150,12 @@ test('signed releases and images: verified by cosign, tampering rejected, nothin
   for (const [where, text] of [['state', state], ['history', history], ['output', p.transcript.join('\n')]] as const) {
     for (const secret of [keyBody.slice(0, 40), PASSWORD, world.registry.password]) assert.ok(!text.includes(secret), `a secret in the ${where}`);
   }
+
+  // 7. Destroy removes the folder's files, bundles included; the images and their signatures,
+  // which users pin, stay published and still verify.
+  await p.ok(['destroy', '--yes']);
+  assert.deepEqual(fs.readdirSync(path.join(folder, 'v9.2.5-1')), [], 'destroy left files in the release folder');
+  const kept = now.find((tag) => tag.endsWith(':latest'))!;
+  const still = verifyImage(kept);
+  assert.equal(still.status, 0, `cosign verify ${kept} after destroy: ${still.stderr}`);
 });
