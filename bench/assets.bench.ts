@@ -1,21 +1,20 @@
-// Release assets for four hosts from the fixture RPM set, served by a loopback koji, against
-// baselines measured in the same run, rounds alternating (the machine is shared and noisy):
-//   seed:     per RPM `curl | rpm2cpio | cpio -idm`, then `tar czf` per emulator, one after
-//             another, plus the copies for x86_64's unprefixed names and sha256sum (the seed's way);
-//   libdeflate-gzip -6 (native, Debian libdeflate-tools) over the same emulators, one process
-//             per core at a time: compression alone, no fetch, no extraction; and our own
-//             compression alone over the same files, in this process, for the part of the gap
-//             that is compression.
-// Ours runs in a child process (bench/assets-run.ts) so its peak RSS is its own, timed after
-// its imports (the CLI's start-up is measured elsewhere). Cache states are named per figure:
-//   cold = empty cache, RPMs fetched from koji; warm = same lockfile, full cache, new output folder.
-// fallback: ours again without the native modules (POLYARCH_DEFLATE=wasm, POLYARCH_ZSTD=tool), as
-// a machine without cargo or a C compiler runs it: the same bytes, for the native modules' ratio.
-// BENCH_BEFORE=<folder>: a checkout of another commit, with node_modules (e.g. `git archive
-// <commit> | tar -x -C <folder>` and a link to node_modules); its bench/assets-run.ts runs cold
-// each round too, between the seed's and ours, for a before/after ratio from one script run.
-// Goals (issue 14, 2 cores): cold >= 3x faster than seed and <= 1.3x native libdeflate-gzip -6;
-// warm < 0.5 s for one host, < 1 s for four; peak RSS of a cold four-host run < 1.5 GB.
+// `polyarch assets` at real size: Fedora's split of Debian's real qemu-user-static binaries
+// (test/fixtures/rpms.ts, layout 'fedora': for x86_64, 18 RPMs and 31 published emulators, about
+// 370 MB), run as `npx polyarch` runs it (bin/polyarch.js on the compiled build), whole
+// process, against baselines measured in the same script, rounds alternating (machines are noisy):
+//   seed:   the seed's way from the loopback koji: per RPM `curl | rpm2cpio | cpio -idm`, then
+//           `tar czf` per emulator, the copies for x86_64's unprefixed names, and sha256sum;
+//   native: bench/native-pipeline.sh, the pipeline a skilled engineer would write in shell on the
+//           same cores, two jobs at a time (sha256sum and rpm2cpio | cpio per RPM, then per
+//           emulator a raw copy and `tar | libdeflate-gzip -6`, the host-prefixed tarball as a
+//           hard link, sha256sum for SHA256SUMS), from RPMs already on disk: not charged the
+//           download.
+// Cache states: cold = empty --cache, RPMs fetched from the loopback koji; warm = the same
+// --cache full, a new --out folder. Peak RSS and CPU time come from GNU time.
+// BENCH_BEFORE=<folder>: a checkout of another commit with node_modules and its build (`git
+// worktree add`, `npm ci`); its CLI runs cold on one host each round too, for a before/after ratio.
+// Goals (issue 24, 2 cores): cold one host >= 3x the seed and >= 1.3x native; warm one host
+// < 0.5 s, four hosts < 1 s; peak RSS of a cold four-host run < 1.5 GB.
 import { execFile, exec } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs';
@@ -23,138 +22,125 @@ import os from 'node:os';
 import path from 'node:path';
 import { hostTarballName, tarballName } from '../lib/assets.ts';
 import { targetsFor, type HostArch } from '../lib/cpus.ts';
-import { deflateBackend, deflateWorkers } from '../lib/deflate-pool.ts';
-import { reproducibleTarball } from '../lib/tarball.ts';
 import { createLock, writeLock } from '../lib/lock.ts';
+import { compiledUrl } from '../scripts/compiled.mjs';
 import { kojiTree, startKoji } from '../test/fixtures/koji.ts';
 import { buildFixtureRpms, SPLIT_BUILD } from '../test/fixtures/rpms.ts';
 import { releaseScratch, scratch, scratchMark } from './tmp.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const HOSTS = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const satisfies readonly HostArch[];
+const ONE: HostArch = 'x86_64';
+const REPO = path.dirname(import.meta.dirname);
+const BEFORE = process.env.BENCH_BEFORE ? path.resolve(process.env.BENCH_BEFORE) : undefined;
 const tmp = () => scratch();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 // Asynchronous throughout: the koji server answers on this process's event loop.
 const sh = promisify(exec);
 const run = promisify(execFile);
-const time = async (f: () => Promise<unknown>) => {
-  const t = performance.now();
-  await f();
-  return performance.now() - t;
-};
-const wanted = (h: HostArch) => new Set(targetsFor(h, 'all').map((c) => c.emulator));
 
-let root = scratch('polyarch-bench-koji-');
-for (const h of HOSTS) root = kojiTree(buildFixtureRpms({ host: h, layout: 'split', compression: 'zstd' }), SPLIT_BUILD, h, root);
+for (const tree of [REPO, ...(BEFORE ? [BEFORE] : [])]) {
+  if (!compiledUrl(tree, 'bin/polyarch.ts')) throw new Error(`${tree}: the compiled CLI is missing or stale; run npm run build there first (the bench times the CLI as npm runs it)`);
+}
+
+let root: string | undefined;
+for (const h of HOSTS) root = kojiTree(buildFixtureRpms({ host: h, layout: 'fedora', compression: 'zstd' }), SPLIT_BUILD, h, root ?? scratch('polyarch-bench-koji-'));
 const koji = await startKoji(root!);
 const lock = await createLock({ ...SPLIT_BUILD, hosts: [...HOSTS], koji: koji.url, cacheDir: tmp() });
 const lockFile = path.join(tmp(), 'qemu.lock.json');
 await writeLock(lockFile, lock);
-const rpmCount = HOSTS.reduce((n, h) => n + lock.hosts[h]!.length, 0);
-const rpmBytes = HOSTS.reduce((n, h) => n + lock.hosts[h]!.reduce((m, r) => m + r.size, 0), 0);
+const pins = lock.hosts[ONE]!;
+/** The pinned RPMs of one host as files of the koji tree (the native pipeline reads them from disk). */
+const rpmFiles = pins.map((r) => path.join(root!, decodeURIComponent(new URL(r.url).pathname)));
+const published = targetsFor(ONE, 'all').map((c) => c.emulator);
 
-interface Run { ms: number; cpuMs: number; rssMB: number; compressed: number; deflate: string; zstd: string; copied: number; hashed: number; kept: number }
-const BEFORE = process.env.BENCH_BEFORE ? path.resolve(process.env.BENCH_BEFORE) : undefined;
-const ours = async (cache: string, out: string, hosts: readonly HostArch[], tree = path.dirname(import.meta.dirname), env: NodeJS.ProcessEnv = process.env): Promise<Run> =>
-  JSON.parse((await run(process.execPath, ['--import', 'tsx', path.join(tree, 'bench', 'assets-run.ts'), lockFile, cache, out, hosts.join(',')], { encoding: 'utf8', cwd: tree, env })).stdout) as Run;
-const FALLBACK = { ...process.env, POLYARCH_DEFLATE: 'wasm', POLYARCH_ZSTD: 'tool' };
+interface Measured { ms: number; cpuMs: number; rssMB: number }
+/** Runs a command under GNU time: wall time as seen from here, CPU (user + system) and peak RSS of it and its children. */
+async function timed(cmd: string, args: string[], cwd = REPO): Promise<Measured> {
+  const report = path.join(tmp(), 'time');
+  const t = performance.now();
+  await run('/usr/bin/time', ['-f', '%U %S %M', '-o', report, cmd, ...args], { cwd, maxBuffer: 64 << 20 });
+  const ms = performance.now() - t;
+  const [user, system, kb] = fs.readFileSync(report, 'utf8').trim().split('\n').pop()!.split(' ').map(Number) as [number, number, number];
+  return { ms, cpuMs: (user + system) * 1000, rssMB: kb / 1024 };
+}
 
-/** The seed's way, from koji: curl | rpm2cpio | cpio, then tar czf per emulator, sequentially. */
-async function seed(): Promise<string> {
+/** `polyarch assets` of the given hosts, as `npx polyarch` runs it: the tree's bin/polyarch.js, on its compiled build. */
+const ours = (cache: string, out: string, hosts: readonly HostArch[], tree = REPO) =>
+  timed(path.join(tree, 'bin/polyarch.js'), ['assets', '--lock', lockFile, '--hosts', hosts.join(','), '--cache', cache, '--out', out], tree);
+
+/** The seed's way for one host, from koji: curl | rpm2cpio | cpio, then tar czf per emulator, sequentially. */
+async function seed(): Promise<void> {
   const work = tmp();
   const out = path.join(work, 'out');
   fs.mkdirSync(out);
-  for (const h of HOSTS) {
-    const dir = path.join(work, h);
-    fs.mkdirSync(dir);
-    for (const r of lock.hosts[h]!) await sh(`curl -fsS '${r.url}' | rpm2cpio - | cpio -idm --quiet`, { cwd: dir });
-    const bin = path.join(dir, 'usr/bin');
-    for (const cpu of [...wanted(h)].filter((c) => fs.existsSync(path.join(bin, `qemu-${c}-static`))).sort()) {
-      await run('tar', ['czf', path.join(out, hostTarballName(h, cpu)), '-C', bin, `qemu-${cpu}-static`]);
-      if (h === 'x86_64') {
-        fs.copyFileSync(path.join(out, hostTarballName(h, cpu)), path.join(out, tarballName(cpu)));
-        fs.copyFileSync(path.join(bin, `qemu-${cpu}-static`), path.join(out, `qemu-${cpu}-static`));
-      }
-    }
+  for (const r of pins) await sh(`curl -fsS '${r.url}' | rpm2cpio - | cpio -idm --quiet`, { cwd: work });
+  const bin = path.join(work, 'usr/bin');
+  for (const cpu of published) {
+    await run('tar', ['czf', path.join(out, hostTarballName(ONE, cpu)), '-C', bin, `qemu-${cpu}-static`]);
+    fs.copyFileSync(path.join(out, hostTarballName(ONE, cpu)), path.join(out, tarballName(cpu)));
+    fs.copyFileSync(path.join(bin, `qemu-${cpu}-static`), path.join(out, `qemu-${cpu}-static`));
   }
   await sh('sha256sum * > ../SHA256SUMS && mv ../SHA256SUMS .', { cwd: out, shell: '/bin/sh' });
-  return work;
 }
 
-// The emulators the tarballs are made of, for the native baseline (from a seed run's tree).
-const seedTree = await seed();
-const binaries = HOSTS.flatMap((h) => [...wanted(h)].map((c) => path.join(seedTree, h, 'usr/bin', `qemu-${c}-static`)).filter((f) => fs.existsSync(f)));
-const bytes = binaries.reduce((n, f) => n + fs.statSync(f).size, 0);
-let nativeBytes = 0;
-let nativeCpuMs = 0;
-/** Native libdeflate-gzip -6 over the same emulators, as many processes at once as we have compression workers. */
-async function native(): Promise<void> {
-  const out = tmp();
-  const list = path.join(tmp(), 'list');
-  fs.writeFileSync(list, binaries.join('\0'));
-  // `times` prints the shell's children's CPU time on its second line: user and system.
-  const { stdout } = await sh(`xargs -0 -P ${deflateWorkers()} -I{} sh -c 'libdeflate-gzip -6 -c "$1" > "$0/$(echo "$1" | tr / _).gz"' '${out}' {} < '${list}'; times`, { shell: '/bin/sh' });
-  const secs = [...(stdout.trim().split('\n')[1] ?? '').matchAll(/(\d+)m([\d.]+)s/g)].map((x) => Number(x[1]) * 60 + Number(x[2]));
-  nativeCpuMs = secs.reduce((a, b) => a + b, 0) * 1000;
-  nativeBytes = fs.readdirSync(out).reduce((n, f) => n + fs.statSync(path.join(out, f)).size, 0);
+const native = (out: string) => timed('sh', [path.join(import.meta.dirname, 'native-pipeline.sh'), out, ONE, published.join(' '), ...rpmFiles]);
+
+/** Our listing and the native one name the same files (ours has the SBOM too) and the same raw emulators. */
+function sameRelease(oursDir: string, nativeDir: string): void {
+  const names = (d: string) => fs.readdirSync(d).filter((f) => !f.startsWith('.')).sort();
+  const mine = names(oursDir).filter((f) => f !== 'sbom.spdx.json');
+  const theirs = names(nativeDir);
+  if (mine.join(' ') !== theirs.join(' ')) throw new Error(`ours and native differ in files: ${mine.filter((f) => !theirs.includes(f)).join(', ')} / ${theirs.filter((f) => !mine.includes(f)).join(', ')}`);
+  const sums = (d: string) => new Map(fs.readFileSync(path.join(d, 'SHA256SUMS'), 'utf8').trim().split('\n').map((l) => l.split(/\s+/).reverse() as [string, string]));
+  const a = sums(oursDir);
+  const b = sums(nativeDir);
+  for (const cpu of published) if (a.get(`qemu-${cpu}-static`) !== b.get(`qemu-${cpu}-static`)) throw new Error(`qemu-${cpu}-static differs between ours and native`);
 }
 
-/**
- * Our compression alone over the same emulators, as the native baseline does it: read each file,
- * make its tarball on the deflate pool, write it. No fetch, no extraction, no hashing.
- */
-async function oursCompressionOnly(): Promise<void> {
-  const out = tmp();
-  await Promise.all(binaries.map(async (f, i) => fs.promises.writeFile(path.join(out, `${i}.tar.gz`), await reproducibleTarball(path.basename(f), await fs.promises.readFile(f)))));
-}
-
-const r = { seed: [] as number[], native: [] as number[], nativeCpu: [] as number[], coldCpu: [] as number[], compressOnly: [] as number[], fallback: [] as number[], before: [] as number[], beforeRss: [] as number[], cold: [] as number[], rss: [] as number[], warm1: [] as number[], warm4: [] as number[] };
-let last: { cold: Run; warm1: Run; warm4: Run; fallback: Run; out: string } | undefined;
+const r = { seed: [] as number[], native: [] as number[], nativeCpu: [] as number[], cold1: [] as number[], cold1Cpu: [] as number[], cold1Rss: [] as number[], before1: [] as number[], warm1: [] as number[], cold4: [] as number[], cold4Cpu: [] as number[], cold4Rss: [] as number[], warm4: [] as number[] };
+let outBytes = 0;
+let outFiles = 0;
 for (let i = 0; i < ROUNDS; i++) {
   const mark = scratchMark();
-  r.seed.push(await time(seed));
-  r.native.push(await time(native));
-  r.nativeCpu.push(nativeCpuMs);
-  r.compressOnly.push(await time(oursCompressionOnly));
-  const fallback = await ours(tmp(), path.join(tmp(), 'out'), HOSTS, undefined, FALLBACK);
-  r.fallback.push(fallback.ms);
-  if (BEFORE) {
-    const b = await ours(tmp(), path.join(tmp(), 'out'), HOSTS, BEFORE);
-    r.before.push(b.ms);
-    r.beforeRss.push(b.rssMB);
-  }
-  const cache = tmp();
-  const out = path.join(tmp(), 'out');
-  const cold = await ours(cache, out, HOSTS);
-  const warm1 = await ours(cache, path.join(tmp(), 'out'), ['x86_64']);
-  const warm4 = await ours(cache, path.join(tmp(), 'out'), HOSTS);
-  if (warm1.compressed + warm4.compressed !== 0) throw new Error('a warm run compressed tarballs');
-  r.cold.push(cold.ms);
-  r.coldCpu.push(cold.cpuMs);
-  r.rss.push(cold.rssMB);
-  r.warm1.push(warm1.ms);
-  r.warm4.push(warm4.ms);
-  last = { cold, warm1, warm4, fallback, out };
-  // Each round starts with no earlier round's files in the page cache; the last output is read below.
-  releaseScratch(mark, [path.dirname(out)]);
+  const t = performance.now();
+  await seed();
+  r.seed.push(performance.now() - t);
+  const nativeOut = path.join(tmp(), 'out');
+  const n = await native(nativeOut);
+  r.native.push(n.ms);
+  r.nativeCpu.push(n.cpuMs);
+  if (BEFORE) r.before1.push((await ours(tmp(), path.join(tmp(), 'out'), [ONE], BEFORE)).ms);
+  const cache1 = tmp();
+  const out1 = path.join(tmp(), 'out');
+  const c1 = await ours(cache1, out1, [ONE]);
+  r.cold1.push(c1.ms);
+  r.cold1Cpu.push(c1.cpuMs);
+  r.cold1Rss.push(c1.rssMB);
+  sameRelease(out1, nativeOut);
+  outFiles = fs.readdirSync(out1).length;
+  outBytes = fs.readdirSync(out1).reduce((s, f) => s + fs.statSync(path.join(out1, f)).size, 0);
+  r.warm1.push((await ours(cache1, path.join(tmp(), 'out'), [ONE])).ms);
+  const cache4 = tmp();
+  const c4 = await ours(cache4, path.join(tmp(), 'out'), HOSTS);
+  r.cold4.push(c4.ms);
+  r.cold4Cpu.push(c4.cpuMs);
+  r.cold4Rss.push(c4.rssMB);
+  r.warm4.push((await ours(cache4, path.join(tmp(), 'out'), HOSTS)).ms);
+  // Each round starts with no earlier round's files in the page cache.
+  releaseScratch(mark);
 }
 await koji.close();
+
 const m = Object.fromEntries(Object.entries(r).filter(([, v]) => v.length > 0).map(([k, v]) => [k, median(v)])) as Record<keyof typeof r, number>;
 const verdict = (ok: boolean) => (ok ? 'goal met' : 'goal MISSED');
-const ours4 = fs.readdirSync(last!.out).filter((f) => /^(x86_64|aarch64|ppc64le|s390x)_qemu-.*\.tar\.gz$/.test(f)).reduce((n, f) => n + fs.statSync(path.join(last!.out, f)).size, 0);
-console.log(`fixture: ${HOSTS.length} hosts, ${rpmCount} RPMs (${(rpmBytes / 1e6).toFixed(1)} MB) from a loopback koji, ${binaries.length} emulators to compress (${(bytes / 1e6).toFixed(1)} MB); ${os.availableParallelism()} cores, ${deflateWorkers()} deflate workers; ${ROUNDS} rounds, medians (all rounds: ${JSON.stringify(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.map((x) => Math.round(x))])))})`);
-console.log(`[cold] seed (curl | rpm2cpio | cpio, tar czf each, sequential): ${m.seed.toFixed(0)} ms; polyarch: ${m.cold.toFixed(0)} ms (deflate ${last!.cold.deflate}, zstd ${last!.cold.zstd})`);
-console.log(`[cold] ratio seed/polyarch: ${(m.seed / m.cold).toFixed(2)}x (${verdict(m.seed / m.cold >= 3)}: >= 3x)`);
-console.log(`[cold] polyarch without the native modules (deflate ${last!.fallback.deflate}, zstd ${last!.fallback.zstd}): ${m.fallback.toFixed(0)} ms; ratio fallback/polyarch ${(m.fallback / m.cold).toFixed(2)}x; seed/fallback ${(m.seed / m.fallback).toFixed(2)}x`);
-if (BEFORE) {
-  console.log(`[cold] before (${BEFORE}): ${m.before.toFixed(0)} ms, peak RSS ${m.beforeRss.toFixed(0)} MB; ratio seed/before ${(m.seed / m.before).toFixed(2)}x`);
-  console.log(`[cold] ratio before/polyarch: ${(m.before / m.cold).toFixed(2)}x`);
-}
-console.log(`[cold] native libdeflate-gzip -6, ${deflateWorkers()} at a time, compression only: ${m.native.toFixed(0)} ms`);
-console.log(`[cold] ratio polyarch/native: ${(m.cold / m.native).toFixed(2)}x (${verdict(m.cold / m.native <= 1.3)}: <= 1.3x)`);
-console.log(`[cold] CPU time (user + system, all threads): polyarch ${m.coldCpu.toFixed(0)} ms, native libdeflate-gzip ${m.nativeCpu.toFixed(0)} ms; ratio ${(m.coldCpu / m.nativeCpu).toFixed(2)}x (on ${os.availableParallelism()} cores a run cannot take less than its CPU time over the cores)`);
-console.log(`[cold] polyarch's compression alone over the same emulators (${deflateBackend().kind} libdeflate, read, tar, deflate, write): ${m.compressOnly.toFixed(0)} ms; ratio to native ${(m.compressOnly / m.native).toFixed(2)}x`);
-console.log(`[cold] compressed size: polyarch host tarballs ${(ours4 / 1e6).toFixed(2)} MB, native -6 ${(nativeBytes / 1e6).toFixed(2)} MB; ratio ${(ours4 / nativeBytes).toFixed(3)}`);
-console.log(`[cold] peak RSS of the four-host run: ${m.rss.toFixed(0)} MB (${verdict(m.rss < 1500)}: < 1500 MB)`);
-console.log(`[warm] one host (x86_64): ${m.warm1.toFixed(0)} ms (${verdict(m.warm1 < 500)}: < 500 ms); ratio cold/warm ${(m.cold / m.warm1).toFixed(0)}x; ${last!.warm1.copied} files copied by the kernel, ${last!.warm1.hashed} hashed`);
-console.log(`[warm] four hosts: ${m.warm4.toFixed(0)} ms (${verdict(m.warm4 < 1000)}: < 1000 ms); ratio cold/warm ${(m.cold / m.warm4).toFixed(0)}x; ${last!.warm4.copied} files copied by the kernel, ${last!.warm4.hashed} hashed`);
+const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
+const rpmBytes = pins.reduce((s, p) => s + p.size, 0);
+console.log(`fixture: ${ONE}: ${pins.length} RPMs (${mb(rpmBytes)}) from a loopback koji, ${published.length} emulators published, ${outFiles} files (${mb(outBytes)}); four hosts: ${HOSTS.reduce((s, h) => s + lock.hosts[h]!.length, 0)} RPMs; ${os.availableParallelism()} cores; ${ROUNDS} rounds, medians (all rounds, ms: ${JSON.stringify(Object.fromEntries(Object.entries(r).filter(([, v]) => v.length > 0).map(([k, v]) => [k, v.map((x) => Math.round(x))])))})`);
+console.log(`[cold] one host: seed ${m.seed.toFixed(0)} ms, native pipeline ${m.native.toFixed(0)} ms (CPU ${m.nativeCpu.toFixed(0)} ms), polyarch ${m.cold1.toFixed(0)} ms (CPU ${m.cold1Cpu.toFixed(0)} ms, ${((100 * m.cold1Cpu) / (m.cold1 * os.availableParallelism())).toFixed(0)}% of ${os.availableParallelism()} cores)`);
+console.log(`[cold] ratio seed/polyarch: ${(m.seed / m.cold1).toFixed(2)}x (${verdict(m.seed / m.cold1 >= 3)}: >= 3x)`);
+console.log(`[cold] ratio native/polyarch: ${(m.native / m.cold1).toFixed(2)}x (${verdict(m.native / m.cold1 >= 1.3)}: >= 1.3x)`);
+if (BEFORE) console.log(`[cold] before (${BEFORE}): ${m.before1.toFixed(0)} ms; ratio before/polyarch ${(m.before1 / m.cold1).toFixed(2)}x`);
+console.log(`[cold] peak RSS: one host ${m.cold1Rss.toFixed(0)} MB; four hosts ${m.cold4Rss.toFixed(0)} MB (${verdict(m.cold4Rss < 1500)}: < 1500 MB), ${m.cold4.toFixed(0)} ms, CPU ${m.cold4Cpu.toFixed(0)} ms`);
+console.log(`[warm] one host: ${m.warm1.toFixed(0)} ms (${verdict(m.warm1 < 500)}: < 500 ms)`);
+console.log(`[warm] four hosts: ${m.warm4.toFixed(0)} ms (${verdict(m.warm4 < 1000)}: < 1000 ms)`);
