@@ -9,15 +9,17 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
+import PQueue from 'p-queue';
 import type { HostArch } from './cpus.ts';
 import { deflateBackend, deflateWorkers, LIBDEFLATE_RELEASE } from './deflate-pool.ts';
 import type { HostEmulators } from './emulators.ts';
-import { emulatorFile } from './extract.ts';
+import { emulatorFile, type CheckedEmulator } from './extract.ts';
 import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
 import { sha256 } from './digest.ts';
 import { digestOf, hashStamped, remember, stampFile, stampOf } from './known-digests.ts';
 import { SBOM_FILE, spdxSbom, type SbomFile, type SbomHost } from './sbom.ts';
+import { onMain, waited } from './timeline.ts';
 
 export { SBOM_FILE };
 
@@ -59,6 +61,11 @@ export interface BuildOptions {
   releaseTag: string;
   /** Told how the tarballs went (compressed or reused, bytes, time); the program logs it. */
   progress?: (message: string) => void;
+  /**
+   * The run's tarballs, when extraction offers them the emulators' bytes as it checks them
+   * (PrepareOptions.onEmulator); they must be kept in this cacheDir. Default: a new one.
+   */
+  tarballs?: Tarballs;
 }
 
 export const tarballName = (target: string) => `${emulatorFile(target)}.tar.gz`;
@@ -76,7 +83,8 @@ export function sha256sums(assets: readonly Pick<Asset, 'name' | 'sha256'>[]): s
 interface TarballJob {
   key: string;
   entry: string;
-  source: string;
+  /** The extracted emulator, when the bytes are to be read from disk (not offered in memory). */
+  source?: string;
   size: number;
   sha256: string;
 }
@@ -130,6 +138,7 @@ async function readStamped(file: string): Promise<{ data: Buffer; stamp: string 
 
 /** The emulator's bytes, checked against the digest the tarball's key names. */
 async function emulatorBytes(job: TarballJob): Promise<Buffer> {
+  if (!job.source) throw new Error(`${job.entry} (sha256 ${job.sha256}): no extracted file to make its tarball from`);
   const { data, stamp: source } = await readStamped(job.source);
   // The key names the emulator's digest: bytes that do not match it must never enter the cache.
   // An emulator this process extracted or found as extracted (by its stamp) is not hashed again.
@@ -139,11 +148,12 @@ async function emulatorBytes(job: TarballJob): Promise<Buffer> {
   return data;
 }
 
-async function compressTarball(dir: string, job: TarballJob): Promise<CachedTarball> {
-  const data = await emulatorBytes(job);
-  const tarball = await reproducibleTarball(job.entry, data);
-  const out = { file: path.join(dir, `${job.key}.tar.gz`), size: tarball.length, sha256: sha256(tarball), sha1: sha1(tarball), emulatorSha1: sha1(data) };
-  await writeWhole(out.file, tarball);
+/** `data`: the emulator's bytes as extraction checked them; without them they are read from the job's source. */
+async function compressTarball(dir: string, job: TarballJob, data?: Buffer): Promise<CachedTarball> {
+  const bytes = data ?? (await waited('read', job.entry, () => emulatorBytes(job)));
+  const { bytes: tarball, entrySha1 } = await reproducibleTarball(job.entry, bytes);
+  const out = onMain('hash', `${job.entry}.tar.gz`, () => ({ file: path.join(dir, `${job.key}.tar.gz`), size: tarball.length, sha256: sha256(tarball), sha1: sha1(tarball), emulatorSha1: entrySha1 }));
+  await waited('write', `${job.entry}.tar.gz`, () => writeWhole(out.file, tarball));
   const stamp = await stampFile(out.file);
   remember(stamp, out.sha256);
   // Metadata last: its presence means the tarball beside it is complete.
@@ -168,6 +178,104 @@ async function contentFile(dir: string, suffix: string, text: string): Promise<{
   return { file, size: Buffer.byteLength(text), sha256: digest };
 }
 
+/** The tarball cache key of an emulator: its entry name, its digest and the recipe. */
+const tarballJob = (cpu: string, emulatorSha256: string, size: number, source?: string): TarballJob => {
+  const entry = emulatorFile(cpu);
+  return { key: sha256(`${TARBALL_RECIPE}\n${entry}\n${emulatorSha256}`), entry, size, sha256: emulatorSha256, ...(source !== undefined && { source }) };
+};
+
+/** Offered bytes waiting for a worker, past which offer holds extraction back: bounds memory. */
+const QUEUE_BYTES = 256 << 20;
+
+/**
+ * One run's tarballs: the cache folder and the compressions under way in it. Extraction offers
+ * each emulator's bytes as soon as it has checked them, so compressing starts with the first
+ * RPM and no emulator is read back from disk; buildAssets then takes the tarballs made or under
+ * way, and makes any other from the extracted file. Jobs wait largest first, so the last to
+ * finish is a small one and no core idles at the end; one more than the workers run at once, so
+ * a tarball is framed while the others compress.
+ */
+export class Tarballs {
+  readonly dir: string;
+  /** Tarballs compressed by this run, the bytes of emulators they held, and those taken from the cache. */
+  compressed = 0;
+  compressedBytes = 0;
+  reused = 0;
+  private readonly jobs = new Map<string, Promise<CachedTarball>>();
+  private readonly queue = new PQueue({ concurrency: deflateWorkers() + 1 });
+  private ready: Promise<void> | undefined;
+  private waiting = 0;
+  private room: (() => void)[] = [];
+
+  /** @param cacheDir the asset cache (its `tarballs` folder holds them) */
+  constructor(cacheDir: string) {
+    this.dir = path.join(path.resolve(cacheDir), 'tarballs');
+  }
+
+  /** The folder made and swept of temp files a killed run left, once. */
+  private prepare(): Promise<void> {
+    return (this.ready ??= cacheFolder(this.dir));
+  }
+
+  /**
+   * Starts the tarball of an emulator whose checked bytes are at hand (unless the cache has it or
+   * it is under way). Resolves once fewer than QUEUE_BYTES of offered bytes wait for a worker.
+   */
+  offer(e: CheckedEmulator): Promise<void> {
+    const job = tarballJob(e.cpu, e.sha256, e.data.length);
+    if (this.jobs.has(job.key)) return Promise.resolve();
+    this.waiting += job.size;
+    this.start(job, e.data).catch(() => {});
+    return this.waiting < QUEUE_BYTES ? Promise.resolve() : new Promise((resolve) => this.room.push(resolve));
+  }
+
+  /** The tarball of an extracted emulator: offered earlier, cached, or made now from `source`. */
+  get(cpu: string, emulatorSha256: string, size: number, source: string): Promise<CachedTarball> {
+    const job = tarballJob(cpu, emulatorSha256, size, source);
+    return this.jobs.get(job.key) ?? this.start(job);
+  }
+
+  private start(job: TarballJob, data?: Buffer): Promise<CachedTarball> {
+    const made = this.queue.add(
+      async () => {
+        try {
+          await this.prepare();
+          const hit = await cachedTarball(this.dir, job);
+          if (hit) {
+            this.reused++;
+            return hit;
+          }
+          const t = await compressTarball(this.dir, job, data);
+          this.compressed++;
+          this.compressedBytes += job.size;
+          return t;
+        } finally {
+          if (data) this.taken(job.size);
+        }
+      },
+      { priority: job.size },
+    );
+    // Awaited by buildAssets; this only keeps a failure seen while another host is still extracting.
+    made.catch(() => {});
+    this.jobs.set(job.key, made);
+    return made;
+  }
+
+  /** Offered bytes compressed (or given up): let held extractions go on while there is room. */
+  private taken(size: number): void {
+    this.waiting -= size;
+    while (this.waiting < QUEUE_BYTES && this.room.length > 0) this.room.shift()!();
+  }
+}
+
+/** `dir` made (a failure names its parent and it) and swept of temp files a killed run left. */
+async function cacheFolder(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true }).catch((e: unknown) => {
+    throw writeError(e, path.dirname(dir), path.basename(dir));
+  });
+  await sweepTemps(dir);
+}
+
 /**
  * Builds (or takes from the cache) every asset of the given hosts' emulators, the SBOM of them
  * all, and SHA256SUMS over them and the SBOM. Tarballs are compressed in parallel, one per core;
@@ -176,43 +284,12 @@ async function contentFile(dir: string, suffix: string, text: string): Promise<{
  */
 export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<HostEmulators>)[], o: BuildOptions): Promise<BuiltAssets> {
   const cacheDir = path.resolve(o.cacheDir);
-  const tarDir = path.join(cacheDir, 'tarballs');
+  const tarballs = o.tarballs ?? new Tarballs(cacheDir);
+  if (tarballs.dir !== path.join(cacheDir, 'tarballs')) throw new Error(`the tarballs given are kept in ${tarballs.dir}, not in the asset cache ${cacheDir}`);
   const sumsDir = path.join(cacheDir, 'sums');
   const sbomDir = path.join(cacheDir, 'sbom');
-  for (const dir of [tarDir, sumsDir, sbomDir]) {
-    await fs.mkdir(dir, { recursive: true }).catch((e: unknown) => {
-      throw writeError(e, path.dirname(dir), path.basename(dir));
-    });
-    await sweepTemps(dir);
-  }
+  for (const dir of [sumsDir, sbomDir]) await cacheFolder(dir);
   const start = performance.now();
-
-  let compressed = 0;
-  let compressedBytes = 0;
-  let reused = 0;
-  // Twice the workers: one tarball is read and framed while another compresses.
-  const limit = pLimit(deflateWorkers() * 2);
-  const tarballs = new Map<string, Promise<CachedTarball>>();
-  const tarball = (job: TarballJob) => {
-    let t = tarballs.get(job.key);
-    if (!t) {
-      t = limit(async () => {
-        const hit = await cachedTarball(tarDir, job);
-        if (hit) {
-          reused++;
-          return hit;
-        }
-        const made = await compressTarball(tarDir, job);
-        compressed++;
-        compressedBytes += job.size;
-        return made;
-      });
-      // Awaited below; this only keeps a failure seen while another host is still extracting.
-      t.catch(() => {});
-      tarballs.set(job.key, t);
-    }
-    return t;
-  };
 
   // Each planned asset's bytes: a tarball being built, or the extracted emulator itself (its
   // SHA1 kept with its tarball's).
@@ -220,9 +297,8 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
     hosts.map(async (pending) => {
       const h = await pending;
       const emulators = h.emulators.map((e) => {
-        const entry = emulatorFile(e.cpu);
         const source = path.resolve(h.dir, e.file);
-        return { e, source, tarball: tarball({ key: sha256(`${TARBALL_RECIPE}\n${entry}\n${e.sha256}`), entry, source, size: e.size, sha256: e.sha256 }) };
+        return { e, source, tarball: tarballs.get(e.cpu, e.sha256, e.size, source) };
       });
       return { h, emulators };
     }),
@@ -267,6 +343,7 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
 
   const sums = await contentFile(sumsDir, '.txt', sha256sums(assets));
   assets.push({ name: SUMS_FILE, kind: 'checksums', contentType: CONTENT_TYPE.checksums, ...sums });
+  const { compressed, compressedBytes, reused } = tarballs;
   const secs = ((performance.now() - start) / 1000).toFixed(1);
   const by = compressed === 0 ? '' : deflateBackend().kind === 'native' ? ` by native libdeflate ${LIBDEFLATE_RELEASE}` : ` by WebAssembly libdeflate ${LIBDEFLATE_RELEASE} (${deflateBackend().reason})`;
   o.progress?.(`release assets: ${assets.length} files; ${compressed} tarballs compressed${by} (${(compressedBytes / 1e6).toFixed(1)} MB of emulators) and ${reused} reused from the cache in ${secs} s`);
@@ -350,7 +427,7 @@ export async function writeAssets(assets: readonly Asset[], outDir: string): Pro
               return;
             }
             // A full disk names the output folder, not the staging folder inside it.
-            counts[await publish(a, path.join(stage, a.name), outDir)]++;
+            counts[await waited('copy', a.name, () => publish(a, path.join(stage, a.name), outDir))]++;
             staged.push(a.name);
           } catch (e) {
             failure ??= { cause: e };

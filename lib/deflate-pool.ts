@@ -19,7 +19,8 @@ export type DeflateBackend = Choice<'native' | 'wasm'>;
  * module when it is built, loads and is the pinned release (lib/native.ts).
  */
 export function chooseDeflate(env: NodeJS.ProcessEnv = process.env, candidates = nativeCandidates('libdeflate')): DeflateBackend {
-  const check = (m: Record<string, unknown>) => (m.version === LIBDEFLATE_RELEASE ? undefined : `is libdeflate ${String(m.version)}, not ${LIBDEFLATE_RELEASE}`);
+  const check = (m: Record<string, unknown>) =>
+    m.version !== LIBDEFLATE_RELEASE ? `is libdeflate ${String(m.version)}, not ${LIBDEFLATE_RELEASE}` : typeof m.crc32 !== 'function' ? 'has no crc32 (an older build: npm ci builds it again)' : undefined;
   return chooseNative({ name: 'libdeflate', variable: 'POLYARCH_DEFLATE', fallbacks: ['wasm'], check }, env, candidates);
 }
 
@@ -32,14 +33,26 @@ export const deflateWorkers = poolSize;
 
 const pool = new WorkerPool('deflate', new URL('./deflate-worker.js', import.meta.url), () => ({ addon: deflateBackend().addon }));
 
+/** A compressed input, and what the worker learnt of the input on the way. */
+export interface Deflated {
+  /** Raw DEFLATE, no framing. */
+  deflated: Buffer;
+  /** CRC-32 of the whole input (what a gzip trailer holds). */
+  crc32: number;
+  /** SHA-1 of the `sha1Of` range of the input, when one was asked for. */
+  sha1?: string;
+}
+
 /**
  * Compresses `input` (raw DEFLATE, no framing) with libdeflate's `level` on the least busy
- * worker. The input's memory is transferred to the worker: the caller must not use
- * `input` afterwards.
+ * worker, which also takes the input's CRC-32 and, given `sha1Of` (start and end), the SHA-1 of
+ * that range. The input's memory is transferred to the worker: the caller must not use `input`
+ * afterwards. `label` names the job in a timeline (lib/timeline.ts).
  */
-export function deflateInWorker(input: Uint8Array, level: number): Promise<Buffer> {
+export async function deflateInWorker(input: Uint8Array, level: number, label = '', sha1Of?: readonly [number, number]): Promise<Deflated> {
   // Transfer only a buffer the input owns whole; a view into a shared pool is copied instead.
   const owned = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength && input.buffer instanceof ArrayBuffer;
   const data = owned ? input : Uint8Array.prototype.slice.call(input);
-  return pool.run({ input: data, level }, [data.buffer as ArrayBuffer]);
+  const { output, facts } = await pool.run({ input: data, level, sha1Of }, [data.buffer as ArrayBuffer], label);
+  return { deflated: output, crc32: facts.crc32 as number, ...(typeof facts.sha1 === 'string' && { sha1: facts.sha1 }) };
 }

@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { targetsFor, type HostArch } from './cpus.ts';
-import { emulatorFile, nevra, type Extraction, type ManifestEntry, type RpmFacts } from './extract.ts';
+import { emulatorFile, nevra, type CheckedEmulator, type Extraction, type ManifestEntry, type OnEmulator, type RpmFacts } from './extract.ts';
 import type { RetryOptions } from './fetch.ts';
 import { extractLockedRpms, type Lock } from './lock.ts';
 import { hashStamped, remember, stampOf } from './known-digests.ts';
@@ -43,6 +43,11 @@ export interface PrepareOptions {
   progress?: (message: string) => void;
   /** How RPMs are downloaded (timeouts, progress of each download). */
   fetch?: RetryOptions;
+  /**
+   * Told of each published emulator (one of `targets`) as extraction checks its bytes, when the
+   * RPMs are extracted now: lib/assets.ts Tarballs.offer starts its tarball from those bytes.
+   */
+  onEmulator?: OnEmulator;
 }
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
@@ -217,13 +222,17 @@ export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOpt
   const dir = path.resolve(o.emulatorsDir, extractionKey(lock, host));
   const pins = lock.hosts[host] ?? [];
   const digests = pins.map((r) => r.sha256);
+  // Emulator names, not CPU names: an alias such as i486 runs on qemu-i386.
+  const wanted = new Set(targetsFor(host, o.targets).map((c) => c.emulator));
+  const offer = o.onEmulator;
   let extraction = await cachedExtraction(dir, o.progress, digests);
   if (extraction) {
     o.progress?.(`${host}: ${extraction.manifest.length} emulators already extracted`);
   } else {
     const start = performance.now();
     o.progress?.(`${host}: fetching and extracting ${pins.length} RPMs (${mb(pins.reduce((n, r) => n + r.size, 0))}) ...`);
-    extraction = await extractOnce(dir, (into) => extractLockedRpms(lock, host, o.cacheDir, into, o.fetch), digests);
+    const onEmulator = offer && ((e: CheckedEmulator) => (wanted.has(e.cpu) ? offer(e) : undefined));
+    extraction = await extractOnce(dir, (into) => extractLockedRpms(lock, host, o.cacheDir, into, o.fetch, onEmulator), digests);
     o.progress?.(`${host}: ${extraction.manifest.length} emulators (${mb(extraction.manifest.reduce((n, m) => n + m.size, 0))}) extracted in ${seconds(start)}`);
   }
   const { manifest } = extraction;
@@ -231,8 +240,6 @@ export async function prepareEmulators(lock: Lock, host: HostArch, o: PrepareOpt
   // another koji mirror shares it, so each RPM's URL is taken from this lockfile.
   const url = new Map(pins.map((r) => [r.sha256, r.url]));
   const rpms = extraction.rpms.map((r) => ({ ...r, url: url.get(r.sha256) ?? r.url }));
-  // Emulator names, not CPU names: an alias such as i486 runs on qemu-i386.
-  const wanted = new Set(targetsFor(host, o.targets).map((c) => c.emulator));
   // Named targets are taken as given, so only 'all' leaves a family emulator out.
   const family = new Set(o.targets === 'all' ? targetsFor(host, 'all', { ignoreFamily: true }).map((c) => c.emulator).filter((e) => !wanted.has(e)) : []);
   return { host, dir, emulators: manifest.filter((m) => wanted.has(m.cpu)), ownFamily: manifest.filter((m) => family.has(m.cpu)), rpms };

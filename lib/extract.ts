@@ -12,6 +12,7 @@ import { findCpu } from './cpus.ts';
 import { remember, rememberMoved, stampFile } from './known-digests.ts';
 import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { decompressPayload, readRpm, RpmError, type Rpm } from './rpm.ts';
+import { onMain, waited } from './timeline.ts';
 import { UserError } from './user-error.ts';
 
 const EMULATOR_PATH = /^usr\/bin\/qemu-([a-z0-9_]+)-static$/;
@@ -86,7 +87,7 @@ export async function extractRpm(buf: Buffer, label: string, expect?: readonly s
     if (!header) throw new RpmError(label, `${rel} is in the payload but not in the header`);
     if ((header.mode & S_IFMT) !== S_IFREG) throw new RpmError(label, `${rel} is ${kind(header.mode)} in the header, not a regular file`);
     // Hash once: Fedora's file digests are sha256, the same digest the manifest reports.
-    const sha256 = createHash('sha256').update(entry.data).digest('hex');
+    const sha256 = onMain('hash', path.basename(rel), () => createHash('sha256').update(entry.data).digest('hex'));
     if (header.digest) {
       const got = rpm.fileDigestAlgo === 'sha256' ? sha256 : createHash(rpm.fileDigestAlgo).update(entry.data).digest('hex');
       if (got !== header.digest) throw new RpmError(label, `${rel}: ${rpm.fileDigestAlgo} mismatch: header says ${header.digest}, payload has ${got}`);
@@ -202,17 +203,31 @@ const extracting = pLimit(Math.max(1, Math.min(os.availableParallelism(), 8)));
  * remembered by its stamp (lib/known-digests.ts): the tarballs made from it next do not
  * hash it again.
  */
-export async function extractToDir(inputs: readonly ExtractInput[], outDir: string): Promise<ManifestEntry[]> {
+export async function extractToDir(inputs: readonly (ExtractInput | Promise<ExtractInput>)[], outDir: string): Promise<ManifestEntry[]> {
   return (await extractWithHeaders(inputs, outDir)).manifest;
 }
 
+/** An emulator's bytes as extraction checked them against its RPM's header digest. */
+export type CheckedEmulator = Pick<Emulator, 'cpu' | 'sha256' | 'data'>;
+
+/**
+ * Told of each emulator as soon as its bytes are checked against its RPM's header, before they
+ * are written: the tarballs are made from these very bytes (lib/assets.ts Tarballs). Extraction
+ * goes on when the returned promise settles, so a slower consumer holds it back.
+ */
+export type OnEmulator = (e: CheckedEmulator) => Promise<void> | void;
+
 /**
  * extractToDir, and the facts of every RPM extracted (RpmFacts): what the extraction cache
- * keeps beside the emulators for the SBOM, so a warm run reads no RPM.
+ * keeps beside the emulators for the SBOM, so a warm run reads no RPM. An input given as a
+ * promise (a download under way) is extracted as soon as it is there, while the others come.
  */
-export async function extractRpms(inputs: readonly SourcedInput[], outDir: string): Promise<Extraction> {
-  const { manifest, headers } = await extractWithHeaders(inputs, outDir);
-  const rpms = headers.map((h, i): RpmFacts => ({ ...h, url: inputs[i]!.url, sha256: inputs[i]!.sha256, size: inputs[i]!.buf.length }));
+export async function extractRpms(inputs: readonly (SourcedInput | Promise<SourcedInput>)[], outDir: string, onEmulator?: OnEmulator): Promise<Extraction> {
+  const { manifest, headers, given } = await extractWithHeaders(inputs, outDir, onEmulator);
+  const rpms = headers.map((h, i): RpmFacts => {
+    const input = given[i] as SourcedInput;
+    return { ...h, url: input.url, sha256: input.sha256, size: input.buf.length };
+  });
   const key = (r: RpmFacts) => `${r.name}\0${r.arch}`;
   return { manifest, rpms: rpms.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)) };
 }
@@ -225,26 +240,44 @@ function headerFacts(rpm: Rpm, cpus: string[]): HeaderFacts {
   return { name, ...(epoch !== undefined && { epoch }), version, release, arch, ...(license !== undefined && { license }), ...(buildTime !== undefined && { buildTime }), emulators: cpus };
 }
 
-async function extractWithHeaders(inputs: readonly ExtractInput[], outDir: string): Promise<{ manifest: ManifestEntry[]; headers: HeaderFacts[] }> {
-  // Headers first (cheap, no payload work): a damaged package or one emulator in two
-  // packages is refused before anything is written, naming the inputs in their given order.
-  const headers = inputs.map((i) => {
-    const rpm = readRpm(i.buf, i.label);
-    return { rpm, nevra: nevra(rpm), arch: rpm.arch, cpus: emulatorsInHeader(rpm, i.label) };
-  });
-  const seen = new Map<string, { nevra: string; arch: string; label: string }>();
-  for (const [i, h] of headers.entries()) {
-    const label = inputs[i]!.label;
+/** What extractWithHeaders knows of an RPM from its header. */
+interface Checked {
+  rpm: Rpm;
+  nevra: string;
+  arch: string;
+  cpus: string[];
+}
+
+async function extractWithHeaders(
+  inputs: readonly (ExtractInput | Promise<ExtractInput>)[],
+  outDir: string,
+  onEmulator?: OnEmulator,
+): Promise<{ manifest: ManifestEntry[]; headers: HeaderFacts[]; given: ExtractInput[] }> {
+  // Each RPM's header is read as soon as it is there (cheap, no payload work): a damaged
+  // package, or one emulator in two packages, is refused before any of its payload is written.
+  // Inputs given whole are all checked before anything is written, naming them in their given order.
+  const checked: Checked[] = [];
+  const given: ExtractInput[] = [];
+  const seen = new Map<string, { nevra: string; arch: string; label: string; index: number }>();
+  const check = (input: ExtractInput, index: number): Checked => {
+    const rpm = onMain('check', path.basename(input.label), () => readRpm(input.buf, input.label));
+    const h = { rpm, nevra: nevra(rpm), arch: rpm.arch, cpus: emulatorsInHeader(rpm, input.label) };
     for (const cpu of h.cpus) {
       const other = seen.get(cpu);
-      if (other?.nevra === h.nevra) throw new UserError(`${h.nevra} is given twice (${other.label} and ${label})`);
       if (other) {
-        const advice = other.arch === h.arch ? "give one build's RPMs" : "extract one host's RPMs at a time";
-        throw new UserError(`${emulatorFile(cpu)} is in both ${other.nevra} (${other.label}) and ${h.nevra} (${label}); ${advice}`);
+        // Named in the order given, whichever came first.
+        const [a, b] = other.index < index ? [other, { ...h, label: input.label }] : [{ ...h, label: input.label }, other];
+        if (a.nevra === b.nevra) throw new UserError(`${a.nevra} is given twice (${a.label} and ${b.label})`);
+        const advice = a.arch === b.arch ? "give one build's RPMs" : "extract one host's RPMs at a time";
+        throw new UserError(`${emulatorFile(cpu)} is in both ${a.nevra} (${a.label}) and ${b.nevra} (${b.label}); ${advice}`);
       }
-      seen.set(cpu, { nevra: h.nevra, arch: h.arch, label });
+      seen.set(cpu, { nevra: h.nevra, arch: h.arch, label: input.label, index });
     }
-  }
+    checked[index] = h;
+    given[index] = input;
+    return h;
+  };
+  for (const [i, input] of inputs.entries()) if (!(input instanceof Promise)) check(input, i);
 
   await prepareOutDir(outDir);
   await sweepStages(outDir, EXTRACT_STAGE_PREFIX);
@@ -253,7 +286,7 @@ async function extractWithHeaders(inputs: readonly ExtractInput[], outDir: strin
   // output folder and the file, not the stage.
   const write = async (name: string, data: Buffer, mode: number) => {
     const file = path.join(stage, name);
-    await fs.writeFile(file, data, { mode }).catch((e: unknown) => {
+    await waited('write', name, () => fs.writeFile(file, data, { mode })).catch((e: unknown) => {
       throw writeError(e, outDir, name);
     });
     return file;
@@ -267,26 +300,37 @@ async function extractWithHeaders(inputs: readonly ExtractInput[], outDir: strin
     // After the first failure the queued inputs do nothing and the running ones are awaited, so
     // no writer is still busy in the stage while it is removed.
     await Promise.all(
-      inputs.map((input, i) =>
-        extracting(async () => {
+      inputs.map(async (pending, i) => {
+        let input: ExtractInput;
+        try {
+          input = await pending;
+        } catch (e) {
+          failure ??= { cause: e };
+          return;
+        }
+        await extracting(async () => {
           if (failure) return;
           try {
-            const { rpm, nevra } = headers[i]!;
+            const { rpm, nevra } = checked[i] ?? check(input, i);
             const { emulators } = await extractRpm(input.buf, input.label, input.expect, rpm);
             for (const e of emulators) {
               if (failure) return;
+              // Offered before the write, so compressing overlaps it; awaited after, which holds
+              // this extraction back while the tarballs fall behind.
+              const room = onEmulator?.(e);
               const file = await write(emulatorFile(e.cpu), e.data, 0o755);
               const stamp = await stampFile(file);
               remember(stamp, e.sha256);
               stamps.set(emulatorFile(e.cpu), stamp);
               if (e.conf !== undefined) await write(confFile(e.cpu), e.conf, 0o644);
               manifest.push({ cpu: e.cpu, file: emulatorFile(e.cpu), size: e.data.length, sha256: e.sha256, ...(e.conf !== undefined && { conf: confFile(e.cpu) }), rpm: nevra, ...(e.confDifferences && { confDifferences: e.confDifferences }) });
+              await room;
             }
           } catch (e) {
             failure ??= { cause: e };
           }
-        }),
-      ),
+        });
+      }),
     );
     if (failure) throw failure.cause;
     if (manifest.some((m) => m.conf)) await fs.mkdir(path.join(outDir, 'binfmt.d'), { recursive: true });
@@ -301,5 +345,5 @@ async function extractWithHeaders(inputs: readonly ExtractInput[], outDir: strin
     await removeStage(stage);
   }
   // Header facts only: the parsed packages hold their payloads, which need not outlive this.
-  return { manifest: manifest.sort((a, b) => a.cpu.localeCompare(b.cpu)), headers: headers.map((h) => headerFacts(h.rpm, h.cpus)) };
+  return { manifest: manifest.sort((a, b) => a.cpu.localeCompare(b.cpu)), headers: checked.map((h) => headerFacts(h.rpm, h.cpus)), given };
 }

@@ -6,12 +6,13 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { HOST_ARCHES, type HostArch } from './cpus.ts';
-import { emulatorsInHeader, extractRpms, type Extraction, type ManifestEntry } from './extract.ts';
+import { emulatorsInHeader, extractRpms, type Extraction, type ManifestEntry, type OnEmulator } from './extract.ts';
 import { fetchText, RpmCache, type RetryOptions } from './fetch.ts';
 import { buildDirUrl, DEFAULT_KOJI, RELEASE_RE, selectRpms, VERSION_RE } from './koji.ts';
 import { NoSpaceError, WriteError, writeWhole } from './out-dir.ts';
 import { readRpm } from './rpm.ts';
 import { UserError } from './user-error.ts';
+import { waited } from './timeline.ts';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256');
 const cpuName = z.string().regex(/^[a-z0-9_]+$/, 'must be a CPU name');
@@ -205,8 +206,12 @@ export async function extractLocked(lock: Lock, host: HostArch, cacheDir: string
   return (await extractLockedRpms(lock, host, cacheDir, outDir, opts)).manifest;
 }
 
-/** extractLocked, and each pinned RPM's facts (its pin's url, sha256 and size, and its header's) for the SBOM. */
-export async function extractLockedRpms(lock: Lock, host: HostArch, cacheDir: string, outDir: string, opts: RetryOptions = {}): Promise<Extraction> {
+/**
+ * extractLocked, and each pinned RPM's facts (its pin's url, sha256 and size, and its header's)
+ * for the SBOM. Each RPM is extracted as soon as it is downloaded, the largest first, so the
+ * most work is under way soonest; `onEmulator` is told of each emulator as it is checked.
+ */
+export async function extractLockedRpms(lock: Lock, host: HostArch, cacheDir: string, outDir: string, opts: RetryOptions = {}, onEmulator?: OnEmulator): Promise<Extraction> {
   const rpms = lock.hosts[host];
   if (!rpms) throw new UserError(`the lockfile pins no RPMs for host ${host} (it has: ${Object.keys(lock.hosts).join(', ')})`);
   // A lock built in code has not been through the schema.
@@ -218,16 +223,26 @@ export async function extractLockedRpms(lock: Lock, host: HostArch, cacheDir: st
   // program (and the error it reports) waits for each of them to use up its retries.
   const failed = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, failed.signal]) : failed.signal;
-  const inputs = await Promise.all(
-    rpms.map((r) =>
-      limit(async () => {
-        signal.throwIfAborted();
-        return { buf: (await cache.get(r.url, { sha256: r.sha256, size: r.size }, { ...opts, signal })).buf, label: r.url, expect: r.emulators, url: r.url, sha256: r.sha256 };
-      }),
-    ),
-  ).catch((e: unknown) => {
+  // Started largest first (p-limit runs them in the order they are queued); given in pin order.
+  const downloads = new Map(
+    [...rpms]
+      .sort((a, b) => b.size - a.size)
+      .map((r) => [
+        r,
+        limit(async () => {
+          signal.throwIfAborted();
+          const { buf } = await waited('fetch', r.name, () => cache.get(r.url, { sha256: r.sha256, size: r.size }, { ...opts, signal }));
+          return { buf, label: r.url, expect: r.emulators, url: r.url, sha256: r.sha256 };
+        }),
+      ]),
+  );
+  const inputs = rpms.map((r) => downloads.get(r)!);
+  for (const d of inputs) d.catch((e: unknown) => failed.abort(e));
+  try {
+    return await extractRpms(inputs, outDir, onEmulator);
+  } catch (e) {
+    // An extraction that failed stops the downloads still under way.
     failed.abort(e);
     throw e;
-  });
-  return extractRpms(inputs, outDir);
+  }
 }

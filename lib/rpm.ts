@@ -312,7 +312,7 @@ let zstdTool = true;
  * (lib/zstd-pool.ts). The bytes are the same every way and are checked against the package's
  * digests afterwards.
  */
-async function zstdDecompress(input: Buffer, size: number | undefined, max: number, fail: () => Error): Promise<Buffer> {
+async function zstdDecompress(input: Buffer, size: number | undefined, max: number, fail: () => Error, label: string): Promise<Buffer> {
   if (zstdBackend().kind === 'tool' && zstdTool) {
     try {
       return await toolDecompress('zstd', ['--decompress', '--stdout', '--quiet'], input, max, fail);
@@ -321,7 +321,7 @@ async function zstdDecompress(input: Buffer, size: number | undefined, max: numb
       zstdTool = false;
     }
   }
-  return decodeZstdInWorker(input, size, max);
+  return decodeZstdInWorker(input, size, max, label);
 }
 
 /**
@@ -334,7 +334,7 @@ export async function decompressPayload(rpm: Rpm, label: string): Promise<Buffer
   let out: Buffer;
   try {
     if (rpm.compressor === 'zstd') {
-      out = await zstdDecompress(rpm.payload, rpm.payloadSize, max, tooBig);
+      out = await zstdDecompress(rpm.payload, rpm.payloadSize, max, tooBig, label);
     } else if (rpm.compressor === 'xz') {
       out = await xzDecompress(rpm.payload, max, tooBig);
     } else {

@@ -7,7 +7,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { deflateInWorker } from './deflate-pool.ts';
 
@@ -49,11 +48,21 @@ export function gzipMember(deflated: Buffer, crc32: number, size: number, level 
   return Buffer.concat([header, deflated, trailer]);
 }
 
+/** A tarball's bytes, and the SHA-1 of the file in it (the SBOM lists both). */
+export interface Tarball {
+  bytes: Buffer;
+  entrySha1: string;
+}
+
+/** tarOne's archives start with one header block: the file's bytes follow it. */
+const HEADER_BLOCK = 512;
+
 /** `<name>.tar.gz` holding `data` as `name`, compressed on a worker thread. */
-export async function reproducibleTarball(name: string, data: Buffer): Promise<Buffer> {
+export async function reproducibleTarball(name: string, data: Buffer): Promise<Tarball> {
   const archive = await tarOne(name, data);
-  const crc = zlib.crc32(archive);
   const size = archive.length;
-  // The archive's memory moves to the worker; only crc and size are kept here.
-  return gzipMember(await deflateInWorker(archive, GZIP_LEVEL), crc, size);
+  // The archive's memory moves to the worker, which reads it once for the DEFLATE stream, its
+  // CRC-32 and the file's SHA-1; only the size is kept here.
+  const d = await deflateInWorker(archive, GZIP_LEVEL, name, [HEADER_BLOCK, HEADER_BLOCK + data.length]);
+  return { bytes: gzipMember(d.deflated, d.crc32, size), entrySha1: d.sha1! };
 }

@@ -1,10 +1,19 @@
 // Worker threads for synchronous byte work (compressing tarballs, decoding RPM payloads): one
-// per core, each job to the least busy worker, answered with the bytes the worker sends back.
+// per core, each job to the least busy worker, answered with the bytes the worker sends back
+// (and any facts it learnt of them).
 // lib/deflate-pool.ts and lib/zstd-pool.ts each keep one.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { mark } from './timeline.ts';
 
-type Reply = { id: number; output: Uint8Array } | { id: number; error: string };
+/** A worker's answer, with when it did the job and on which thread (for lib/timeline.ts). */
+type Reply = ({ output: Uint8Array; facts?: Record<string, unknown> } | { error: string }) & { id: number; start?: number; end?: number; tid?: number };
+
+/** What a job gave back: its bytes, and what the worker learnt of them on the way (digests, a CRC). */
+export interface Answer {
+  output: Buffer;
+  facts: Record<string, unknown>;
+}
 
 interface Slot {
   worker: Worker;
@@ -18,7 +27,7 @@ export const poolSize = () => Math.max(1, Math.min(os.availableParallelism(), 8)
 export class WorkerPool {
   private slots: Slot[] | undefined;
   private seq = 0;
-  private readonly pending = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { label: string; resolve: (a: Answer) => void; reject: (e: Error) => void }>();
 
   /**
    * @param name what the pool does, for errors ("deflate", "zstd")
@@ -41,8 +50,9 @@ export class WorkerPool {
         const p = this.pending.get(r.id);
         if (!p) return;
         this.pending.delete(r.id);
+        if (r.start !== undefined) mark(this.name, p.label, r.start, { end: r.end, tid: r.tid });
         if ('error' in r) p.reject(new Error(r.error));
-        else p.resolve(Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength));
+        else p.resolve({ output: Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength), facts: r.facts ?? {} });
       });
       // A worker that dies (its module failed to load, say) fails every job out, and the next
       // job starts a new pool: a job posted to a dead worker would never be answered.
@@ -64,8 +74,8 @@ export class WorkerPool {
     return slots;
   }
 
-  /** Runs `job` on the least busy worker; `transfer` moves memory to it instead of copying. */
-  run(job: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Buffer> {
+  /** Runs `job` on the least busy worker; `transfer` moves memory to it instead of copying; `label` names it in a timeline. */
+  run(job: Record<string, unknown>, transfer: ArrayBuffer[] = [], label = ''): Promise<Answer> {
     const slot = (this.slots ?? this.start()).reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.seq++;
     slot.busy++;
@@ -76,7 +86,7 @@ export class WorkerPool {
       if (slot.busy === 0) slot.worker.unref();
     };
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: (b) => { finish(); resolve(b); }, reject: (e) => { finish(); reject(e); } });
+      this.pending.set(id, { label, resolve: (a) => { finish(); resolve(a); }, reject: (e) => { finish(); reject(e); } });
       slot.worker.postMessage({ id, ...job }, transfer);
     });
   }

@@ -20,7 +20,7 @@ export const zstdBackend = () => (backend ??= chooseZstd());
 
 const pool = new WorkerPool('zstd', new URL('./zstd-worker.js', import.meta.url), () => ({ addon: zstdBackend().addon }));
 
-/** Decodes on the least busy worker (native or WebAssembly); the input is copied, the output transferred back. */
-export function decodeZstdInWorker(input: Uint8Array, size: number | undefined, max: number): Promise<Buffer> {
-  return pool.run({ input, size, max });
+/** Decodes on the least busy worker (native or WebAssembly); the input is copied, the output transferred back. `label` names it in a timeline. */
+export function decodeZstdInWorker(input: Uint8Array, size: number | undefined, max: number, label = ''): Promise<Buffer> {
+  return pool.run({ input, size, max }, [], label).then((a) => a.output);
 }

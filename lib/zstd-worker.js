@@ -5,6 +5,7 @@
 // and stops past `max`.
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
+import { clock, tid } from './worker-clock.js';
 
 const native = workerData?.addon ? createRequire(import.meta.url)(workerData.addon) : undefined;
 let decoder;
@@ -34,9 +35,10 @@ function decodeWasm(input, size, max) {
 
 parentPort.on('message', async ({ id, input, size, max }) => {
   await ready;
+  const start = clock();
   try {
     const output = native ? native.decompress(input, size, max) : decodeWasm(input, size, max);
-    parentPort.postMessage({ id, output }, [output.buffer]);
+    parentPort.postMessage({ id, output, start, end: clock(), tid }, [output.buffer]);
   } catch (e) {
     parentPort.postMessage({ id, error: e instanceof Error ? e.message : String(e) });
   }

@@ -5,6 +5,8 @@
 //
 // exports.version: libdeflate's version string, checked against the pin before use.
 // exports.deflate(input: Uint8Array, level: number): Buffer, synchronous: it runs on a worker.
+// exports.crc32(input: Uint8Array): number, the gzip trailer's CRC-32 (libdeflate's carryless-
+// multiply one: many times zlib's on the same worker, so the tarball's input is read there once).
 #include <stdlib.h>
 
 #include "glue.h"
@@ -41,6 +43,23 @@ static napi_value deflate_raw(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value crc32_of(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t length;
+  void *data;
+  if (!get_args(env, info, 1, argv, "crc32(input) takes one argument") ||
+      !get_bytes(env, argv[0], &data, &length, "crc32: input must be a Uint8Array"))
+    return NULL;
+  napi_value result;
+  if (napi_create_uint32(env, libdeflate_crc32(0, data, length), &result) != napi_ok) return fail(env, "crc32: cannot return it");
+  return result;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
-  return export_codec(env, exports, "deflate", deflate_raw, LIBDEFLATE_VERSION_STRING);
+  napi_value crc;
+  if (export_codec(env, exports, "deflate", deflate_raw, LIBDEFLATE_VERSION_STRING) == NULL ||
+      napi_create_function(env, "crc32", NAPI_AUTO_LENGTH, crc32_of, NULL, &crc) != napi_ok ||
+      napi_set_named_property(env, exports, "crc32", crc) != napi_ok)
+    return NULL;
+  return exports;
 }

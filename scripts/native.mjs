@@ -25,7 +25,7 @@ const CFLAGS = ['-O2', '-fPIC', '-shared', '-fvisibility=hidden'];
 /**
  * One module: the crate vendoring its library, the library's folder in the crate, what of it
  * is hashed (pinned by `digest`, sha256 over path and bytes of each file) and compiled, and the
- * glue and the function it must export.
+ * glue and the functions it must export.
  */
 const MODULES = [
   {
@@ -33,9 +33,10 @@ const MODULES = [
     crate: 'libdeflate-sys',
     dir: 'libdeflate',
     hashed: ['libdeflate.h', 'common_defs.h', 'lib/'],
-    compiled: ['lib/deflate_compress.c', 'lib/utils.c'],
+    // crc32.c dispatches to carryless-multiply code by the CPU's features (cpu_features.c).
+    compiled: ['lib/deflate_compress.c', 'lib/crc32.c', 'lib/utils.c', 'lib/x86/cpu_features.c', 'lib/arm/cpu_features.c'],
     glue: 'deflate.c',
-    exports: 'deflate',
+    exports: ['deflate', 'crc32'],
     digest: '8bb540c0717e0899b0e594e553b8248a303dd345f9ab7fa4500bac2270c9d548',
   },
   {
@@ -45,7 +46,7 @@ const MODULES = [
     hashed: ['zstd.h', 'zstd_errors.h', 'common/', 'decompress/'],
     compiled: ['common/', 'decompress/'],
     glue: 'zstd.c',
-    exports: 'decompress',
+    exports: ['decompress'],
     digest: '53edd13c0fa4b102efe19dbec374cbc520b3c4dd396b385ad3e7ef39f4cd06cb',
   },
 ];
@@ -120,7 +121,7 @@ function fetchCrates() {
 function buildModule(m, cc, nodeHeaders) {
   const glue = path.join(nativeDir, m.glue);
   // The compiler's own first line of --version (gcc and clang both print one) is part of the key.
-  const key = sha256(m.digest, fs.readFileSync(path.join(nativeDir, 'Cargo.toml')), fs.readFileSync(glue), fs.readFileSync(path.join(nativeDir, 'glue.h')), CFLAGS.join(' '), run(cc, ['--version']).split('\n')[0], `${process.platform}-${process.arch}`).slice(0, 16);
+  const key = sha256(m.digest, m.compiled.join(' '), fs.readFileSync(path.join(nativeDir, 'Cargo.toml')), fs.readFileSync(glue), fs.readFileSync(path.join(nativeDir, 'glue.h')), CFLAGS.join(' '), run(cc, ['--version']).split('\n')[0], `${process.platform}-${process.arch}`).slice(0, 16);
   const cached = path.join(cacheRoot, `${m.name}-${key}`, `${m.name}.node`);
   if (!fs.existsSync(cached)) {
     const crate = fetchCrates().get(m.crate);
@@ -146,7 +147,7 @@ function buildModule(m, cc, nodeHeaders) {
   } catch (e) {
     throw new Skip(`this Node cannot load ${cached}: ${firstLine(e)}`);
   }
-  if (typeof mod[m.exports] !== 'function' || typeof mod.version !== 'string') throw new Error(`${cached} does not export ${m.exports} and version`);
+  if (m.exports.some((f) => typeof mod[f] !== 'function') || typeof mod.version !== 'string') throw new Error(`${cached} does not export ${m.exports.join(', ')} and version`);
   fs.mkdirSync(buildDir, { recursive: true });
   const target = path.join(buildDir, `${m.name}.node`);
   const temp = `${target}.tmp-${process.pid}`;

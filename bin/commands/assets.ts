@@ -3,11 +3,11 @@
 // Errors are thrown as one-line Errors; the caller prints `error: <message>` and exits 1.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { buildAssets, writeAssets, type Asset } from '../../lib/assets.ts';
+import { buildAssets, Tarballs, writeAssets, type Asset } from '../../lib/assets.ts';
 import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib/cpus.ts';
 import { emulatorsCache, extractOnce, prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { sha256 } from '../../lib/digest.ts';
-import { extractRpms, type RpmFacts } from '../../lib/extract.ts';
+import { extractRpms, type CheckedEmulator, type RpmFacts } from '../../lib/extract.ts';
 import { DEFAULT_CACHE_DIR, readRpmSource, RpmCache, type RetryOptions } from '../../lib/fetch.ts';
 import { readLock, releaseTag } from '../../lib/lock.ts';
 import { addFetchOptions, fetchOptions, type FetchFlags } from './fetch-options.ts';
@@ -24,14 +24,18 @@ export interface AssetsOptions extends FetchFlags {
 /** What the command prints for each asset. */
 export const listing = (assets: readonly Asset[]) => assets.map(({ name, kind, host, target, size, sha256 }) => ({ name, kind, host, target, size, sha256 }));
 
-/** Each host's emulators, extracted concurrently (tarballs start as each host is ready), and the lockfile's release tag. */
-async function fromLock(o: AssetsOptions & { lock: string }, fetching: RetryOptions): Promise<{ tag: string; hosts: Promise<HostEmulators>[] }> {
+/**
+ * Each host's emulators, extracted concurrently, and the lockfile's release tag. A cold
+ * extraction offers each emulator's bytes to `tarballs` as it checks them.
+ */
+async function fromLock(o: AssetsOptions & { lock: string }, fetching: RetryOptions, tarballs: Tarballs): Promise<{ tag: string; hosts: Promise<HostEmulators>[] }> {
   const lock = await readLock(o.lock);
   const pinned = HOST_ARCHES.filter((h) => lock.hosts[h]);
   const hosts = o.hosts ? [...new Set(o.hosts.split(',').map((h) => parseHostArch(h.trim())))] : pinned;
   const missing = hosts.filter((h) => !lock.hosts[h]);
   if (missing.length > 0) throw new Error(`${o.lock} pins no RPMs for host(s) ${missing.join(', ')} (it has: ${pinned.join(', ')})`);
-  return { tag: releaseTag(lock), hosts: hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir: emulatorsCache(o.cache), targets: 'all', fetch: fetching })) };
+  const onEmulator = (e: CheckedEmulator) => tarballs.offer(e);
+  return { tag: releaseTag(lock), hosts: hosts.map((h) => prepareEmulators(lock, h, { cacheDir: o.cache, emulatorsDir: emulatorsCache(o.cache), targets: 'all', fetch: fetching, onEmulator })) };
 }
 
 /**
@@ -80,14 +84,16 @@ export async function runAssets(rpms: readonly string[], o: AssetsOptions): Prom
   if (!o.lock && o.hosts) throw new Error('--hosts goes with --lock');
   if (!o.lock && (!o.host || rpms.length === 0)) throw new Error('no input: give --lock FILE, or --host H and RPM files');
   const fetching = fetchOptions(o);
+  const cacheDir = path.join(o.cache, 'assets');
+  const tarballs = new Tarballs(cacheDir);
   let tag: string;
   let hosts: (HostEmulators | Promise<HostEmulators>)[];
-  if (o.lock) ({ tag, hosts } = await fromLock({ ...o, lock: o.lock }, fetching));
+  if (o.lock) ({ tag, hosts } = await fromLock({ ...o, lock: o.lock }, fetching, tarballs));
   else {
     const host = await fromRpms(parseHostArch(o.host!), rpms, o.cache, fetching);
     [tag, hosts] = [filesReleaseTag(host), [host]];
   }
-  const { assets } = await buildAssets(hosts, { cacheDir: path.join(o.cache, 'assets'), releaseTag: tag });
+  const { assets } = await buildAssets(hosts, { cacheDir, releaseTag: tag, tarballs });
   await writeAssets(assets, o.out);
   return assets;
 }

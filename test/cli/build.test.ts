@@ -105,7 +105,7 @@ test('the build carries the worker bodies: a compiled deflate pool compresses in
     assert.deepEqual(fs.readFileSync(path.join(dir, 'dist/lib', w)), fs.readFileSync(path.join(ROOT, 'lib', w)), w);
   }
   // A file, not -e: workers inherit --input-type, which they refuse.
-  fs.writeFileSync(path.join(dir, 'probe.mjs'), `const { deflateInWorker } = await import('./dist/lib/deflate-pool.js'); const out = await deflateInWorker(new Uint8Array(Buffer.from('polyarch '.repeat(1000))), 6); console.log(out.toString('base64'));\n`);
+  fs.writeFileSync(path.join(dir, 'probe.mjs'), `const { deflateInWorker } = await import('./dist/lib/deflate-pool.js'); const { deflated } = await deflateInWorker(new Uint8Array(Buffer.from('polyarch '.repeat(1000))), 6); console.log(deflated.toString('base64'));\n`);
   const out = Buffer.from(node(dir, ['probe.mjs']).trim(), 'base64');
   assert.equal(zlib.inflateRawSync(out).toString(), 'polyarch '.repeat(1000));
 });

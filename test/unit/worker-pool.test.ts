@@ -24,7 +24,7 @@ const echo = body(
   `parentPort.on('message', ({ id, text, crash, fail }) => {
     if (crash) process.exit(7);
     if (fail) return parentPort.postMessage({ id, error: 'no: ' + text });
-    parentPort.postMessage({ id, output: Buffer.from(workerData.prefix + text.toUpperCase()) });
+    parentPort.postMessage({ id, output: Buffer.from(workerData.prefix + text.toUpperCase()), facts: { length: text.length } });
   });`,
 );
 
@@ -32,18 +32,20 @@ test('each answer reaches its own job, and a job-level error is that job\'s alon
   const pool = new WorkerPool('echo', echo, () => ({ prefix: '>' }));
   const words = Array.from({ length: 40 }, (_, i) => `word${i}`);
   const got = await Promise.all(words.map((text) => pool.run({ text })));
-  assert.deepEqual(got.map((b) => b.toString()), words.map((w) => `>${w.toUpperCase()}`));
+  assert.deepEqual(got.map((a) => a.output.toString()), words.map((w) => `>${w.toUpperCase()}`));
+  // What the worker learnt of the job comes back with its own answer.
+  assert.deepEqual(got.map((a) => a.facts.length), words.map((w) => w.length));
   await assert.rejects(pool.run({ text: 'x', fail: true }), { message: 'no: x' });
-  assert.equal((await pool.run({ text: 'after' })).toString(), '>AFTER');
+  assert.equal((await pool.run({ text: 'after' })).output.toString(), '>AFTER');
 });
 
 test('a worker that dies fails every job out with one line, and the next job gets a new pool', async () => {
   const pool = new WorkerPool('echo', echo, () => ({ prefix: '' }));
-  const slow = Array.from({ length: 6 }, (_, i) => pool.run({ text: `w${i}` }).then((b) => b.toString(), (e: Error) => e.message));
+  const slow = Array.from({ length: 6 }, (_, i) => pool.run({ text: `w${i}` }).then((a) => a.output.toString(), (e: Error) => e.message));
   await assert.rejects(pool.run({ text: 'boom', crash: true }), { message: 'echo: worker exited with code 7' });
   // Jobs already answered keep their answer; the rest failed with the same line, none hangs.
   for (const r of await Promise.all(slow)) assert.match(r, /^(W\d|echo: worker exited with code 7)$/);
-  assert.equal((await pool.run({ text: 'again' })).toString(), 'AGAIN');
+  assert.equal((await pool.run({ text: 'again' })).output.toString(), 'AGAIN');
 });
 
 test('a worker whose module fails to load fails the job instead of leaving it unanswered', async () => {
