@@ -207,8 +207,14 @@ export class Tarballs {
   private waiting = 0;
   private room: (() => void)[] = [];
 
-  /** @param cacheDir the asset cache (its `tarballs` folder holds them) */
-  constructor(cacheDir: string) {
+  /**
+   * @param cacheDir the asset cache (its `tarballs` folder holds them)
+   * @param queueBytes offered bytes that may wait for a worker before offer holds extraction back
+   */
+  constructor(
+    cacheDir: string,
+    private readonly queueBytes = QUEUE_BYTES,
+  ) {
     this.dir = path.join(path.resolve(cacheDir), 'tarballs');
   }
 
@@ -219,14 +225,14 @@ export class Tarballs {
 
   /**
    * Starts the tarball of an emulator whose checked bytes are at hand (unless the cache has it or
-   * it is under way). Resolves once fewer than QUEUE_BYTES of offered bytes wait for a worker.
+   * it is under way). Resolves once fewer than queueBytes of offered bytes wait for a worker.
    */
   offer(e: CheckedEmulator): Promise<void> {
     const job = tarballJob(e.cpu, e.sha256, e.data.length);
     if (this.jobs.has(job.key)) return Promise.resolve();
     this.waiting += job.size;
     this.start(job, e.data).catch(() => {});
-    return this.waiting < QUEUE_BYTES ? Promise.resolve() : new Promise((resolve) => this.room.push(resolve));
+    return this.waiting < this.queueBytes ? Promise.resolve() : new Promise((resolve) => this.room.push(resolve));
   }
 
   /** The tarball of an extracted emulator: offered earlier, cached, or made now from `source`. */
@@ -264,7 +270,7 @@ export class Tarballs {
   /** Offered bytes compressed (or given up): let held extractions go on while there is room. */
   private taken(size: number): void {
     this.waiting -= size;
-    while (this.waiting < QUEUE_BYTES && this.room.length > 0) this.room.shift()!();
+    while (this.waiting < this.queueBytes && this.room.length > 0) this.room.shift()!();
   }
 }
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { before, test } from 'node:test';
-import { buildAssets, hostTarballName, SBOM_FILE, SUMS_FILE, tarballName, writeAssets, type Asset, type BuiltAssets } from '../../lib/assets.ts';
+import { buildAssets, hostTarballName, SBOM_FILE, SUMS_FILE, tarballName, Tarballs, writeAssets, type Asset, type BuiltAssets } from '../../lib/assets.ts';
 import { releaseNotes } from '../../lib/release-notes.ts';
 import { prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { gzipMember, reproducibleTarball, tarOne } from '../../lib/tarball.ts';
@@ -242,6 +242,63 @@ test('polyarch assets --lock: every host the lockfile pins, or the ones --hosts 
   await writeLock(twoHosts, { ...locked, hosts: { x86_64: locked.hosts.x86_64!, aarch64: locked.hosts.aarch64! } });
   const none = polyarch(['assets', '--out', path.join(tmp('lock'), 'out'), '--lock', twoHosts, '--hosts', 's390x', '--cache', rpmCache]);
   assert.match(none.stderr, /^error: .*qemu\.lock\.json pins no RPMs for host\(s\) s390x \(it has: x86_64, aarch64\)\n$/);
+});
+
+test('a cold polyarch assets is one pipeline: each tarball is made once, from the bytes extraction checked, while other RPMs are still extracted', () => {
+  // A cache holding the pinned RPMs and nothing else: the extraction is cold, nothing downloads.
+  const cache = tmp('pipeline');
+  for (const r of HOSTS.flatMap((h) => locked.hosts[h]!)) fs.copyFileSync(path.join(rpmCache, `${r.sha256}.rpm`), path.join(cache, `${r.sha256}.rpm`));
+  const trace = path.join(tmp('pipeline-trace'), 'timeline.json');
+  const out = path.join(tmp('pipeline-out'), 'out');
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/polyarch.js'), 'assets', '--out', out, '--lock', lockFile, '--cache', cache], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, POLYARCH_TIMELINE: trace } });
+  assert.equal(r.status, 0, r.stderr);
+  const { spans } = JSON.parse(fs.readFileSync(trace, 'utf8')) as { spans: { step: string; file: string; start: number; end: number }[] };
+  const of = (step: string) => spans.filter((x) => x.step === step);
+  // One compression per published emulator digest: x86_64's prefixed and unprefixed tarballs share one.
+  const published = new Set(cold.assets.filter((a) => a.kind === 'tarball').map((a) => `${a.target} ${hosts.find((h) => h.host === a.host)!.emulators.find((e) => e.cpu === a.target)!.sha256}`));
+  assert.equal(of('deflate').length, published.size, `deflate spans: ${of('deflate').map((x) => x.file).join(', ')}`);
+  assert.deepEqual(of('read'), [], 'no emulator is read back from disk to make its tarball');
+  assert.ok(Math.min(...of('deflate').map((x) => x.start)) < Math.max(...of('zstd').map((x) => x.end)), 'compressing starts before the last RPM is decoded');
+  // The same bytes as the reference build made one step after the other.
+  const listing = new Map((JSON.parse(r.stdout) as Asset[]).map((a) => [a.name, a.sha256]));
+  for (const a of cold.assets) assert.equal(listing.get(a.name), a.sha256, a.name);
+});
+
+test('Tarballs: offered bytes are made into the same tarballs, once, and offer holds extraction back while too many wait', async () => {
+  const dir = tmp('offer');
+  const tarballs = new Tarballs(dir, 3 << 20);
+  const emulator = (cpu: string, mb: number) => {
+    const data = Buffer.alloc(mb << 20, cpu.charCodeAt(0));
+    data.write('\x7fELF', 0, 'latin1');
+    return { cpu, data, sha256: sha256(data) };
+  };
+  const a = emulator('arm', 1);
+  const b = emulator('aarch64', 1);
+  const c = emulator('s390x', 2);
+  // Settled within microtasks, before any worker can have answered.
+  const settled = async (p: Promise<unknown>) => {
+    let done = false;
+    void p.then(() => (done = true));
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    return done;
+  };
+  assert.equal(await settled(tarballs.offer(a)), true, '1 MB waiting: room for more');
+  assert.equal(await settled(tarballs.offer(b)), true, '2 MB waiting: room for more');
+  // 4 MB offered against 3 MB of room: the third offer waits until a tarball is made.
+  const third = tarballs.offer(c);
+  assert.equal(await settled(third), false, 'the offer past the room is held');
+  await third;
+  const made = await Promise.all([a, b, c].map((e) => tarballs.get(e.cpu, e.sha256, e.data.length, path.join(dir, 'nowhere'))));
+  assert.equal(tarballs.compressed, 3);
+  for (const [i, e] of [a, b, c].entries()) {
+    const bytes = fs.readFileSync(made[i]!.file);
+    assert.equal(made[i]!.sha256, sha256(bytes), `${e.cpu}: its digest`);
+    assert.deepEqual(bytes, (await reproducibleTarball(`qemu-${e.cpu}-static`, e.data)).bytes, `${e.cpu}: the bytes a tarball of the file has`);
+    assert.equal(made[i]!.emulatorSha1, createHash('sha1').update(e.data).digest('hex'));
+  }
+  // Offered again (another host with the same emulator): nothing more is made.
+  await tarballs.offer(a);
+  assert.equal(tarballs.compressed, 3);
 });
 
 test('polyarch assets: bad input is one error line and writes nothing', () => {

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import zlib from 'node:zlib';
 import { deflate as wasmDeflate } from 'libdeflate';
 import { chooseDeflate, LIBDEFLATE_RELEASE } from '../../lib/deflate-pool.ts';
 import { readRpm } from '../../lib/rpm.ts';
@@ -26,7 +27,7 @@ const HOSTS = ['x86_64', 'aarch64', 'ppc64le', 's390x'] as const;
 const tmp = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `polyarch-deflate-${tag}-`));
 const built: Probe = () => (fs.existsSync(ADDON) ? undefined : 'needs native/build/libdeflate.node (npm ci builds it with cargo and gcc)');
 const zstdBuilt: Probe = () => (fs.existsSync(ZSTD) ? undefined : 'needs native/build/zstd.node (npm ci builds it with cargo and gcc)');
-type Native = { version: string; deflate: (input: Uint8Array, level: number) => Buffer };
+type Native = { version: string; deflate: (input: Uint8Array, level: number) => Buffer; crc32: (input: Uint8Array) => number };
 const native = () => createRequire(import.meta.url)(ADDON) as Native;
 type NativeZstd = { version: string; decompress: (input: Uint8Array, size: number | undefined, max: number) => Buffer };
 const nativeZstd = () => createRequire(import.meta.url)(ZSTD) as NativeZstd;
@@ -68,6 +69,18 @@ test('native and WebAssembly libdeflate give the same bytes: every fixture emula
   ];
   for (const level of [1, 3, 6, 9, 12]) for (const [what, input] of edges) same(what, input, level);
   same('an emulator at level 12', fs.readFileSync(path.join(debianQemuRoot('x86_64'), 'usr/bin/qemu-arm-static')), 12);
+});
+
+test("native libdeflate's CRC-32 is zlib's: the gzip trailer does not depend on which one the worker had", (t) => {
+  if (!requireSystem(t, built)) return;
+  const { crc32 } = native();
+  const inputs = [new Uint8Array(0), Uint8Array.of(0x7f), randomBytes(1 << 20), randomBytes(4097).subarray(3), fs.readFileSync(path.join(debianQemuRoot('x86_64'), 'usr/bin/qemu-arm-static'))];
+  for (const input of inputs) assert.equal(crc32(input), zlib.crc32(input), `CRC-32 of ${input.length} bytes`);
+  assert.throws(() => crc32('text' as unknown as Uint8Array), { message: 'crc32: input must be a Uint8Array' });
+  // A module built before it had crc32 is not taken: the worker would have none to call.
+  const old = path.join(tmp('old'), 'old.cjs');
+  fs.writeFileSync(old, `module.exports = { version: '${LIBDEFLATE_RELEASE}', deflate() {} };\n`);
+  assert.deepEqual(chooseDeflate({}, [old]), { kind: 'wasm', reason: `${old} has no crc32 (an older build: npm ci builds it again)` });
 });
 
 test('native libdeflate: bad arguments are one error line, not a crash', (t) => {
