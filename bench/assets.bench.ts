@@ -23,7 +23,7 @@ import path from 'node:path';
 import { hostTarballName, tarballName } from '../lib/assets.ts';
 import { targetsFor, type HostArch } from '../lib/cpus.ts';
 import { createLock, writeLock } from '../lib/lock.ts';
-import { compiledUrl } from '../scripts/compiled.mjs';
+import { compiledCliUrl } from '../scripts/compiled.mjs';
 import { kojiTree, startKoji } from '../test/fixtures/koji.ts';
 import { buildFixtureRpms, SPLIT_BUILD } from '../test/fixtures/rpms.ts';
 import { releaseScratch, scratch, scratchMark } from './tmp.ts';
@@ -40,7 +40,7 @@ const sh = promisify(exec);
 const run = promisify(execFile);
 
 for (const tree of [REPO, ...(BEFORE ? [BEFORE] : [])]) {
-  if (!compiledUrl(tree, 'bin/polyarch.ts')) throw new Error(`${tree}: the compiled CLI is missing or stale; run npm run build there first (the bench times the CLI as npm runs it)`);
+  if (!compiledCliUrl(tree)) throw new Error(`${tree}: the compiled CLI is missing or stale; run npm run build there first (the bench times the CLI as npm runs it)`);
 }
 
 let root: string | undefined;

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // `npx polyarch` runs right after `npm ci` with no build step of its own: the compiled CLI that
-// npm's `prepare` wrote to dist/ when it matches the sources (scripts/compiled.mjs), else the
-// TypeScript through tsx, which transpiles on every start.
+// npm's `prepare` wrote to dist/ (one bundled file, scripts/compiled.mjs CLI_BUNDLE) when it
+// matches the sources, else the TypeScript through tsx, which transpiles on every start.
 import { fileURLToPath } from 'node:url';
-import { compiledUrl } from '../scripts/compiled.mjs';
+import { compiledCliUrl } from '../scripts/compiled.mjs';
 
-const built = compiledUrl(fileURLToPath(new URL('..', import.meta.url)), 'bin/polyarch.ts');
+const built = compiledCliUrl(fileURLToPath(new URL('..', import.meta.url)));
 if (built) {
   await import(built);
 } else {

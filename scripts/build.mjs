@@ -4,13 +4,14 @@
 // every start; a stale build is never run (scripts/compiled.mjs), so skipping this only costs time.
 //
 // esbuild, the transpiler tsx itself runs, one output file per source: every import stays an
-// import, a relative `.ts` one rewritten to `.js`. Plain .js files beside the sources (the
+// import, a relative `.ts` one rewritten to `.js` (the program and the providers load these);
+// and the CLI bundled into one file (CLI_BUNDLE in scripts/compiled.mjs), which starts faster. Plain .js files beside the sources (the
 // worker bodies lib/*-worker.js) and .sh files (lib/register.sh) are copied, so
 // `new URL('./x-worker.js', import.meta.url)` holds.
 import fs from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { BUILD_DIR, SOURCES, STAMP, sourceDigest } from './compiled.mjs';
+import { BUILD_DIR, CLI_BUNDLE, SOURCES, STAMP, sourceDigest } from './compiled.mjs';
 
 const root = path.resolve(import.meta.dirname, '..');
 // The digest of what is read below, taken first: a source edited mid-build leaves a stale stamp, never a wrong one.
@@ -53,6 +54,19 @@ try {
         },
       },
     ],
+  });
+  // The CLI once more, as one file with its dependencies (CLI_BUNDLE): what bin/polyarch.js runs.
+  // Its CommonJS dependencies (tar-stream's) call require, which an ES module lacks.
+  await build({
+    absWorkingDir: root,
+    entryPoints: ['bin/polyarch.ts'],
+    outfile: path.join(next, CLI_BUNDLE),
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20.19',
+    logLevel: 'warning',
+    banner: { js: "import { createRequire as polyarchCreateRequire } from 'node:module'; const require = polyarchCreateRequire(import.meta.url);" },
   });
   for (const f of copies) fs.cpSync(path.join(root, f), path.join(next, f));
   fs.writeFileSync(path.join(next, STAMP), `${JSON.stringify({ sources: digest })}\n`);

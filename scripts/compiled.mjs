@@ -12,6 +12,12 @@ import { pathToFileURL } from 'node:url';
 
 /** The build folder, relative to the project (gitignored). */
 export const BUILD_DIR = 'dist';
+/**
+ * The CLI as one file, its npm dependencies inside: a start loads one module instead of a few
+ * hundred. In dist/lib/, beside the files its code finds by `import.meta.url` (the worker bodies,
+ * register.sh).
+ */
+export const CLI_BUNDLE = 'lib/polyarch-cli.js';
 export const STAMP = 'build.json';
 /** What the build compiles (folders are walked) and what decides its output. */
 export const SOURCES = ['index.ts', 'components', 'lib', 'bin', 'tsconfig.json', 'scripts/build.mjs', 'scripts/compiled.mjs'];
@@ -56,6 +62,13 @@ export function buildIsFresh(root) {
     fresh.set(root, ok);
   }
   return ok;
+}
+
+/** The file URL of the CLI bundle (CLI_BUNDLE), or undefined when there is no build or it is stale. */
+export function compiledCliUrl(root) {
+  if (!buildIsFresh(root)) return undefined;
+  const file = path.join(root, BUILD_DIR, CLI_BUNDLE);
+  return fs.existsSync(file) ? pathToFileURL(file).href : undefined;
 }
 
 /**

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import zlib from 'node:zlib';
+import { CLI_BUNDLE } from '../../scripts/compiled.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const COPIED = ['index.ts', 'components', 'lib', 'bin', 'scripts', 'package.json', 'tsconfig.json'];
@@ -42,9 +43,11 @@ test('the compiled CLI prints what the TypeScript CLI prints: every help text, r
   const runs = [...HELP.map((c) => [...c, '--help']), ['binfmt', 'conf', '--host', 'aarch64'], ['binfmt', 'script']];
   for (const argv of runs) {
     const compiled = node(dir, ['dist/bin/polyarch.js', ...argv]);
+    const bundled = node(dir, [`dist/${CLI_BUNDLE}`, ...argv]);
     const source = node(dir, ['--import', 'tsx', 'bin/polyarch.ts', ...argv]);
     assert.ok(compiled.length > 100, `polyarch ${argv.join(' ')} printed something`);
     assert.equal(compiled, source, `polyarch ${argv.join(' ')}`);
+    assert.equal(bundled, source, `polyarch ${argv.join(' ')}, bundled`);
   }
 });
 
@@ -53,7 +56,7 @@ test('bin/polyarch.js runs the build while it is fresh, and the TypeScript once 
   const help = () => node(dir, ['bin/polyarch.js', 'binfmt', '--help']);
   const original = help();
   // Change only the compiled file, not its stamp: the launcher shows the change, so it ran the build.
-  const built = path.join(dir, 'dist/bin/commands/binfmt.js');
+  const built = path.join(dir, 'dist', CLI_BUNDLE);
   fs.writeFileSync(built, fs.readFileSync(built, 'utf8').replace('print the /register script', 'COMPILED the /register script'));
   assert.match(help(), /COMPILED the \/register script/);
   // Touched but equal sources keep the build: freshness is the bytes, not the clock.
