@@ -23,7 +23,7 @@ import path from 'node:path';
 import { hostTarballName, tarballName } from '../lib/assets.ts';
 import { targetsFor, type HostArch } from '../lib/cpus.ts';
 import { createLock, writeLock } from '../lib/lock.ts';
-import { compiledCliUrl } from '../scripts/compiled.mjs';
+import { compiledCliUrl, compiledUrl } from '../scripts/compiled.mjs';
 import { kojiTree, startKoji } from '../test/fixtures/koji.ts';
 import { buildFixtureRpms, SPLIT_BUILD } from '../test/fixtures/rpms.ts';
 import { releaseScratch, scratch, scratchMark } from './tmp.ts';
@@ -39,8 +39,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const sh = promisify(exec);
 const run = promisify(execFile);
 
+// An older tree's launcher may run its file-per-source build instead of the bundle.
 for (const tree of [REPO, ...(BEFORE ? [BEFORE] : [])]) {
-  if (!compiledCliUrl(tree)) throw new Error(`${tree}: the compiled CLI is missing or stale; run npm run build there first (the bench times the CLI as npm runs it)`);
+  if (!(compiledCliUrl(tree) ?? compiledUrl(tree, 'bin/polyarch.ts'))) throw new Error(`${tree}: the compiled CLI is missing or stale; run npm run build there first (the bench times the CLI as npm runs it)`);
 }
 
 let root: string | undefined;

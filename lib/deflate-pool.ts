@@ -44,15 +44,44 @@ export interface Deflated {
 }
 
 /**
+ * Input buffers the workers handed back, kept for the next inputs: their memory is paged in
+ * already. New memory costs about as much again as the copy into it (the kernel zeroes and maps
+ * every page), and a release's tarballs need hundreds of megabytes of input.
+ */
+const spares: ArrayBuffer[] = [];
+/** Buffers made by inputBuffer: these may be handed over whole though the input is shorter. */
+const ours = new WeakSet<ArrayBuffer>();
+const SPARE_STEP = 1 << 20;
+
+/** Room for a `size`-byte input to deflateInWorker: the smallest spare buffer that fits, else a new one. */
+export function inputBuffer(size: number): Uint8Array {
+  let best = -1;
+  for (const [i, b] of spares.entries()) if (b.byteLength >= size && (best < 0 || b.byteLength < spares[best]!.byteLength)) best = i;
+  const buffer = best >= 0 ? spares.splice(best, 1)[0]! : new ArrayBuffer(Math.ceil(Math.max(size, 1) / SPARE_STEP) * SPARE_STEP);
+  ours.add(buffer);
+  return new Uint8Array(buffer, 0, size);
+}
+
+/** Keeps a handed-back buffer for the next input; a few, the largest. */
+function keep(buffer: ArrayBuffer): void {
+  spares.push(buffer);
+  spares.sort((a, b) => b.byteLength - a.byteLength);
+  spares.length = Math.min(spares.length, poolSize() + 2);
+}
+
+/**
  * Compresses `input` (raw DEFLATE, no framing) with libdeflate's `level` on the least busy
  * worker, which also takes the input's CRC-32 and, given `sha1Of` (start and end), the SHA-1 of
  * that range. The input's memory is transferred to the worker: the caller must not use `input`
  * afterwards. `label` names the job in a timeline (lib/timeline.ts).
  */
 export async function deflateInWorker(input: Uint8Array, level: number, label = '', sha1Of?: readonly [number, number]): Promise<Deflated> {
-  // Transfer only a buffer the input owns whole; a view into a shared pool is copied instead.
-  const owned = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength && input.buffer instanceof ArrayBuffer;
-  const data = owned ? input : Uint8Array.prototype.slice.call(input);
-  const { output, facts } = await pool.run({ input: data, level, sha1Of }, [data.buffer as ArrayBuffer], label);
+  // Transfer only a buffer the input owns whole (or one of inputBuffer's); a view into a shared
+  // pool is copied instead.
+  const whole = input.byteOffset === 0 && input.buffer instanceof ArrayBuffer && (input.byteLength === input.buffer.byteLength || ours.has(input.buffer));
+  const data = whole ? input : Uint8Array.prototype.slice.call(input);
+  const { output, facts, input: back } = await pool.run({ input: data, level, sha1Of }, [data.buffer as ArrayBuffer], label);
+  // Whatever went out comes back (as a new ArrayBuffer: a transfer does not keep its identity).
+  if (back?.buffer instanceof ArrayBuffer) keep(back.buffer);
   return { deflated: output, crc32: facts.crc32 as number, ...(typeof facts.sha1 === 'string' && { sha1: facts.sha1 }) };
 }

@@ -23,7 +23,8 @@ parentPort.on('message', ({ id, input, level, sha1Of }) => {
     const output = lib.deflate(input, level);
     const facts = { crc32: crc32(input) };
     if (sha1Of) facts.sha1 = createHash('sha1').update(input.subarray(sha1Of[0], sha1Of[1])).digest('hex');
-    parentPort.postMessage({ id, output, facts, start, end: clock(), tid }, [output.buffer]);
+    // The input's memory goes back too, for the next job's input (lib/deflate-pool.ts inputBuffer).
+    parentPort.postMessage({ id, output, facts, input, start, end: clock(), tid }, [output.buffer, input.buffer]);
   } catch (e) {
     parentPort.postMessage({ id, error: e instanceof Error ? e.message : String(e) });
   }

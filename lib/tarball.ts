@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import tar from 'tar-stream';
-import { deflateInWorker } from './deflate-pool.ts';
+import { deflateInWorker, inputBuffer } from './deflate-pool.ts';
 
 /** The entry's mtime. A constant: the bytes must not depend on when or where they were built. */
 export const TARBALL_MTIME = new Date(0);
@@ -28,15 +28,20 @@ const DEFLATE = `libdeflate-wasm-${(JSON.parse(readFileSync(deflatePackage, 'utf
  */
 export const TARBALL_RECIPE = `ustar 0755 0:0 mtime=${TARBALL_MTIME.getTime() / 1000} gzip os=3 ${DEFLATE} level=${GZIP_LEVEL}`;
 
-/** A ustar archive holding exactly one regular file, `name`, with `data`. */
-export async function tarOne(name: string, data: Buffer): Promise<Buffer> {
+/** The parts of a ustar archive holding exactly one regular file (header, the bytes, padding, end), in order. */
+async function tarParts(name: string, data: Buffer): Promise<Buffer[]> {
   if (!/^[A-Za-z0-9._-]{1,100}$/.test(name)) throw new Error(`tarball entry name ${JSON.stringify(name)} must be a plain file name of at most 100 characters`);
   const pack = tar.pack();
   pack.entry({ name, size: data.length, mode: 0o755, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: TARBALL_MTIME, type: 'file' }, data);
   pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of pack) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  const parts: Buffer[] = [];
+  for await (const part of pack) parts.push(part as Buffer);
+  return parts;
+}
+
+/** A ustar archive holding exactly one regular file, `name`, with `data`. */
+export async function tarOne(name: string, data: Buffer): Promise<Buffer> {
+  return Buffer.concat(await tarParts(name, data));
 }
 
 /** A gzip member (RFC 1952) around raw DEFLATE data: no name, no mtime, OS fixed to Unix. */
@@ -59,8 +64,15 @@ const HEADER_BLOCK = 512;
 
 /** `<name>.tar.gz` holding `data` as `name`, compressed on a worker thread. */
 export async function reproducibleTarball(name: string, data: Buffer): Promise<Tarball> {
-  const archive = await tarOne(name, data);
-  const size = archive.length;
+  const parts = await tarParts(name, data);
+  const size = parts.reduce((n, p) => n + p.length, 0);
+  // Laid out in memory a worker handed back (tarOne's bytes): no new pages for each tarball.
+  const archive = inputBuffer(size);
+  let at = 0;
+  for (const p of parts) {
+    archive.set(p, at);
+    at += p.length;
+  }
   // The archive's memory moves to the worker, which reads it once for the DEFLATE stream, its
   // CRC-32 and the file's SHA-1; only the size is kept here.
   const d = await deflateInWorker(archive, GZIP_LEVEL, name, [HEADER_BLOCK, HEADER_BLOCK + data.length]);

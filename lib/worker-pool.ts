@@ -7,12 +7,14 @@ import { Worker } from 'node:worker_threads';
 import { mark } from './timeline.ts';
 
 /** A worker's answer, with when it did the job and on which thread (for lib/timeline.ts). */
-type Reply = ({ output: Uint8Array; facts?: Record<string, unknown> } | { error: string }) & { id: number; start?: number; end?: number; tid?: number };
+type Reply = ({ output: Uint8Array; facts?: Record<string, unknown>; input?: Uint8Array } | { error: string }) & { id: number; start?: number; end?: number; tid?: number };
 
 /** What a job gave back: its bytes, and what the worker learnt of them on the way (digests, a CRC). */
 export interface Answer {
   output: Buffer;
   facts: Record<string, unknown>;
+  /** The job's input, when the worker hands its memory back for the next job. */
+  input?: Uint8Array;
 }
 
 interface Slot {
@@ -52,7 +54,7 @@ export class WorkerPool {
         this.pending.delete(r.id);
         if (r.start !== undefined) mark(this.name, p.label, r.start, { end: r.end, tid: r.tid });
         if ('error' in r) p.reject(new Error(r.error));
-        else p.resolve({ output: Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength), facts: r.facts ?? {} });
+        else p.resolve({ output: Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength), facts: r.facts ?? {}, ...(r.input && { input: r.input }) });
       });
       // A worker that dies (its module failed to load, say) fails every job out, and the next
       // job starts a new pool: a job posted to a dead worker would never be answered.
