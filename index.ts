@@ -8,7 +8,7 @@ import { LocalRegistry } from './components/local-registry.ts';
 import { QemuImages } from './components/qemu-images.ts';
 import { ReleaseAssets } from './components/release-assets.ts';
 import { evaluate, loadStackConfig, readStackLock, secretConfig, signingMode } from './components/stack-config.ts';
-import { buildAssets } from './lib/assets.ts';
+import { buildAssets, Tarballs } from './lib/assets.ts';
 import { writeRegisterScript } from './lib/build-host.ts';
 import { imageLabels, writeContexts } from './lib/contexts.ts';
 import { prepareStackEmulators } from './lib/emulators.ts';
@@ -20,10 +20,15 @@ const config = await evaluate(loadStackConfig);
 const lock = await evaluate(() => readStackLock(config.lockFile));
 // A cold host takes minutes (fetch, extract, compress) before the first resource: say so.
 const progress = (message: string) => void pulumi.log.info(message);
-const hostEmulators = await evaluate(() => prepareStackEmulators(config, lock, progress));
 const cache = (what: string) => path.join(config.cacheDir, what);
 // Signed with cosign (lib/cosign.ts), or published unsigned, said in one line.
 const signing = await evaluate(() => signingMode(config));
+// Release assets: a GitHub release, or a local folder (dev), or none (stacks that only push images).
+// Built too for signed images, which carry the release's SBOM. Their tarballs start from each
+// emulator's bytes as a cold extraction checks them.
+const imageRegistry = imageTarget(config);
+const tarballs = config.release || (signing && imageRegistry) ? new Tarballs(cache('assets')) : undefined;
+const hostEmulators = await evaluate(() => prepareStackEmulators(config, lock, progress, undefined, tarballs && ((e) => tarballs.offer(e))));
 
 /** The release this stack publishes, e.g. v9.2.4-1. */
 export const release = releaseTag(lock);
@@ -31,10 +36,7 @@ export const qemu = lock.qemu;
 /** Per host arch: the emulators published (qemu-<name>-static). */
 export const emulators = Object.fromEntries(hostEmulators.map((h) => [h.host, h.emulators.map((e) => e.cpu)]));
 
-// Release assets: a GitHub release, or a local folder (dev), or none (stacks that only push images).
-// Built too for signed images, which carry the release's SBOM.
-const imageRegistry = imageTarget(config);
-const built = config.release || (signing && imageRegistry) ? await evaluate(() => buildAssets(hostEmulators, { cacheDir: cache('assets'), releaseTag: release, progress })) : undefined;
+const built = tarballs ? await evaluate(() => buildAssets(hostEmulators, { cacheDir: cache('assets'), releaseTag: release, progress, tarballs })) : undefined;
 let releaseAssets: ReleaseAssets | undefined;
 if (config.release && built) {
   const { repository, apiUrl, folder } = config.release;

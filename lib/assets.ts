@@ -14,7 +14,7 @@ import type { HostArch } from './cpus.ts';
 import { deflateBackend, deflateWorkers, LIBDEFLATE_RELEASE } from './deflate-pool.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile, type CheckedEmulator } from './extract.ts';
-import { makeStage, outputError, prepareOutDir, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
+import { dropOutDir, keepOutDir, makeOutDir, makeStage, outputError, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
 import { sha256 } from './digest.ts';
 import { digestOf, hashStamped, remember, stampFile, stampOf } from './known-digests.ts';
@@ -66,6 +66,11 @@ export interface BuildOptions {
    * (PrepareOptions.onEmulator); they must be kept in this cacheDir. Default: a new one.
    */
   tarballs?: Tarballs;
+  /**
+   * Told of each asset as soon as its bytes are ready (the raw emulators at once, a tarball when
+   * it is made), before the SBOM and SHA256SUMS: ReleaseFolder.put starts copying it.
+   */
+  onAsset?: (a: Asset) => void;
 }
 
 export const tarballName = (target: string) => `${emulatorFile(target)}.tar.gz`;
@@ -312,7 +317,8 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
   const planned = perHost.flatMap(({ h, emulators }) =>
     emulators.flatMap(({ e, source, tarball: bytes }) => {
       const common = { host: h.host, target: e.cpu };
-      const raw = bytes.then((t) => ({ file: source, size: e.size, sha256: e.sha256, sha1: t.emulatorSha1 }));
+      // The raw emulator is ready now; only its SHA1 (for the SBOM) waits for its tarball.
+      const raw = Object.assign(Promise.resolve({ file: source, size: e.size, sha256: e.sha256 }), { sha1: bytes.then((t) => t.emulatorSha1) });
       return [
         ...(h.host === UNPREFIXED_HOST
           ? [
@@ -332,11 +338,19 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
     seen.add(p.name);
   }
 
-  const built = await Promise.all(planned.map(async ({ bytes, ...p }) => ({ p, bytes: await bytes })));
-  const assets: Asset[] = built.map(({ p, bytes: { file, size, sha256 } }) => ({ ...p, file, size, sha256 }));
+  // Each asset as soon as its bytes are ready, for a writer to start copying it.
+  const ready = (p: (typeof planned)[number]) => p.bytes.then(({ file, size, sha256 }): Asset => ({ name: p.name, kind: p.kind, contentType: p.contentType, host: p.host, target: p.target, file, size, sha256 }));
+  const built = await Promise.all(
+    planned.map(async (p) => {
+      const asset = await ready(p);
+      o.onAsset?.(asset);
+      return { p, asset, sha1: await ('sha1' in p.bytes ? p.bytes.sha1 : p.bytes.then((t) => t.sha1)) };
+    }),
+  );
+  const assets: Asset[] = built.map((b) => b.asset);
 
   // The SBOM: every file above, each host's emulators and the RPMs they came from.
-  const files: SbomFile[] = built.map(({ p, bytes: b }) => ({ name: p.name, kind: p.kind, host: p.host, target: p.target, sha256: b.sha256, sha1: b.sha1 }));
+  const files: SbomFile[] = built.map(({ p, asset: a, sha1: digest }) => ({ name: p.name, kind: p.kind, host: p.host, target: p.target, sha256: a.sha256, sha1: digest }));
   const sbomHosts: SbomHost[] = await Promise.all(
     perHost.map(async ({ h, emulators }) => ({
       host: h.host,
@@ -404,53 +418,110 @@ async function publish(a: Asset, dest: string, folder: string): Promise<'copied'
   return 'hashed';
 }
 
+/** What writing a release folder did: files copied by the kernel, read and hashed to be copied, and kept. */
+export interface WriteCounts {
+  copied: number;
+  hashed: number;
+  kept: number;
+}
+
 /**
- * Writes every asset into `outDir`, all or nothing: files are staged in a folder inside
- * `outDir` and moved into place only when every one was copied and checked. A file the folder
- * already holds (same mode and bytes) is left alone. Stale staging folders that killed runs
- * left there are removed first. Returns how many files were copied by the kernel from a source
- * known by its stamp, read and hashed to be copied, and kept.
+ * A release folder being written, all or nothing: files are staged in a folder inside `outDir`
+ * and moved into place only when every one was copied and checked (finish). A file the folder
+ * already holds (same mode and bytes) is left alone. Stale staging folders that killed runs left
+ * there are removed first. An asset can be put as soon as its bytes are ready (buildAssets'
+ * onAsset), so copying overlaps the tarballs and the SBOM still being made.
  */
-export async function writeAssets(assets: readonly Asset[], outDir: string): Promise<{ copied: number; hashed: number; kept: number }> {
-  await prepareOutDir(outDir);
-  await sweepStages(outDir, ASSETS_STAGE_PREFIX);
-  const stage = await makeStage(outDir, ASSETS_STAGE_PREFIX);
-  const counts = { copied: 0, hashed: 0, kept: 0 };
-  const staged: string[] = [];
-  let failure: { cause: unknown } | undefined;
-  try {
-    const limit = pLimit(4);
+export class ReleaseFolder {
+  private readonly counts: WriteCounts = { copied: 0, hashed: 0, kept: 0 };
+  private readonly staged: string[] = [];
+  private readonly put_ = new Map<string, { sha256: string; done: Promise<void> }>();
+  private readonly limit = pLimit(4);
+  private failure: { cause: unknown } | undefined;
+  /** The stage, made with the first put: a run that fails before any asset is ready leaves no folder. */
+  private staging: Promise<string> | undefined;
+  /** Whether this run made the output folder (then a failure removes it again). */
+  private made = false;
+
+  /** @param outDir the release folder; made, and a killed run's stages swept from it, when the first asset is put */
+  constructor(readonly outDir: string) {}
+
+  private stage(): Promise<string> {
+    return (this.staging ??= (async () => {
+      this.made = await makeOutDir(this.outDir);
+      await sweepStages(this.outDir, ASSETS_STAGE_PREFIX);
+      return makeStage(this.outDir, ASSETS_STAGE_PREFIX);
+    })());
+  }
+
+  /** Starts copying `a` into the stage (once per name); a failure is reported by finish. */
+  put(a: Asset): void {
+    const earlier = this.put_.get(a.name);
+    if (earlier) {
+      if (earlier.sha256 !== a.sha256) this.failure ??= { cause: new Error(`${a.name} was given twice, with sha256 ${earlier.sha256} and ${a.sha256}`) };
+      return;
+    }
     // After the first failure the queued copies do nothing and the running ones are awaited:
     // a writer still busy in the stage while it is removed would keep files there, and the
     // removal's ENOTEMPTY would hide the real cause.
-    await Promise.all(
-      assets.map((a) =>
-        limit(async () => {
-          if (failure) return;
-          try {
-            if (await holds(path.join(outDir, a.name), a)) {
-              counts.kept++;
-              return;
-            }
-            // A full disk names the output folder, not the staging folder inside it.
-            counts[await waited('copy', a.name, () => publish(a, path.join(stage, a.name), outDir))]++;
-            staged.push(a.name);
-          } catch (e) {
-            failure ??= { cause: e };
-          }
-        }),
-      ),
-    );
-    // A failed move (a folder in the way) names the output file, not the stage it came from.
-    if (!failure) for (const name of staged) await fs.rename(path.join(stage, name), path.join(outDir, name)).catch((e: unknown) => { throw outputError(e, outDir, name); });
-  } catch (e) {
-    failure ??= { cause: e };
+    const done = this.limit(async () => {
+      if (this.failure) return;
+      try {
+        const stage = await this.stage();
+        if (await holds(path.join(this.outDir, a.name), a)) {
+          this.counts.kept++;
+          return;
+        }
+        // A full disk names the output folder, not the staging folder inside it.
+        this.counts[await waited('copy', a.name, () => publish(a, path.join(stage, a.name), this.outDir))]++;
+        this.staged.push(a.name);
+      } catch (e) {
+        this.failure ??= { cause: e };
+      }
+    });
+    this.put_.set(a.name, { sha256: a.sha256, done });
   }
-  try {
-    await removeStage(stage);
-  } catch (e) {
-    if (!failure) throw e;
+
+  /** Puts every asset not put yet, and moves them all into place, or none; the stage is removed either way. */
+  async finish(assets: readonly Asset[]): Promise<WriteCounts> {
+    for (const a of assets) this.put(a);
+    await Promise.all([...this.put_.values()].map((p) => p.done));
+    const extra = [...this.put_.keys()].filter((name) => !assets.some((a) => a.name === name));
+    if (extra.length > 0) this.failure ??= { cause: new Error(`${extra.join(', ')}: put in the release folder but not among its assets`) };
+    try {
+      const stage = await this.stage();
+      // A failed move (a folder in the way) names the output file, not the stage it came from.
+      if (!this.failure) for (const name of this.staged) await fs.rename(path.join(stage, name), path.join(this.outDir, name)).catch((e: unknown) => { throw outputError(e, this.outDir, name); });
+      if (!this.failure) keepOutDir(this.outDir);
+    } catch (e) {
+      this.failure ??= { cause: e };
+    }
+    await this.abandon();
+    return this.counts;
   }
-  if (failure) throw failure.cause;
-  return counts;
+
+  /**
+   * Waits for the copies under way and removes the stage, and the folder if this run made it: the
+   * folder is left as it was. Throws the first failure (or `cause`, what made the caller give up).
+   */
+  async abandon(cause?: unknown): Promise<void> {
+    if (cause !== undefined) this.failure ??= { cause };
+    await Promise.all([...this.put_.values()].map((p) => p.done));
+    try {
+      const stage = await this.staging?.catch(() => undefined);
+      if (stage) await removeStage(stage);
+      if (this.made && this.failure) await dropOutDir(this.outDir);
+    } catch (e) {
+      if (!this.failure) throw e;
+    }
+    if (this.failure) throw this.failure.cause;
+  }
+}
+
+/**
+ * Writes every asset into `outDir`, all or nothing (ReleaseFolder). Returns how many files were
+ * copied by the kernel from a source known by its stamp, read and hashed to be copied, and kept.
+ */
+export async function writeAssets(assets: readonly Asset[], outDir: string): Promise<WriteCounts> {
+  return new ReleaseFolder(outDir).finish(assets);
 }

@@ -256,10 +256,11 @@ export interface StackEmulatorConfig {
 /**
  * Every host's emulators for one stack, as the program and the CLI both compute them:
  * each host must be pinned by the lockfile; extractions live under `<cacheDir>/emulators`.
+ * `onEmulator`: told of each published emulator a cold extraction checks (PrepareOptions).
  */
-export async function prepareStackEmulators(config: StackEmulatorConfig, lock: Lock, progress?: (message: string) => void, fetch?: RetryOptions): Promise<HostEmulators[]> {
+export async function prepareStackEmulators(config: StackEmulatorConfig, lock: Lock, progress?: (message: string) => void, fetch?: RetryOptions, onEmulator?: OnEmulator): Promise<HostEmulators[]> {
   const missing = config.hosts.filter((h) => !lock.hosts[h]);
   if (missing.length > 0) throw new UserError(`${config.lockFile} pins no RPMs for host(s) ${missing.join(', ')}; run polyarch lock with --hosts ${config.hosts.join(',')}`);
   const targets = config.targets.includes('all') ? 'all' : config.targets;
-  return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: emulatorsCache(config.cacheDir), targets, progress, fetch })));
+  return Promise.all(config.hosts.map((host) => prepareEmulators(lock, host, { cacheDir: config.cacheDir, emulatorsDir: emulatorsCache(config.cacheDir), targets, progress, fetch, onEmulator })));
 }

@@ -85,6 +85,26 @@ interface Owner {
 const unfinished = new Set<string>();
 
 /**
+ * prepareOutDir, saying whether it made the folder. A folder it made counts as unfinished (a
+ * signal removes it) until keepOutDir; dropOutDir removes it again, while empty.
+ */
+export async function makeOutDir(dir: string): Promise<boolean> {
+  if (await checkOutDir(dir)) return false;
+  unfinished.add(dir);
+  await prepareOutDir(dir);
+  return true;
+}
+
+/** A folder makeOutDir made now holds the run's output: it stays. */
+export const keepOutDir = (dir: string): void => void unfinished.delete(dir);
+
+/** Removes a folder makeOutDir made, when nothing is in it: a failed run leaves no empty output folder. */
+export async function dropOutDir(dir: string): Promise<void> {
+  unfinished.delete(dir);
+  await fs.rmdir(dir).catch(() => {});
+}
+
+/**
  * Removes every staging folder and temp file this process has not finished with; returns how
  * many. Synchronous, for a signal handler: no other JavaScript runs in between. Paths are
  * registered before they are created, so whatever exists is removed, and a file the thread

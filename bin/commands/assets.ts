@@ -3,7 +3,7 @@
 // Errors are thrown as one-line Errors; the caller prints `error: <message>` and exits 1.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { buildAssets, Tarballs, writeAssets, type Asset } from '../../lib/assets.ts';
+import { buildAssets, ReleaseFolder, Tarballs, type Asset } from '../../lib/assets.ts';
 import { HOST_ARCHES, parseHostArch, targetsFor, type HostArch } from '../../lib/cpus.ts';
 import { emulatorsCache, extractOnce, prepareEmulators, type HostEmulators } from '../../lib/emulators.ts';
 import { sha256 } from '../../lib/digest.ts';
@@ -93,8 +93,17 @@ export async function runAssets(rpms: readonly string[], o: AssetsOptions): Prom
     const host = await fromRpms(parseHostArch(o.host!), rpms, o.cache, fetching);
     [tag, hosts] = [filesReleaseTag(host), [host]];
   }
-  const { assets } = await buildAssets(hosts, { cacheDir, releaseTag: tag, tarballs });
-  await writeAssets(assets, o.out);
+  // Each file is copied into the output folder as soon as it is ready, while the rest is made.
+  const folder = new ReleaseFolder(o.out);
+  let assets: Asset[];
+  try {
+    ({ assets } = await buildAssets(hosts, { cacheDir, releaseTag: tag, tarballs, onAsset: (a) => folder.put(a) }));
+  } catch (e) {
+    // The build's own error is the one to report; the folder is put back as it was.
+    await folder.abandon(e).catch(() => {});
+    throw e;
+  }
+  await folder.finish(assets);
   return assets;
 }
 
