@@ -10,7 +10,8 @@
 //           hard link, sha256sum for SHA256SUMS), from RPMs already on disk: not charged the
 //           download.
 // Cache states: cold = empty --cache, RPMs fetched from the loopback koji; warm = the same
-// --cache full, a new --out folder. Peak RSS and CPU time come from GNU time.
+// --cache full, a new --out folder. Peak RSS and CPU time come from GNU time. Before each run,
+// `sync` writes out what earlier runs left dirty, and the one-host cold runs take turns going first.
 // BENCH_BEFORE=<folder>: a checkout of another commit with node_modules and its build (`git
 // worktree add`, `npm ci`); its CLI runs cold on one host each round too, for a before/after ratio.
 // Goals (issue 24, 2 cores): cold one host >= 3x the seed and >= 1.3x native; warm one host
@@ -102,31 +103,56 @@ function sameRelease(oursDir: string, nativeDir: string): void {
 const r = { seed: [] as number[], native: [] as number[], nativeCpu: [] as number[], cold1: [] as number[], cold1Cpu: [] as number[], cold1Rss: [] as number[], before1: [] as number[], warm1: [] as number[], cold4: [] as number[], cold4Cpu: [] as number[], cold4Rss: [] as number[], warm4: [] as number[] };
 let outBytes = 0;
 let outFiles = 0;
+/** Writes out the dirty pages earlier runs left, untimed: their writeback is not charged to the next run. */
+const settle = () => run('sync', []);
 for (let i = 0; i < ROUNDS; i++) {
   const mark = scratchMark();
+  await settle();
   const t = performance.now();
   await seed();
   r.seed.push(performance.now() - t);
   const nativeOut = path.join(tmp(), 'out');
-  const n = await native(nativeOut);
-  r.native.push(n.ms);
-  r.nativeCpu.push(n.cpuMs);
-  if (BEFORE) r.before1.push((await ours(tmp(), path.join(tmp(), 'out'), [ONE], BEFORE)).ms);
-  const cache1 = tmp();
   const out1 = path.join(tmp(), 'out');
-  const c1 = await ours(cache1, out1, [ONE]);
-  r.cold1.push(c1.ms);
-  r.cold1Cpu.push(c1.cpuMs);
-  r.cold1Rss.push(c1.rssMB);
+  const cache1 = tmp();
+  // The one-host cold runs in a rotating order: none always runs on the heels of another.
+  const contenders: (() => Promise<void>)[] = [
+    async () => {
+      const n = await native(nativeOut);
+      r.native.push(n.ms);
+      r.nativeCpu.push(n.cpuMs);
+      fs.rmSync(`${nativeOut}.tree`, { recursive: true, force: true });
+    },
+    async () => {
+      const c1 = await ours(cache1, out1, [ONE]);
+      r.cold1.push(c1.ms);
+      r.cold1Cpu.push(c1.cpuMs);
+      r.cold1Rss.push(c1.rssMB);
+    },
+    ...(BEFORE
+      ? [
+          async () => {
+            const out = path.join(tmp(), 'out');
+            r.before1.push((await ours(tmp(), out, [ONE], BEFORE)).ms);
+          },
+        ]
+      : []),
+  ];
+  for (let k = 0; k < contenders.length; k++) {
+    await settle();
+    await contenders[(i + k) % contenders.length]!();
+  }
   sameRelease(out1, nativeOut);
   outFiles = fs.readdirSync(out1).length;
   outBytes = fs.readdirSync(out1).reduce((s, f) => s + fs.statSync(path.join(out1, f)).size, 0);
+  await settle();
   r.warm1.push((await ours(cache1, path.join(tmp(), 'out'), [ONE])).ms);
   const cache4 = tmp();
+  await settle();
   const c4 = await ours(cache4, path.join(tmp(), 'out'), HOSTS);
   r.cold4.push(c4.ms);
   r.cold4Cpu.push(c4.cpuMs);
   r.cold4Rss.push(c4.rssMB);
+  await settle();
   r.warm4.push((await ours(cache4, path.join(tmp(), 'out'), HOSTS)).ms);
   // Each round starts with no earlier round's files in the page cache.
   releaseScratch(mark);
