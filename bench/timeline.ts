@@ -121,7 +121,7 @@ const under = (step: string) =>
     const [a, b] = [start + c * slice, start + (c + 1) * slice];
     return spans.filter((s) => s.step === step).reduce((n, s) => n + Math.max(0, Math.min(b, s.end) - Math.max(a, s.start)), 0) / slice;
   });
-const under_ = new Map(steps.map((s) => [s, under(s)]));
+const underWay = new Map(steps.map((s) => [s, under(s)]));
 
 console.log(`polyarch assets, ${args.warm ? 'warm' : 'cold'}, ${hosts.join(',')}: ${(wall / 1000).toFixed(2)} s wall, ${(cpuMs / 1000).toFixed(2)} s CPU on ${CORES} cores (${((100 * cpuMs) / (wall * CORES)).toFixed(0)}% busy); ${(slice).toFixed(0)} ms a column, 0-9 tenths busy, # all`);
 console.log(lane(`cores (of ${CORES})`, total, slice * CORES));
@@ -129,7 +129,7 @@ for (const [i, k] of kinds.entries()) {
   const threads = k === 'main' ? 1 : Math.max(1, new Set([...kindOf].filter(([, v]) => v === k).map(([t]) => t)).size);
   console.log(lane(`${k}${k === 'main' || k === 'other threads' ? '' : ` (${threads})`}`, busy[i]!, slice * (k === 'other threads' ? CORES : threads)));
 }
-for (const s of steps) console.log(`${lane(`  ${s} under way`, under_.get(s)!.map((x) => Math.min(x, 1)), 1)} up to ${Math.max(...under_.get(s)!).toFixed(1)} at once`);
+for (const s of steps) console.log(`${lane(`  ${s} under way`, underWay.get(s)!.map((x) => Math.min(x, 1)), 1)} up to ${Math.max(...underWay.get(s)!).toFixed(1)} at once`);
 
 console.log('\nCPU by thread kind:');
 for (const [i, k] of kinds.entries()) console.log(`  ${k.padEnd(20)} ${busy[i]!.reduce((a, b) => a + b, 0).toFixed(0).padStart(6)} ms`);
@@ -152,7 +152,7 @@ for (let c = 0; c < COLUMNS; ) {
   while (e < COLUMNS && total[e]! <= slice * (CORES - 1)) e++;
   if (e - c >= 3) {
     const idle = Array.from({ length: e - c }, (_, j) => slice * CORES - total[c + j]!).reduce((a, b) => a + b, 0);
-    const active = steps.filter((s) => under_.get(s)!.slice(c, e).some((x) => x > 0)).join(', ') || 'nothing recorded';
+    const active = steps.filter((s) => underWay.get(s)!.slice(c, e).some((x) => x > 0)).join(', ') || 'nothing recorded';
     console.log(`  ${(c * slice).toFixed(0).padStart(5)}-${(e * slice).toFixed(0).padEnd(5)} ms: ${idle.toFixed(0)} ms of core time idle; under way: ${active}`);
   }
   c = e;

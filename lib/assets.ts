@@ -236,7 +236,7 @@ export class Tarballs {
     const job = tarballJob(e.cpu, e.sha256, e.data.length);
     if (this.jobs.has(job.key)) return Promise.resolve();
     this.waiting += job.size;
-    this.start(job, e.data).catch(() => {});
+    void this.start(job, e.data);
     return this.waiting < this.queueBytes ? Promise.resolve() : new Promise((resolve) => this.room.push(resolve));
   }
 
@@ -315,23 +315,24 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
     }),
   );
   const planned = perHost.flatMap(({ h, emulators }) =>
-    emulators.flatMap(({ e, source, tarball: bytes }) => {
+    emulators.flatMap(({ e, source, tarball }) => {
       const common = { host: h.host, target: e.cpu };
       // The raw emulator is ready now; only its SHA1 (for the SBOM) waits for its tarball.
-      const raw = Object.assign(Promise.resolve({ file: source, size: e.size, sha256: e.sha256 }), { sha1: bytes.then((t) => t.emulatorSha1) });
+      const raw = { bytes: Promise.resolve({ file: source, size: e.size, sha256: e.sha256 }), sha1: tarball.then((t) => t.emulatorSha1) };
+      const packed = { bytes: tarball, sha1: tarball.then((t) => t.sha1) };
       return [
         ...(h.host === UNPREFIXED_HOST
           ? [
-              { name: emulatorFile(e.cpu), kind: 'emulator' as const, contentType: CONTENT_TYPE.emulator, ...common, bytes: raw },
-              { name: tarballName(e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
+              { name: emulatorFile(e.cpu), kind: 'emulator' as const, contentType: CONTENT_TYPE.emulator, ...common, ...raw },
+              { name: tarballName(e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, ...packed },
             ]
           : []),
-        { name: hostTarballName(h.host, e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, bytes },
+        { name: hostTarballName(h.host, e.cpu), kind: 'tarball' as const, contentType: CONTENT_TYPE.tarball, ...common, ...packed },
       ];
     }),
   );
   // A failure is awaited below; this only keeps one seen while another host is still extracting.
-  for (const p of planned) p.bytes.catch(() => {});
+  for (const p of planned) p.sha1.catch(() => {});
   const seen = new Set<string>();
   for (const p of planned) {
     if (seen.has(p.name) || p.name === SUMS_FILE || p.name === SBOM_FILE) throw new Error(`two release assets are named ${p.name}; give each host arch once`);
@@ -344,7 +345,7 @@ export async function buildAssets(hosts: readonly (HostEmulators | PromiseLike<H
     planned.map(async (p) => {
       const asset = await ready(p);
       o.onAsset?.(asset);
-      return { p, asset, sha1: await ('sha1' in p.bytes ? p.bytes.sha1 : p.bytes.then((t) => t.sha1)) };
+      return { p, asset, sha1: await p.sha1 };
     }),
   );
   const assets: Asset[] = built.map((b) => b.asset);
@@ -435,7 +436,7 @@ export interface WriteCounts {
 export class ReleaseFolder {
   private readonly counts: WriteCounts = { copied: 0, hashed: 0, kept: 0 };
   private readonly staged: string[] = [];
-  private readonly put_ = new Map<string, { sha256: string; done: Promise<void> }>();
+  private readonly copies = new Map<string, { sha256: string; done: Promise<void> }>();
   private readonly limit = pLimit(4);
   private failure: { cause: unknown } | undefined;
   /** The stage, made with the first put: a run that fails before any asset is ready leaves no folder. */
@@ -456,7 +457,7 @@ export class ReleaseFolder {
 
   /** Starts copying `a` into the stage (once per name); a failure is reported by finish. */
   put(a: Asset): void {
-    const earlier = this.put_.get(a.name);
+    const earlier = this.copies.get(a.name);
     if (earlier) {
       if (earlier.sha256 !== a.sha256) this.failure ??= { cause: new Error(`${a.name} was given twice, with sha256 ${earlier.sha256} and ${a.sha256}`) };
       return;
@@ -479,14 +480,14 @@ export class ReleaseFolder {
         this.failure ??= { cause: e };
       }
     });
-    this.put_.set(a.name, { sha256: a.sha256, done });
+    this.copies.set(a.name, { sha256: a.sha256, done });
   }
 
   /** Puts every asset not put yet, and moves them all into place, or none; the stage is removed either way. */
   async finish(assets: readonly Asset[]): Promise<WriteCounts> {
     for (const a of assets) this.put(a);
-    await Promise.all([...this.put_.values()].map((p) => p.done));
-    const extra = [...this.put_.keys()].filter((name) => !assets.some((a) => a.name === name));
+    await Promise.all([...this.copies.values()].map((p) => p.done));
+    const extra = [...this.copies.keys()].filter((name) => !assets.some((a) => a.name === name));
     if (extra.length > 0) this.failure ??= { cause: new Error(`${extra.join(', ')}: put in the release folder but not among its assets`) };
     try {
       const stage = await this.stage();
@@ -506,7 +507,7 @@ export class ReleaseFolder {
    */
   async abandon(cause?: unknown): Promise<void> {
     if (cause !== undefined) this.failure ??= { cause };
-    await Promise.all([...this.put_.values()].map((p) => p.done));
+    await Promise.all([...this.copies.values()].map((p) => p.done));
     try {
       const stage = await this.staging?.catch(() => undefined);
       if (stage) await removeStage(stage);
