@@ -14,7 +14,7 @@ import type { HostArch } from './cpus.ts';
 import { deflateBackend, deflateWorkers, LIBDEFLATE_RELEASE } from './deflate-pool.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile, type CheckedEmulator } from './extract.ts';
-import { dropOutDir, keepOutDir, makeOutDir, makeStage, outputError, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
+import { copyNew, dropOutDir, keepOutDir, makeOutDir, makeStage, outputError, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { reproducibleTarball, TARBALL_RECIPE } from './tarball.ts';
 import { sha256 } from './digest.ts';
 import { digestOf, hashStamped, remember, stampFile, stampOf } from './known-digests.ts';
@@ -401,14 +401,13 @@ async function holds(file: string, a: Asset): Promise<boolean> {
  * never shares an inode with a cache file, so a later write to the one (a `cp` onto a release
  * file) cannot reach the other, nor the other outputs made from it. A source whose stamp says
  * it holds the asset's bytes (hashed by this process, or recorded by the run that cached it) is
- * copied by the kernel (copy_file_range, or a reflink where the file system has them) without
- * being read or hashed here; its stamp is taken again after the copy, since any write meanwhile
- * changes it. Any other source is read, hashed and written (copyVerified).
+ * copied by the kernel (copyNew) without being read or hashed here; its stamp is taken again
+ * after the copy, since any write meanwhile changes it. Any other source is read, hashed and written (copyVerified).
  */
 async function publish(a: Asset, dest: string, folder: string): Promise<'copied' | 'hashed'> {
   const before = await stampFile(a.file);
   if (digestOf(before) === a.sha256) {
-    await fs.copyFile(a.file, dest, fs.constants.COPYFILE_FICLONE).catch((e: unknown) => {
+    await copyNew(a.file, dest).catch((e: unknown) => {
       throw outputError(e, folder, a.name);
     });
     await fs.chmod(dest, assetMode(a));

@@ -35,7 +35,7 @@ import type { StackConfig } from './config.ts';
 import type { HostEmulators } from './emulators.ts';
 import { emulatorFile } from './extract.ts';
 import { hashStamped } from './known-digests.ts';
-import { makeStage, publishStage, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
+import { copyNew, makeStage, publishStage, removeStage, sweepStages, sweepTemps, writeError, writeWhole } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
 import { UserError } from './user-error.ts';
@@ -453,7 +453,7 @@ export async function stageUpload(plan: BuildHostPlan, dir: string): Promise<str
     // which has its digests from the extraction: what goes to a host is what the RPMs hold.
     for (const f of plan.files) {
       const to = path.join(stage, f.name);
-      await fs.copyFile(f.local, to, fs.constants.COPYFILE_FICLONE);
+      await copyNew(f.local, to);
       const got = (await hashStamped(to)).sha256;
       if (got !== f.sha256) throw new Error(`${f.local}: sha256 ${got}, expected ${f.sha256} (changed since it was extracted); run again`);
     }

@@ -14,7 +14,7 @@ import { CPUS, hostFamily, type Cpu, type HostArch } from './cpus.ts';
 import type { HostEmulators } from './emulators.ts';
 import type { ManifestEntry } from './extract.ts';
 import { platformArch, type ImagePlan, type PlannedImage } from './image-plan.ts';
-import { makeStage, prepareOutDir, publishStage, removeStage, sweepStages, writeError } from './out-dir.ts';
+import { copyNew, makeStage, prepareOutDir, publishStage, removeStage, sweepStages, writeError } from './out-dir.ts';
 import { generateRegisterScript } from './register-script.ts';
 import { sha256 } from './digest.ts';
 import { hashStamped, stampFile } from './known-digests.ts';
@@ -178,7 +178,7 @@ async function place(f: ContextFile, dest: string): Promise<void> {
     if (got.sha256 !== f.sha256 || got.size !== f.size) throw new Error(`${src} changed since extraction: sha256 ${got.sha256} (${got.size} bytes), extracted as ${f.sha256} (${f.size} bytes); remove the folder and run again`);
     // A kernel copy (a reflink where the file system has them); any write to the source
     // meanwhile changes its stamp, so an unchanged stamp means the checked bytes were copied.
-    await fs.copyFile(src, dest, fs.constants.COPYFILE_FICLONE);
+    await copyNew(src, dest);
     if ((await stampFile(src)) !== got.stamp) throw new Error(`${src}: changed while it was copied into a build context; run again`);
   }
   await fs.chmod(dest, f.mode);

@@ -208,6 +208,17 @@ export async function publishStage<T>(stage: string, dir: string, ours: T, their
   }
 }
 
+/**
+ * Copies `src` to `dest`, a new file in a staging folder, in the kernel (copy_file_range, or a
+ * reflink where the file system has them). EXCL because `dest` is new: without it libuv
+ * truncates the new file first (deps/uv/src/unix/fs.c, uv__fs_copyfile), and ext4 takes a
+ * truncate to 0 as a file being replaced (fs/ext4/inode.c, ext4_truncate: auto_da_alloc), so
+ * the close then starts writing it out on this thread: 7% of a warm `assets` run's CPU.
+ */
+export async function copyNew(src: string, dest: string): Promise<void> {
+  await fs.copyFile(src, dest, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
+}
+
 /** Removes a staging folder (when it is still there) and forgets it. */
 export async function removeStage(stage: string): Promise<void> {
   await fs.rm(stage, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { checkOutDir, makeStage, prepareOutDir, removeStage, sweepStages, sweepTemps } from '../../lib/out-dir.ts';
+import { checkOutDir, copyNew, makeStage, prepareOutDir, removeStage, sweepStages, sweepTemps } from '../../lib/out-dir.ts';
 
 const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
 const OUR_NS = /^pid:\[(\d+)\]$/.exec(fs.readlinkSync('/proc/self/ns/pid'))![1]!;
@@ -23,6 +23,20 @@ function tmp(t: TestContext): string {
 
 /** A pid no process has now: a child that already exited (and was reaped). */
 const gonePid = () => spawnSync('true').pid!;
+
+test('copyNew: a file of its own with the same bytes; a file already there is refused and left as it was', async (t) => {
+  const dir = tmp(t);
+  const src = path.join(dir, 'qemu-aarch64-static');
+  const bytes = Buffer.alloc(3 << 20, 'emulator');
+  fs.writeFileSync(src, bytes);
+  const dest = path.join(dir, 'copy');
+  await copyNew(src, dest);
+  assert.deepEqual(fs.readFileSync(dest), bytes);
+  assert.notEqual(fs.statSync(dest).ino, fs.statSync(src).ino);
+  fs.writeFileSync(dest, 'kept');
+  await assert.rejects(copyNew(src, dest), { code: 'EEXIST' });
+  assert.equal(fs.readFileSync(dest, 'utf8'), 'kept');
+});
 
 test('our stages name our pid namespace', async (t) => {
   const dir = tmp(t);
