@@ -4,11 +4,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { BINFMT_MISC, parseProcEntry, type ProcEntry } from './binfmt.ts';
 import { CPUS, entryPlatform, hostFamily } from './cpus.ts';
+import './schema.ts';
 
-const hex = z.string().regex(/^(?:[0-9a-f]{2})*$/);
+const hex = z.string().check(z.regex(/^(?:[0-9a-f]{2})*$/));
 
 export const BinfmtStatusEntry = z.strictObject({
   /** The entry's name, `qemu-<cpu>`. */
@@ -16,8 +17,8 @@ export const BinfmtStatusEntry = z.strictObject({
   enabled: z.boolean(),
   interpreter: z.string(),
   /** In the kernel's order (P, O, C, F); empty for none. */
-  flags: z.string().regex(/^P?O?C?F?$/),
-  offset: z.number().int().nonnegative(),
+  flags: z.string().check(z.regex(/^P?O?C?F?$/)),
+  offset: z.int().check(z.nonnegative()),
   /** Lowercase hex, as /proc prints it. */
   magic: hex,
   /** Lowercase hex; empty when the entry was registered without a mask. */
@@ -26,7 +27,7 @@ export const BinfmtStatusEntry = z.strictObject({
    * The OCI platform the entry lets the machine run (`linux/arm64`), from the CPU table; null for
    * a CPU without one and for an entry of no table CPU. Last: added to the shape, nothing moved.
    */
-  platform: z.string().nullable(),
+  platform: z.nullable(z.string()),
 });
 
 export const BinfmtStatus = z.strictObject({

@@ -4,13 +4,14 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { targetsFor, type HostArch } from './cpus.ts';
 import { emulatorFile, nevra, type CheckedEmulator, type Extraction, type ManifestEntry, type OnEmulator, type RpmFacts } from './extract.ts';
 import type { RetryOptions } from './fetch.ts';
 import { extractLockedRpms, type Lock } from './lock.ts';
 import { hashStamped, remember, stampOf } from './known-digests.ts';
 import { makeStage, NoSpaceError, publishStage, removeStage, sweepStages, writeError, writeWhole } from './out-dir.ts';
+import './schema.ts';
 import { UserError } from './user-error.ts';
 
 /** One host's extracted emulators, limited to the stack's targets. */
@@ -77,18 +78,18 @@ async function readStamps(dir: string): Promise<Record<string, unknown>> {
 }
 
 const RpmFactsSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9._+-]+$/),
-  epoch: z.number().int().min(0).optional(),
-  version: z.string().regex(/^[A-Za-z0-9._+~^]+$/),
-  release: z.string().regex(/^[A-Za-z0-9._+~^]+$/),
-  arch: z.string().regex(/^[A-Za-z0-9_]+$/),
-  license: z.string().max(65536).optional(),
-  buildTime: z.number().int().min(0).optional(),
-  url: z.string().min(1),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  size: z.number().int().positive(),
+  name: z.string().check(z.regex(/^[A-Za-z0-9._+-]+$/)),
+  epoch: z.optional(z.int().check(z.minimum(0))),
+  version: z.string().check(z.regex(/^[A-Za-z0-9._+~^]+$/)),
+  release: z.string().check(z.regex(/^[A-Za-z0-9._+~^]+$/)),
+  arch: z.string().check(z.regex(/^[A-Za-z0-9_]+$/)),
+  license: z.optional(z.string().check(z.maxLength(65536))),
+  buildTime: z.optional(z.int().check(z.minimum(0))),
+  url: z.string().check(z.minLength(1)),
+  sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)),
+  size: z.int().check(z.positive()),
   // RPM files given by hand may hold none (a meta package); a lockfile pins none such.
-  emulators: z.array(z.string().regex(/^[a-z0-9_]+$/)),
+  emulators: z.array(z.string().check(z.regex(/^[a-z0-9_]+$/))),
 });
 
 /**
@@ -101,7 +102,7 @@ async function cachedRpms(dir: string, manifest: readonly ManifestEntry[], diges
   if (text === undefined) return undefined;
   let rpms: RpmFacts[];
   try {
-    const r = RpmFactsSchema.array().safeParse(JSON.parse(text));
+    const r = z.array(RpmFactsSchema).safeParse(JSON.parse(text));
     if (!r.success) return undefined;
     rpms = r.data;
   } catch {

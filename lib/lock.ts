@@ -4,25 +4,26 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { HOST_ARCHES, type HostArch } from './cpus.ts';
 import { emulatorsInHeader, extractRpms, type Extraction, type ManifestEntry, type OnEmulator } from './extract.ts';
 import { fetchText, RpmCache, type RetryOptions } from './fetch.ts';
 import { buildDirUrl, DEFAULT_KOJI, RELEASE_RE, selectRpms, VERSION_RE } from './koji.ts';
 import { NoSpaceError, WriteError, writeWhole } from './out-dir.ts';
 import { readRpm } from './rpm.ts';
+import './schema.ts';
 import { UserError } from './user-error.ts';
 import { waited } from './timeline.ts';
 
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256');
-const cpuName = z.string().regex(/^[a-z0-9_]+$/, 'must be a CPU name');
+const sha256Hex = z.string().check(z.regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256'));
+const cpuName = z.string().check(z.regex(/^[a-z0-9_]+$/, 'must be a CPU name'));
 
 const LockedRpm = z.strictObject({
-  name: z.string().regex(/^qemu-user-static(-[a-z0-9_]+)?$/, 'must be a qemu-user-static package name'),
+  name: z.string().check(z.regex(/^qemu-user-static(-[a-z0-9_]+)?$/, 'must be a qemu-user-static package name')),
   url: z.url({ protocol: /^https?$/ }),
-  size: z.number().int().positive(),
+  size: z.int().check(z.positive()),
   sha256: sha256Hex,
-  emulators: z.array(cpuName).min(1, 'a locked RPM must hold at least one emulator'),
+  emulators: z.array(cpuName).check(z.minLength(1, 'a locked RPM must hold at least one emulator')),
 });
 
 type Pins = Partial<Record<HostArch, readonly z.infer<typeof LockedRpm>[]>>;
@@ -61,8 +62,8 @@ export function duplicatePin(hosts: Pins): { path: (string | number)[]; message:
 
 export const LockSchema = z.strictObject({
   qemu: z.strictObject({
-    version: z.string().regex(VERSION_RE, 'malformed QEMU version (expected like 9.2.4)'),
-    release: z.string().regex(RELEASE_RE, 'malformed Fedora release (expected like 1.fc42)'),
+    version: z.string().check(z.regex(VERSION_RE, 'malformed QEMU version (expected like 9.2.4)')),
+    release: z.string().check(z.regex(RELEASE_RE, 'malformed Fedora release (expected like 1.fc42)')),
   }),
   /**
    * The n of release v<qemu>-<n> (and of the images' <qemu>-<n> tags): 1 for a new QEMU
@@ -70,15 +71,15 @@ export const LockSchema = z.strictObject({
    * (a Fedora rebuild), because a published release's files never change. Raised by hand
    * for any other change to published files. Absent in lockfiles written before it: 1.
    */
-  releaseNumber: z.number().int().min(1).max(9999).default(1),
+  releaseNumber: z._default(z.int().check(z.minimum(1), z.maximum(9999)), 1),
   koji: z.url({ protocol: /^https?$/ }),
-  hosts: z
-    .partialRecord(z.enum(HOST_ARCHES), z.array(LockedRpm).min(1))
-    .refine((h) => Object.keys(h).length > 0, 'at least one host arch')
-    .superRefine((h, ctx) => {
+  hosts: z.partialRecord(z.enum(HOST_ARCHES), z.array(LockedRpm).check(z.minLength(1))).check(
+    z.refine((h) => Object.keys(h).length > 0, 'at least one host arch'),
+    z.superRefine((h, ctx) => {
       const dup = duplicatePin(h);
       if (dup) ctx.addIssue({ code: 'custom', path: dup.path, message: dup.message });
     }),
+  ),
 });
 
 export type Lock = z.infer<typeof LockSchema>;

@@ -62,7 +62,7 @@ export function binfmtCommands(program: Command): void {
     // Another binfmt_misc mount (a chroot's, or a test's copy); HOST_ARCH overrides uname -m as in the script.
     .addOption(new Option('--binfmt-dir <dir>').hideHelp())
     .action(async (o: { json?: boolean; binfmtDir?: string }) => {
-      // Loaded here, not for `--help`: zod, its schemas' library, is the largest import of a start-up.
+      // Loaded here, not for `--help`: only this command reads binfmt_misc and checks it against a schema.
       const [{ BINFMT_MISC }, { readBinfmtStatus }] = await Promise.all([import('../../lib/binfmt.ts'), import('../../lib/binfmt-status.ts')]);
       const status = readBinfmtStatus(o.binfmtDir ?? BINFMT_MISC);
       if (o.json) printJson(status);
