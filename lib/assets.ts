@@ -402,7 +402,8 @@ async function holds(file: string, a: Asset): Promise<boolean> {
  * file) cannot reach the other, nor the other outputs made from it. A source whose stamp says
  * it holds the asset's bytes (hashed by this process, or recorded by the run that cached it) is
  * copied by the kernel (copyNew) without being read or hashed here; its stamp is taken again
- * after the copy, since any write meanwhile changes it. Any other source is read, hashed and written (copyVerified).
+ * after the copy, since any write meanwhile changes it. Any other source is read, hashed and
+ * written (copyVerified).
  */
 async function publish(a: Asset, dest: string, folder: string): Promise<'copied' | 'hashed'> {
   const before = await stampFile(a.file);

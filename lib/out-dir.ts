@@ -213,7 +213,8 @@ export async function publishStage<T>(stage: string, dir: string, ours: T, their
  * reflink where the file system has them). EXCL because `dest` is new: without it libuv
  * truncates the new file first (deps/uv/src/unix/fs.c, uv__fs_copyfile), and ext4 takes a
  * truncate to 0 as a file being replaced (fs/ext4/inode.c, ext4_truncate: auto_da_alloc), so
- * the close then starts writing it out on this thread: 7% of a warm `assets` run's CPU.
+ * each close started writing the file out on the thread that copied it (a warm one-host `assets`
+ * run took 0.34 to 0.66 s with that, 0.26 to 0.29 s without).
  */
 export async function copyNew(src: string, dest: string): Promise<void> {
   await fs.copyFile(src, dest, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
