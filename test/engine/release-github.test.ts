@@ -163,6 +163,7 @@ test('a GitHub release on the real engine, immutable releases on: public only wh
   const partial = github.assets(draft[0]!.id).length;
   assert.ok(partial >= 4 && partial < names.length, `cut half-way: ${partial} of ${names.length} files`);
   // What the README tells a maintainer to run after a killed update, then up: one release, whole.
+  p.removeTornSidecars();
   await p.ok(['cancel', '--yes']);
   await p.ok(['refresh', '--clear-pending-creates', '--yes']);
   await p.ok(['up', '--yes']);

@@ -84,6 +84,14 @@ export interface EngineProject {
   ok(args: readonly string[], o?: { input?: string; env?: NodeJS.ProcessEnv }): Promise<Run>;
   /** Sets a stack config string; a `secret` one goes in through stdin, never argv. */
   setConfig(key: string, value: string, secret?: boolean): Promise<void>;
+  /**
+   * After a SIGKILL, the README's step for a torn `.attrs` sidecar: removes every stack file's
+   * sidecar that is not whole JSON, and returns their paths. The file backend (gocloud's
+   * fileblob) renames a stack file into place whole but writes its sidecar in place
+   * (blob/fileblob/attrs.go, setAttrs), and reads a torn one as "failed to load checkpoint: EOF";
+   * a missing one reads as the default.
+   */
+  removeTornSidecars(): string[];
 }
 
 export interface ProjectOptions {
@@ -188,6 +196,20 @@ export async function engineProject(t: TestContext, stack: string, o: ProjectOpt
     ok,
     async setConfig(key, value, secret = false) {
       await ok(secret ? ['config', 'set', '--secret', key] : ['config', 'set', key, value], secret ? { input: value } : undefined);
+    },
+    removeTornSidecars() {
+      const stacks = path.join(state, '.pulumi', 'stacks');
+      const sidecars = fs.existsSync(stacks) ? (fs.readdirSync(stacks, { recursive: true }) as string[]).filter((f) => f.endsWith('.attrs')).map((f) => path.join(stacks, f)) : [];
+      const torn = sidecars.filter((f) => {
+        try {
+          JSON.parse(fs.readFileSync(f, 'utf8'));
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      for (const f of torn) fs.rmSync(f);
+      return torn;
     },
   };
   // `stack init` may not be given --stack; it names the stack itself.
